@@ -1,0 +1,51 @@
+"""mlmagic: environments, training runs and deployments on your own Docker engine.
+
+In a notebook: ``%load_ext mlmagic``, then ``%%environment NAME``. From Python::
+
+    from mlmagic import Environment, Workspace
+    env = Environment.from_requirements("digits-env", "requirements.txt").build()
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mlmagic._version import __version__
+from mlmagic.environment import Environment
+from mlmagic.exceptions import (
+    BuildError,
+    DeployError,
+    EngineError,
+    MlmagicError,
+    RunError,
+    SpecError,
+)
+from mlmagic.workspace import Workspace
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+__all__ = [
+    "BuildError",
+    "DeployError",
+    "EngineError",
+    "Environment",
+    "MlmagicError",
+    "RunError",
+    "SpecError",
+    "Workspace",
+    "__version__",
+    "load_ipython_extension",
+]
+
+
+def load_ipython_extension(shell: InteractiveShell) -> None:
+    """``%load_ext mlmagic``: register the magics and the ``MLMagic`` settings."""
+    from mlmagic.config import MLMagic, set_config
+    from mlmagic.magics import MLMagics
+
+    config = MLMagic(parent=shell)
+    set_config(config)
+    if config not in shell.configurables:
+        shell.configurables.append(config)  # type: ignore[arg-type]
+    shell.register_magics(MLMagics)

@@ -1,0 +1,132 @@
+"""Typed events yielded by every long operation.
+
+Builds yield :class:`BuildEvent`; runs and deployments yield :class:`RunEvent`. Widgets,
+the CLI printer and the REST handlers consume the same iterators; no view parses log text
+to find state.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+
+__all__ = ["BuildEvent", "BuildEventKind", "RunEvent", "RunEventKind", "Stage", "Status"]
+
+
+class BuildEventKind(str, Enum):
+    """What a :class:`BuildEvent` reports."""
+
+    START = "start"  #: the build begins (or is looked up in the cache)
+    STEP = "step"  #: a build step starts; ``step`` names it
+    LOG = "log"  #: one line of output of the current step
+    STEP_DONE = "step_done"  #: a step ended; ``cached`` says whether it was a cache hit
+    DONE = "done"  #: the image is ready; ``image`` names it
+    ERROR = "error"  #: the build failed; ``message`` says why
+
+
+@dataclass(frozen=True)
+class BuildEvent:
+    """One thing that happened while materialising an environment.
+
+    Attributes
+    ----------
+    kind
+        What happened.
+    message
+        A log line (``LOG``), an error (``ERROR``), or a short description.
+    step
+        The step's label, e.g. ``"[2/5] RUN apt-get install ..."``, for step events.
+    step_index, step_count
+        Position of the step when the builder knows it.
+    cached
+        ``True`` when a step, or the whole build (``DONE``), came from the cache.
+    image
+        The image tag, on ``START`` and ``DONE``.
+    duration
+        Seconds the step or the build took, on ``STEP_DONE`` and ``DONE``.
+    time
+        Wall-clock time the event was made.
+    """
+
+    kind: BuildEventKind
+    message: str = ""
+    step: str | None = None
+    step_index: int | None = None
+    step_count: int | None = None
+    cached: bool = False
+    image: str | None = None
+    duration: float | None = None
+    time: float = field(default_factory=time.time)
+
+
+class Stage(str, Enum):
+    """The stages a run goes through, in order."""
+
+    QUEUED = "Queued"
+    PREPARING = "Preparing"
+    STARTING = "Starting"
+    RUNNING = "Running"
+    FINALIZING = "Finalizing"
+
+
+class Status(str, Enum):
+    """The status of a run: its stage while it is live, then how it ended."""
+
+    QUEUED = "Queued"
+    PREPARING = "Preparing"
+    STARTING = "Starting"
+    RUNNING = "Running"
+    FINALIZING = "Finalizing"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """``True`` once the run has ended."""
+        return self in (Status.COMPLETED, Status.FAILED, Status.CANCELED)
+
+
+class RunEventKind(str, Enum):
+    """What a :class:`RunEvent` reports."""
+
+    STAGE = "stage"  #: a stage starts; ``stage`` names it
+    BUILD = "build"  #: a build event of the environment, in ``build``
+    LOG = "log"  #: one line printed by the script (stdout and stderr, in order)
+    METRIC = "metric"  #: a metric value: ``name``, ``step``, ``value``
+    END = "end"  #: the run ended: ``status``, ``exit_code``, ``message``
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """One thing that happened during a run (or a deployment).
+
+    Attributes
+    ----------
+    kind
+        What happened.
+    stage
+        The stage that starts, for ``STAGE``.
+    message
+        A log line for ``LOG``; why the run ended for ``END``.
+    build
+        The environment's build event, for ``BUILD``.
+    name, step, value
+        The metric, for ``METRIC``.
+    status, exit_code
+        How the run ended, for ``END``.
+    time
+        Wall-clock time the event was made.
+    """
+
+    kind: RunEventKind
+    stage: Stage | None = None
+    message: str = ""
+    build: BuildEvent | None = None
+    name: str | None = None
+    step: int | None = None
+    value: float | None = None
+    status: Status | None = None
+    exit_code: int | None = None
+    time: float = field(default_factory=time.time)

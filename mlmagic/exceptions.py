@@ -1,0 +1,87 @@
+"""The exception tree of mlmagic.
+
+Every error a user can see derives from :class:`MlmagicError`. Third-party errors
+(docker, yaml, http) are mapped to these at the boundary with ``raise ... from exc``, and
+every message says what happened and what to do about it, in one line where it can.
+
+    MlmagicError
+    ├── SpecError       a cell or file cannot be read as an environment definition
+    ├── BuildError      an image (or virtual environment) could not be built
+    ├── EngineError     no container engine answers, or it refused a request
+    ├── RunError        a run could not be submitted, or failed
+    └── DeployError     a service could not be deployed, or failed
+"""
+
+from __future__ import annotations
+
+__all__ = ["BuildError", "DeployError", "EngineError", "MlmagicError", "RunError", "SpecError"]
+
+
+class MlmagicError(Exception):
+    """Root of every error raised by mlmagic."""
+
+
+class SpecError(MlmagicError, ValueError):
+    """An environment definition is malformed.
+
+    Parameters
+    ----------
+    message
+        What is wrong and how to fix it.
+    line
+        The 1-based line of the cell or file where the problem is, when known.
+    """
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        self.line = line
+        if line is not None:
+            message = f"line {line}: {message}"
+        super().__init__(message)
+
+
+class BuildError(MlmagicError):
+    """An environment could not be materialised.
+
+    Parameters
+    ----------
+    message
+        What failed and what to do.
+    step
+        The build step that failed (for example ``"[3/5] RUN uv pip install ..."``).
+    log_tail
+        The last lines of the failing step's output.
+    log_path
+        Where the whole build log is kept.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: str | None = None,
+        log_tail: list[str] | None = None,
+        log_path: str | None = None,
+    ) -> None:
+        self.step = step
+        self.log_tail = list(log_tail or [])
+        self.log_path = log_path
+        parts = [message]
+        if step:
+            parts.append(f"Failing step: {step}")
+        if self.log_tail:
+            parts.append("Last lines of its output:\n" + "\n".join(self.log_tail))
+        if log_path:
+            parts.append(f"Full log: {log_path}")
+        super().__init__("\n".join(parts))
+
+
+class EngineError(MlmagicError):
+    """The container engine cannot be reached or refused a request."""
+
+
+class RunError(MlmagicError):
+    """A run could not be submitted, or it ended in failure."""
+
+
+class DeployError(MlmagicError):
+    """A service could not be deployed, or it stopped serving."""
