@@ -1,0 +1,203 @@
+"""The container engine contract: the only way the rest of mlmagic reaches Docker.
+
+Everything outside :mod:`mlmagic.engine` talks to a :class:`ContainerEngine`, so tests of
+control flow can use :class:`~mlmagic.engine.fake.FakeEngine` and another engine (Podman)
+could plug in. Implementations raise :class:`~mlmagic.exceptions.EngineError` for an engine
+that does not answer or refuses a request, with a message that says what to do, and
+:class:`~mlmagic.exceptions.BuildError` for a build that fails.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlmagic.events import BuildEvent
+
+__all__ = [
+    "BuildRequest",
+    "ContainerEngine",
+    "ContainerSpec",
+    "ContainerState",
+    "GpuRequest",
+    "ImageInfo",
+    "Mount",
+    "PortBinding",
+]
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """An image the engine holds."""
+
+    tag: str
+    id: str
+    size: int  #: bytes
+    created: str  #: ISO 8601
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What to build.
+
+    Attributes
+    ----------
+    context_dir
+        The build context; holds the Dockerfile named by ``dockerfile``.
+    tag
+        The tag to give the image.
+    dockerfile
+        Path of the Dockerfile relative to ``context_dir``.
+    build_args
+        ``--build-arg`` values. Never put secrets here: they stay in the image history.
+    secrets
+        BuildKit secrets, id → file on the host, mounted only during the ``RUN`` steps
+        that ask for them and never stored in a layer.
+    no_cache
+        Ignore the layer cache.
+    """
+
+    context_dir: Path
+    tag: str
+    dockerfile: str = "Dockerfile"
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, Path] = field(default_factory=dict)
+    no_cache: bool = False
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A bind mount of a host path into a container."""
+
+    source: Path
+    target: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class GpuRequest:
+    """NVIDIA GPUs asked of the engine: all of them, a count, or device ids."""
+
+    count: int | None = None  #: ``-1`` for all
+    device_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PortBinding:
+    """A container port published on a host address (127.0.0.1 unless asked)."""
+
+    container_port: int
+    host_port: int
+    host_ip: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """A container to create and start."""
+
+    image: str
+    command: Sequence[str]
+    labels: Mapping[str, str] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=dict)
+    mounts: Sequence[Mount] = ()
+    working_dir: str | None = None
+    name: str | None = None
+    gpus: GpuRequest | None = None
+    shm_size: str | None = None  #: e.g. ``"2g"``
+    memory: str | None = None  #: e.g. ``"4g"``
+    cpus: float | None = None
+    ports: Sequence[PortBinding] = ()
+    user: str | None = None
+    #: Run a tiny init (tini) as PID 1, reaping orphans and passing signals on.
+    init: bool = True
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """What the engine knows of a container."""
+
+    id: str
+    status: str  #: created, running, exited, dead ...
+    exit_code: int | None
+    oom_killed: bool
+    started_at: str | None
+    finished_at: str | None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def running(self) -> bool:
+        """``True`` while the container's process is alive."""
+        return self.status in ("created", "running", "restarting", "paused")
+
+
+class ContainerEngine(ABC):
+    """A container engine mlmagic can build images and run containers with."""
+
+    #: A short name for messages ("docker").
+    name: str = "engine"
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Check that the engine answers; raise :class:`EngineError` saying what to do."""
+
+    @abstractmethod
+    def image_info(self, tag: str) -> ImageInfo | None:
+        """The image with this tag, or ``None`` when the engine does not hold it."""
+
+    @abstractmethod
+    def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
+        """Build an image, yielding events as the build goes.
+
+        Yields ``STEP``, ``LOG`` and ``STEP_DONE`` events and ends with ``DONE``.
+        Raises :class:`BuildError` naming the failing step with its last lines of output.
+        """
+
+    @abstractmethod
+    def remove_image(self, tag: str) -> None:
+        """Remove an image; no error when it does not exist."""
+
+    @abstractmethod
+    def pull(self, image: str, auth: tuple[str, str] | None = None) -> None:
+        """Pull an image; ``auth`` is ``(username, password)``, used once and not kept."""
+
+    @abstractmethod
+    def run_once(self, image: str, command: Sequence[str]) -> str:
+        """Run a short command in a fresh container of ``image`` and return its output.
+
+        The container is removed afterwards. Raises :class:`EngineError` with the
+        output when the command exits non-zero.
+        """
+
+    @abstractmethod
+    def start(self, spec: ContainerSpec) -> str:
+        """Create and start a container; return its id."""
+
+    @abstractmethod
+    def state(self, container_id: str) -> ContainerState | None:
+        """The container's state, or ``None`` when it no longer exists."""
+
+    @abstractmethod
+    def logs(self, container_id: str, *, follow: bool = False) -> Iterator[str]:
+        """The container's output as lines (without the newline), from the start.
+
+        With ``follow`` the iterator ends when the container stops.
+        """
+
+    @abstractmethod
+    def stop(self, container_id: str, timeout: float = 10) -> None:
+        """Stop a container (SIGTERM, then SIGKILL after ``timeout`` seconds)."""
+
+    @abstractmethod
+    def remove(self, container_id: str) -> None:
+        """Remove a stopped container; no error when it is gone."""
+
+    @abstractmethod
+    def find(self, labels: Mapping[str, str]) -> list[ContainerState]:
+        """Containers (running or not) that carry all of these labels."""
+
+    @abstractmethod
+    def gpu_problem(self) -> str | None:
+        """``None`` when the engine can give NVIDIA GPUs, else what is missing."""

@@ -1,0 +1,351 @@
+"""The Docker engine: docker-py for images and containers, the docker CLI for builds.
+
+docker-py's build API waits for the whole build and cannot use BuildKit, so builds go
+through the docker CLI with BuildKit (``docker buildx build --load`` where the buildx
+plugin exists, else ``DOCKER_BUILDKIT=1 docker build`` on clients older than 23, which
+build with BuildKit without the plugin). Everything else uses the Docker API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cached_property
+from typing import Any
+
+import docker
+import docker.errors
+import docker.types
+from packaging.version import InvalidVersion, Version
+
+from mlmagic.engine.base import (
+    BuildRequest,
+    ContainerEngine,
+    ContainerSpec,
+    ContainerState,
+    ImageInfo,
+)
+from mlmagic.engine.progress import ProgressParser
+from mlmagic.events import BuildEvent, BuildEventKind
+from mlmagic.exceptions import BuildError, EngineError
+
+__all__ = ["DockerEngine"]
+
+_START_DOCKER = (
+    "Start Docker (Docker Desktop, or `sudo dockerd` / `sudo systemctl start docker` on "
+    "Linux), then try again."
+)
+
+
+class DockerEngine(ContainerEngine):
+    """A Docker engine found the way the docker CLI finds it (``DOCKER_HOST`` or the socket).
+
+    Parameters
+    ----------
+    cli
+        The docker command to build with; empty finds one that can use BuildKit.
+    """
+
+    name = "docker"
+
+    def __init__(self, cli: str = "") -> None:
+        self._cli_setting = cli
+
+    # -- connection ---------------------------------------------------------------------
+
+    @cached_property
+    def _client(self) -> docker.DockerClient:
+        try:
+            client = docker.from_env(timeout=120)
+            client.ping()
+        except docker.errors.DockerException as exc:
+            raise EngineError(
+                f"No Docker engine answers at {self._address()}. {_START_DOCKER}"
+            ) from exc
+        return client
+
+    @staticmethod
+    def _address() -> str:
+        return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+
+    def ping(self) -> None:
+        """Raise :class:`EngineError` unless the engine answers."""
+        try:
+            self._client.ping()
+        except docker.errors.DockerException as exc:
+            self.__dict__.pop("_client", None)
+            raise EngineError(
+                f"No Docker engine answers at {self._address()}. {_START_DOCKER}"
+            ) from exc
+
+    def _api(self, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call docker-py, mapping its errors to :class:`EngineError`."""
+        try:
+            return call(*args, **kwargs)
+        except docker.errors.NotFound:
+            raise
+        except docker.errors.APIError as exc:
+            raise EngineError(f"Docker refused to {what}: {exc.explanation or exc}") from exc
+        except docker.errors.DockerException as exc:
+            raise EngineError(f"Docker failed to {what}: {exc}. {_START_DOCKER}") from exc
+
+    # -- images ---------------------------------------------------------------------------
+
+    def image_info(self, tag: str) -> ImageInfo | None:
+        """The image with this tag, or ``None``."""
+        try:
+            image = self._api("inspect an image", self._client.images.get, tag)
+        except docker.errors.NotFound:
+            return None
+        attrs = image.attrs
+        return ImageInfo(tag=tag, id=image.id, size=int(attrs["Size"]), created=attrs["Created"])
+
+    def remove_image(self, tag: str) -> None:
+        """Remove an image; no error when it is gone."""
+        with contextlib.suppress(docker.errors.NotFound):
+            self._api("remove an image", self._client.images.remove, tag, force=True)
+
+    def pull(self, image: str, auth: tuple[str, str] | None = None) -> None:
+        """Pull ``image``, with ``(username, password)`` when given (not kept)."""
+        auth_config = {"username": auth[0], "password": auth[1]} if auth else None
+        try:
+            self._api("pull an image", self._client.images.pull, image, auth_config=auth_config)
+        except docker.errors.NotFound as exc:
+            raise EngineError(f"The image {image} does not exist or needs a login.") from exc
+
+    @cached_property
+    def _build_command(self) -> list[str]:
+        """The command prefix for a BuildKit build, found once."""
+        candidates = [self._cli_setting] if self._cli_setting else []
+        candidates += [shutil.which("docker") or "", "/usr/bin/docker"]
+        for cli in dict.fromkeys(c for c in candidates if c and os.access(c, os.X_OK)):
+            if _succeeds([cli, "buildx", "version"]):
+                return [cli, "buildx", "build", "--load"]
+            if _client_version(cli) < Version("23"):
+                return [cli, "build"]
+        raise EngineError(
+            "Building needs a docker CLI that can use BuildKit: install the buildx plugin "
+            "(docker-buildx-plugin) or set MLMagic.docker_cli to a docker client older than 23."
+        )
+
+    def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
+        """Build with BuildKit, yielding step, log and done events."""
+        self.ping()
+        command = [*self._build_command, "--progress=plain", "-t", request.tag]
+        command += ["-f", str(request.context_dir / request.dockerfile)]
+        for name, value in request.build_args.items():
+            command += ["--build-arg", f"{name}={value}"]
+        for secret_id, path in request.secrets.items():
+            command += ["--secret", f"id={secret_id},src={path}"]
+        if request.no_cache:
+            command.append("--no-cache")
+        command.append(str(request.context_dir))
+        env = {**os.environ, "DOCKER_BUILDKIT": "1"}
+        parser = ProgressParser()
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            text=True,
+            errors="replace",
+            bufsize=1,
+        )
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                yield from parser.feed(line)
+            code = process.wait()
+        finally:
+            if process.poll() is None:
+                # The consumer stopped early (an interrupt): stop the build too.
+                process.terminate()
+                process.wait()
+        if code != 0:
+            if parser.failed_step is None:
+                message = "\n".join(parser.error_lines[-5:]) or f"exit code {code}"
+                raise BuildError(f"The build of {request.tag} failed: {message}")
+            raise BuildError(
+                f"The build of {request.tag} failed at step {parser.failed_step}.",
+                step=parser.failed_step,
+                log_tail=parser.failed_tail[-15:],
+            )
+        yield BuildEvent(BuildEventKind.DONE, image=request.tag)
+
+    def run_once(self, image: str, command: Sequence[str]) -> str:
+        """Run ``command`` in a fresh container of ``image``; return its output."""
+        try:
+            output = self._api(
+                "run a container",
+                self._client.containers.run,
+                image,
+                list(command),
+                remove=True,
+                stdout=True,
+                stderr=True,
+                entrypoint=[],
+            )
+        except docker.errors.ContainerError as exc:
+            stderr = exc.stderr.decode(errors="replace") if exc.stderr else ""
+            raise EngineError(
+                f"`{' '.join(command)}` failed in {image} (exit {exc.exit_status}): {stderr}"
+            ) from exc
+        except docker.errors.NotFound as exc:
+            raise EngineError(f"The image {image} is not in the engine.") from exc
+        return bytes(output).decode(errors="replace")
+
+    # -- containers -----------------------------------------------------------------------
+
+    def start(self, spec: ContainerSpec) -> str:
+        """Create and start a container; return its id."""
+        kwargs: dict[str, Any] = {
+            "command": list(spec.command),
+            "labels": dict(spec.labels),
+            "environment": dict(spec.environment),
+            "working_dir": spec.working_dir,
+            "name": spec.name,
+            "detach": True,
+            "init": spec.init,
+            "entrypoint": [],
+            "mounts": [
+                docker.types.Mount(
+                    target=m.target, source=str(m.source), type="bind", read_only=m.read_only
+                )
+                for m in spec.mounts
+            ],
+        }
+        if spec.user:
+            kwargs["user"] = spec.user
+        if spec.shm_size:
+            kwargs["shm_size"] = spec.shm_size
+        if spec.memory:
+            kwargs["mem_limit"] = spec.memory
+            # No swap beyond the limit: an out-of-memory script is killed, not slowed.
+            kwargs["memswap_limit"] = spec.memory
+        if spec.cpus:
+            kwargs["nano_cpus"] = int(spec.cpus * 1e9)
+        if spec.gpus is not None:
+            kwargs["device_requests"] = [
+                docker.types.DeviceRequest(
+                    count=spec.gpus.count if not spec.gpus.device_ids else None,
+                    device_ids=list(spec.gpus.device_ids) or None,
+                    capabilities=[["gpu"]],
+                )
+            ]
+        if spec.ports:
+            kwargs["ports"] = {
+                f"{p.container_port}/tcp": (p.host_ip, p.host_port) for p in spec.ports
+            }
+        try:
+            container = self._api(
+                "start a container", self._client.containers.run, spec.image, **kwargs
+            )
+        except docker.errors.NotFound as exc:
+            raise EngineError(f"The image {spec.image} is not in the engine.") from exc
+        return str(container.id)
+
+    def state(self, container_id: str) -> ContainerState | None:
+        """The container's state, or ``None`` once it is removed."""
+        try:
+            attrs = self._api(
+                "inspect a container", self._client.api.inspect_container, container_id
+            )
+        except docker.errors.NotFound:
+            return None
+        return _state(attrs)
+
+    def logs(self, container_id: str, *, follow: bool = False) -> Iterator[str]:
+        """The container's output as lines, from the start."""
+        try:
+            stream = self._api(
+                "read logs",
+                self._client.api.logs,
+                container_id,
+                stream=True,
+                follow=follow,
+                stdout=True,
+                stderr=True,
+            )
+        except docker.errors.NotFound:
+            return
+        pending = b""
+        for chunk in stream:
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                yield line.decode(errors="replace")
+        if pending:
+            yield pending.decode(errors="replace")
+
+    def stop(self, container_id: str, timeout: float = 10) -> None:
+        """Stop a container; no error when it is gone."""
+        with contextlib.suppress(docker.errors.NotFound):
+            self._api("stop a container", self._client.api.stop, container_id, timeout=int(timeout))
+
+    def remove(self, container_id: str) -> None:
+        """Remove a container; no error when it is gone."""
+        with contextlib.suppress(docker.errors.NotFound):
+            self._api(
+                "remove a container", self._client.api.remove_container, container_id, force=True
+            )
+
+    def find(self, labels: Mapping[str, str]) -> list[ContainerState]:
+        """Containers carrying all of ``labels``."""
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        found = self._api("list containers", self._client.api.containers, all=True, filters=filters)
+        states = []
+        for summary in found:
+            state = self.state(summary["Id"])
+            if state is not None:
+                states.append(state)
+        return states
+
+    def gpu_problem(self) -> str | None:
+        """``None`` when the engine can give NVIDIA GPUs, else what is missing."""
+        info = self._api("describe itself", self._client.info)
+        if "nvidia" in (info.get("Runtimes") or {}):
+            return None
+        if shutil.which("nvidia-container-cli") or shutil.which("nvidia-container-runtime-hook"):
+            return None
+        return (
+            "The Docker engine cannot give GPUs: the NVIDIA Container Toolkit is not installed "
+            "(no nvidia runtime in `docker info`, no nvidia-container-cli). Install it, or use "
+            "--gpus auto to run on the CPU when no GPU is available."
+        )
+
+
+def _state(attrs: Mapping[str, Any]) -> ContainerState:
+    state = attrs["State"]
+    return ContainerState(
+        id=attrs["Id"],
+        status=state["Status"],
+        exit_code=state.get("ExitCode") if state["Status"] in ("exited", "dead") else None,
+        oom_killed=bool(state.get("OOMKilled")),
+        started_at=state.get("StartedAt"),
+        finished_at=state.get("FinishedAt"),
+        labels=dict(attrs["Config"].get("Labels") or {}),
+        error=state.get("Error") or "",
+    )
+
+
+def _succeeds(command: list[str]) -> bool:
+    try:
+        return subprocess.run(command, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _client_version(cli: str) -> Version:
+    try:
+        out = subprocess.run(
+            [cli, "version", "--format", "{{.Client.Version}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.strip()
+        return Version(out.split("+")[0].split("-")[0])
+    except (OSError, subprocess.TimeoutExpired, InvalidVersion):
+        return Version("9999")

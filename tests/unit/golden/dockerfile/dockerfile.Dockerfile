@@ -1,0 +1,3 @@
+FROM debian:bookworm
+# hello
+RUN echo hi
