@@ -1,0 +1,188 @@
+"""Render an :class:`EnvironmentSpec` as Dockerfile text. Pure: no I/O.
+
+The layer order keeps Docker's cache useful: base → system packages → Python → the
+dependency layer → environment variables → extra steps. Package installs run with
+BuildKit mounts: a cache mount shared by all environments (a second environment that
+shares packages with the first does not download them again) and two secrets, the
+host's CA bundle and its package-index settings, which reach the ``RUN`` step but never
+a layer (see :mod:`mlmagic.build.context`).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from mlmagic.spec import EnvironmentSpec
+from mlmagic.spec.conda import pip_beyond_conda
+
+__all__ = [
+    "BUILD_SETTINGS_SECRET",
+    "CA_SECRET",
+    "ENV_PREFIX",
+    "REQUIREMENTS_FILE",
+    "UV_FILE",
+    "ResolvedBase",
+    "render",
+]
+
+#: Where the Python environment lives in every image mlmagic builds.
+ENV_PREFIX = "/opt/mlmagic/env"
+#: Names of files the build context holds next to the Dockerfile.
+UV_FILE = "uv"
+REQUIREMENTS_FILE = "requirements.txt"
+#: BuildKit secret ids.
+CA_SECRET = "mlmagic-ca"
+BUILD_SETTINGS_SECRET = "mlmagic-build-settings"
+
+_MICROMAMBA_URL = "https://micro.mamba.pm/api/micromamba/linux-64/latest"
+
+_SECRETS = (
+    f"--mount=type=secret,id={CA_SECRET},target=/run/secrets/{CA_SECRET} "
+    f"--mount=type=secret,id={BUILD_SETTINGS_SECRET},target=/run/secrets/{BUILD_SETTINGS_SECRET}"
+)
+_LOAD_SETTINGS = f". /run/secrets/{BUILD_SETTINGS_SECRET}"
+
+
+@dataclass(frozen=True)
+class ResolvedBase:
+    """The base image and Python a spec resolves to under the current settings.
+
+    Attributes
+    ----------
+    image
+        The image reference to start ``FROM``.
+    python
+        The Python version the image must have, or ``None`` to take the image's own.
+    install_python
+        Install Python with the system package manager when the image has none
+        (GPU images based on plain CUDA images).
+    """
+
+    image: str
+    python: str | None
+    install_python: bool = False
+
+
+def render(spec: EnvironmentSpec, base: ResolvedBase) -> str:
+    """The Dockerfile for ``spec`` on ``base``.
+
+    A Dockerfile spec is returned as written. A user-managed spec installs nothing: it is
+    its base image plus system packages, environment variables and extra steps.
+    """
+    if spec.dockerfile is not None:
+        return spec.dockerfile
+    lines = [f"FROM {base.image}", "USER root", "ENV DEBIAN_FRONTEND=noninteractive"]
+    lines += _system_packages(spec.apt)
+    if not spec.user_managed:
+        lines += _python(base, check_version=spec.solver != "conda")
+        if spec.solver == "conda":
+            lines += _conda_layer(spec, base)
+        else:
+            lines += _uv_layer(spec, base)
+    lines += _environment_variables(spec.env)
+    lines += list(spec.dockerfile_steps)
+    return "\n".join(lines) + "\n"
+
+
+def _run(*commands: str, mounts: str = "") -> list[str]:
+    """A ``RUN`` instruction of several commands joined by ``&&``, one per line."""
+    head = f"RUN {mounts} " if mounts else "RUN "
+    body = " \\\n    && ".join(commands)
+    return [head + body]
+
+
+def _system_packages(packages: tuple[str, ...]) -> list[str]:
+    if not packages:
+        return []
+    names = " ".join(shlex.quote(p) for p in packages)
+    return _run(
+        "apt-get update",
+        f"apt-get install -y --no-install-recommends {names}",
+        "rm -rf /var/lib/apt/lists/*",
+    )
+
+
+def _python(base: ResolvedBase, *, check_version: bool) -> list[str]:
+    lines = []
+    if base.install_python:
+        lines += _run(
+            "(command -v python3 >/dev/null || (apt-get update"
+            " && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates"
+            " && rm -rf /var/lib/apt/lists/*))"
+        )
+    lines += [
+        f"COPY {UV_FILE} /usr/local/bin/uv",
+        f"ENV VIRTUAL_ENV={ENV_PREFIX} PATH={ENV_PREFIX}/bin:$PATH "
+        "UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never PYTHONUNBUFFERED=1",
+    ]
+    if base.python and check_version:
+        want = base.python
+        message = (
+            f"mlmagic: the base image has Python $v, not {want}: choose a base image with "
+            f"Python {want} (--base) or drop --python"
+        )
+        lines += _run(
+            "v=$(python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])')",
+            f'{{ [ "$v" = "{want}" ] || {{ echo "{message}" >&2; exit 1; }}; }}',
+        )
+    return lines
+
+
+def _uv_layer(spec: EnvironmentSpec, base: ResolvedBase) -> list[str]:
+    lines = _run(f"uv venv --python python3 {ENV_PREFIX}")
+    if not spec.pip:
+        return lines
+    options = []
+    if spec.index_url:
+        options.append(f"--index-url {shlex.quote(spec.index_url)}")
+    options += [f"--extra-index-url {shlex.quote(url)}" for url in spec.extra_index_urls]
+    install = " ".join(["uv pip install", *options, f"-r /opt/mlmagic/{REQUIREMENTS_FILE}"])
+    lines.append(f"COPY {REQUIREMENTS_FILE} /opt/mlmagic/{REQUIREMENTS_FILE}")
+    lines += _run(
+        _LOAD_SETTINGS,
+        install,
+        mounts=f"--mount=type=cache,id=mlmagic-uv,target=/root/.cache/uv {_SECRETS}",
+    )
+    return lines
+
+
+def _conda_layer(spec: EnvironmentSpec, base: ResolvedBase) -> list[str]:
+    """micromamba makes the environment from conda channels; pip packages go in with uv."""
+    channels = " ".join(f"-c {shlex.quote(c)}" for c in spec.channels or ("conda-forge",))
+    python = f"python={base.python}" if base.python else "python"
+    packages = " ".join(shlex.quote(p) for p in (python, *spec.conda))
+    fetch = (
+        'python3 -c "import tarfile, urllib.request as u; '
+        f"u.urlretrieve('{_MICROMAMBA_URL}', '/tmp/mm.tar.bz2'); "
+        "tarfile.open('/tmp/mm.tar.bz2').extract('bin/micromamba', '/usr/local')\""
+    )
+    lines = _run(
+        _LOAD_SETTINGS,
+        fetch,
+        "rm /tmp/mm.tar.bz2",
+        f"micromamba create -y -p {ENV_PREFIX} {channels} {packages}",
+        "micromamba clean -a -y",
+        mounts=_SECRETS,
+    )
+    if pip_beyond_conda(spec):
+        lines.append(f"COPY {REQUIREMENTS_FILE} /opt/mlmagic/{REQUIREMENTS_FILE}")
+        lines += _run(
+            _LOAD_SETTINGS,
+            f"uv pip install -r /opt/mlmagic/{REQUIREMENTS_FILE}",
+            mounts=f"--mount=type=cache,id=mlmagic-uv,target=/root/.cache/uv {_SECRETS}",
+        )
+    return lines
+
+
+def _environment_variables(env: tuple[tuple[str, str], ...]) -> list[str]:
+    if not env:
+        return []
+    pairs = " ".join(f"{name}={_env_value(value)}" for name, value in env)
+    return [f"ENV {pairs}"]
+
+
+def _env_value(value: str) -> str:
+    """Quote an ENV value the Dockerfile way (double quotes, backslash escapes)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return f'"{escaped}"'
