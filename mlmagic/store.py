@@ -1,0 +1,299 @@
+"""The workspace's SQLite database: schema and queries.
+
+One file, WAL mode, a busy timeout, and every write in a short ``BEGIN IMMEDIATE``
+transaction, so several kernels, the CLI and the Jupyter server can use one workspace at
+once. A connection is opened per thread (sqlite3 connections are not shared across
+threads). Rows come back as plain dicts; JSON columns are decoded.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mlmagic.exceptions import MlmagicError
+
+__all__ = ["SCHEMA_VERSION", "Store"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS environments (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    spec TEXT NOT NULL,
+    cache_key TEXT NOT NULL,
+    image TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created REAL NOT NULL,
+    built REAL,
+    size INTEGER,
+    packages TEXT,
+    dockerfile TEXT NOT NULL,
+    error TEXT,
+    log_path TEXT,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    experiment TEXT NOT NULL,
+    name TEXT,
+    status TEXT NOT NULL,
+    target TEXT NOT NULL,
+    env_name TEXT,
+    env_version INTEGER,
+    image TEXT,
+    script TEXT NOT NULL,
+    args TEXT NOT NULL,
+    config TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    container_id TEXT,
+    owner TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    started REAL,
+    ended REAL,
+    exit_code INTEGER,
+    error TEXT,
+    failed_stage TEXT,
+    snapshot_files INTEGER,
+    snapshot_bytes INTEGER
+);
+CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment, created);
+CREATE TABLE IF NOT EXISTS stages (
+    run_id TEXT NOT NULL REFERENCES runs (id),
+    stage TEXT NOT NULL,
+    started REAL NOT NULL,
+    ended REAL,
+    PRIMARY KEY (run_id, stage)
+);
+CREATE TABLE IF NOT EXISTS models (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    run_id TEXT,
+    experiment TEXT,
+    env_name TEXT,
+    env_version INTEGER,
+    tags TEXT NOT NULL,
+    description TEXT,
+    created REAL NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS services (
+    name TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    config TEXT NOT NULL,
+    image TEXT,
+    container_id TEXT,
+    url TEXT,
+    key_hashes TEXT NOT NULL DEFAULT '[]',
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    error TEXT
+);
+"""
+
+_JSON_COLUMNS = frozenset({"spec", "packages", "args", "config", "tags", "key_hashes"})
+
+
+def _decode(row: sqlite3.Row) -> dict[str, Any]:
+    data = dict(row)
+    for key in _JSON_COLUMNS & data.keys():
+        if data[key] is not None:
+            data[key] = json.loads(data[key])
+    return data
+
+
+def _encode(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        key: json.dumps(value) if key in _JSON_COLUMNS and value is not None else value
+        for key, value in values.items()
+    }
+
+
+class Store:
+    """The database of one workspace.
+
+    Parameters
+    ----------
+    path
+        The SQLite file; created with its schema when missing.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        db = self._connection()
+        # executescript commits as it goes; each CREATE ... IF NOT EXISTS is idempotent.
+        db.executescript(f"{_SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};")
+
+    def _connection(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            except sqlite3.Error as exc:
+                raise MlmagicError(
+                    f"Cannot open the workspace database {self.path}: {exc}. Check the "
+                    "folder exists and is writable, or set MLMAGIC_WORKSPACE."
+                ) from exc
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the lock at once (no upgrade deadlocks)."""
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _one(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
+        row = self._connection().execute(sql, params).fetchone()
+        return _decode(row) if row else None
+
+    def _all(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        return [_decode(r) for r in self._connection().execute(sql, params).fetchall()]
+
+    def _update(self, table: str, where: Mapping[str, Any], values: Mapping[str, Any]) -> None:
+        if not values:
+            return
+        sets = ", ".join(f"{k} = :set_{k}" for k in values)
+        cond = " AND ".join(f"{k} = :where_{k}" for k in where)
+        params = {f"set_{k}": v for k, v in _encode(values).items()}
+        params.update({f"where_{k}": v for k, v in where.items()})
+        with self.transaction() as db:
+            db.execute(f"UPDATE {table} SET {sets} WHERE {cond}", params)
+
+    # -- environments -----------------------------------------------------------------
+
+    def register_environment(self, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The latest version of ``name`` if its cache key matches, else a new version.
+
+        ``values`` holds the columns of a new version (spec, cache_key, image, status,
+        dockerfile). Checking and inserting happen in one transaction, so two kernels
+        registering at once agree on the version numbers.
+        """
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT * FROM environments WHERE name = ? ORDER BY version DESC LIMIT 1",
+                (name,),
+            ).fetchone()
+            if row is not None and row["cache_key"] == values["cache_key"]:
+                return _decode(row)
+            version = row["version"] + 1 if row else 1
+            columns = {**_encode(values), "name": name, "version": version, "created": time.time()}
+            names = ", ".join(columns)
+            marks = ", ".join(f":{k}" for k in columns)
+            db.execute(f"INSERT INTO environments ({names}) VALUES ({marks})", columns)
+        found = self.environment(name, version)
+        assert found is not None
+        return found
+
+    def environment(self, name: str, version: int | None = None) -> dict[str, Any] | None:
+        """One version of an environment (the latest when ``version`` is ``None``)."""
+        if version is None:
+            return self._one(
+                "SELECT * FROM environments WHERE name = ? ORDER BY version DESC LIMIT 1",
+                (name,),
+            )
+        return self._one(
+            "SELECT * FROM environments WHERE name = ? AND version = ?", (name, version)
+        )
+
+    def environments(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Every version of every environment (or of ``name``), newest first."""
+        if name is None:
+            return self._all("SELECT * FROM environments ORDER BY name, version DESC")
+        return self._all("SELECT * FROM environments WHERE name = ? ORDER BY version DESC", (name,))
+
+    def update_environment(self, name: str, version: int, **values: Any) -> None:
+        """Change columns of one environment version."""
+        self._update("environments", {"name": name, "version": version}, values)
+
+    # -- runs -------------------------------------------------------------------------
+
+    def insert_run(self, values: Mapping[str, Any]) -> None:
+        """Record a new run (``values`` has at least the NOT NULL columns)."""
+        columns = _encode({"created": time.time(), **values})
+        names = ", ".join(columns)
+        marks = ", ".join(f":{k}" for k in columns)
+        with self.transaction() as db:
+            db.execute(f"INSERT INTO runs ({names}) VALUES ({marks})", columns)
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        """One run, or ``None``."""
+        return self._one("SELECT * FROM runs WHERE id = ?", (run_id,))
+
+    def runs(self, experiment: str | None = None) -> list[dict[str, Any]]:
+        """Runs (of one experiment), newest first."""
+        if experiment is None:
+            return self._all("SELECT * FROM runs ORDER BY created DESC")
+        return self._all(
+            "SELECT * FROM runs WHERE experiment = ? ORDER BY created DESC", (experiment,)
+        )
+
+    def update_run(self, run_id: str, **values: Any) -> None:
+        """Change columns of a run."""
+        self._update("runs", {"id": run_id}, values)
+
+    def finish_run(self, run_id: str, **values: Any) -> bool:
+        """Close a live run's record once; ``False`` if another process already did.
+
+        The terminal status is written only while the stored status is not terminal,
+        so whichever process sees the end first closes the record and the others change
+        nothing.
+        """
+        columns = _encode(values)
+        sets = ", ".join(f"{k} = :{k}" for k in columns)
+        with self.transaction() as db:
+            cursor = db.execute(
+                f"UPDATE runs SET {sets} WHERE id = :run_id "
+                "AND status NOT IN ('Completed', 'Failed', 'Canceled')",
+                {**columns, "run_id": run_id},
+            )
+            if cursor.rowcount:
+                db.execute(
+                    "UPDATE stages SET ended = :ended WHERE run_id = :run_id AND ended IS NULL",
+                    {"ended": values.get("ended", time.time()), "run_id": run_id},
+                )
+            return cursor.rowcount == 1
+
+    def start_stage(self, run_id: str, stage: str, when: float | None = None) -> bool:
+        """End the run's open stage and start ``stage``; ``False`` if the run has ended."""
+        when = time.time() if when is None else when
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE runs SET status = ? WHERE id = ? "
+                "AND status NOT IN ('Completed', 'Failed', 'Canceled')",
+                (stage, run_id),
+            )
+            if cursor.rowcount == 0:
+                return False
+            db.execute(
+                "UPDATE stages SET ended = ? WHERE run_id = ? AND ended IS NULL", (when, run_id)
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO stages (run_id, stage, started) VALUES (?, ?, ?)",
+                (run_id, stage, when),
+            )
+        return True
+
+    def stages(self, run_id: str) -> list[dict[str, Any]]:
+        """The stages of a run, in the order they started."""
+        return self._all("SELECT * FROM stages WHERE run_id = ? ORDER BY started", (run_id,))

@@ -1,0 +1,142 @@
+"""The workspace: a folder holding the database and the files of runs and models.
+
+Found like git finds a repository: ``MLMAGIC_WORKSPACE`` if set, else the nearest
+``.mlmagic/`` folder from the current directory upwards, else a new ``.mlmagic/`` in the
+current directory. Creating one needs no command. :class:`Workspace` is the facade the
+magics, the CLI and the server use: collections of environments, runs, models and
+services over one store and one engine.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlmagic.config import MLMagic, get_config
+from mlmagic.engine.base import ContainerEngine
+from mlmagic.environment import Environments
+from mlmagic.exceptions import MlmagicError
+from mlmagic.store import Store
+
+if TYPE_CHECKING:
+    from mlmagic.environment import Environment
+    from mlmagic.models import Models
+    from mlmagic.run.run import Run, Runs
+
+__all__ = ["WORKSPACE_DIRNAME", "Workspace", "find_workspace"]
+
+WORKSPACE_DIRNAME = ".mlmagic"
+_DATABASE = "mlmagic.db"
+
+
+def find_workspace(start: Path | None = None) -> Path:
+    """The workspace folder for ``start`` (default: the current directory)."""
+    override = os.environ.get("MLMAGIC_WORKSPACE")
+    if override:
+        return Path(override).expanduser().resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / WORKSPACE_DIRNAME
+        if (candidate / _DATABASE).is_file():
+            return candidate
+    return here / WORKSPACE_DIRNAME
+
+
+class Workspace:
+    """A workspace folder and the engine its images and containers live in.
+
+    Parameters
+    ----------
+    path
+        The workspace folder (``.mlmagic``); ``None`` finds it (see :func:`find_workspace`).
+    engine
+        The container engine; ``None`` uses the Docker engine, connected on first use.
+    config
+        Settings; ``None`` uses the process's (``%config MLMagic...``).
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        engine: ContainerEngine | None = None,
+        config: MLMagic | None = None,
+    ) -> None:
+        self.root = Path(path).expanduser().resolve() if path else find_workspace()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MlmagicError(
+                f"Cannot create the workspace folder {self.root}: {exc.strerror}. "
+                "Set MLMAGIC_WORKSPACE to a writable folder."
+            ) from exc
+        self._config = config
+        if engine is not None:
+            self.__dict__["engine"] = engine
+
+    _current: dict[Path, Workspace] = {}
+
+    @classmethod
+    def current(cls) -> Workspace:
+        """The workspace of the current directory, one object per folder and process."""
+        root = find_workspace()
+        if root not in cls._current:
+            cls._current[root] = cls(root)
+        return cls._current[root]
+
+    @property
+    def config(self) -> MLMagic:
+        """The settings in force: the ones given, else the process's (``%config``)."""
+        return self._config or get_config()
+
+    @cached_property
+    def store(self) -> Store:
+        """The workspace's database."""
+        return Store(self.root / _DATABASE)
+
+    @cached_property
+    def engine(self) -> ContainerEngine:
+        """The container engine (Docker), connected when first used."""
+        from mlmagic.engine.docker import DockerEngine
+
+        return DockerEngine(cli=self.config.docker_cli)
+
+    @cached_property
+    def environments(self) -> Environments:
+        """The environments registered in this workspace."""
+        return Environments(self)
+
+    @cached_property
+    def runs(self) -> Runs:
+        """The runs of this workspace."""
+        from mlmagic.run.run import Runs
+
+        return Runs(self)
+
+    @cached_property
+    def models(self) -> Models:
+        """The model registry of this workspace."""
+        from mlmagic.models import Models
+
+        return Models(self)
+
+    def submit(self, script: str | None, environment: str | Environment, **options: Any) -> Run:
+        """Run a training script in a container of ``environment``; return at once.
+
+        Options: ``args``, ``source_dir``, ``experiment``, ``name``, ``tags``, ``gpus``
+        (``none``, ``all``, ``auto``, a count or ids), ``data`` (name → folder, mounted
+        read-only), ``shm_size``, ``memory``, ``cpus``, ``timeout`` (seconds) and
+        ``script_text`` (run this text instead of a file). See :func:`mlmagic.run.run.submit`.
+        """
+        from mlmagic.run.run import submit
+
+        return submit(self, script, environment, **options)
+
+    def path(self, *parts: str) -> Path:
+        """A path inside the workspace folder."""
+        return self.root.joinpath(*parts)
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"

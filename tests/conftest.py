@@ -1,0 +1,90 @@
+"""Shared fixtures and the test tiers.
+
+Tiers: ``tests/unit`` (no Docker), ``tests/docker`` (a real Docker engine; marked
+``docker``), ``tests/e2e`` (a real browser; marked ``e2e``). ``scripts/test --fast`` runs
+the first tier alone.
+
+A test that needs Docker skips when no engine answers, except under ``CI=true``, where
+it fails: CI must never pass by skipping the real-engine tier.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+#: The local base image the test command makes (no registry can be reached here).
+BASE_IMAGE = os.environ.setdefault(
+    "MLMAGIC_CPU_BASE_IMAGE", os.environ.get("MLMAGIC_TEST_BASE_IMAGE", "mlmagic-base:bookworm")
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(str(item.fspath))
+        if TESTS / "docker" in path.parents:
+            item.add_marker(pytest.mark.docker)
+        if TESTS / "e2e" in path.parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def docker_engine():  # type: ignore[no-untyped-def]
+    """The real Docker engine, holding the local base image."""
+    from mlmagic.engine.docker import DockerEngine
+    from mlmagic.exceptions import EngineError
+
+    engine = DockerEngine()
+    try:
+        engine.ping()
+    except EngineError as exc:
+        _unavailable(f"no Docker engine: {exc} (run scripts/setup-engine)")
+    if engine.image_info(BASE_IMAGE) is None:
+        _unavailable(f"the base image {BASE_IMAGE} is missing (run scripts/make-base-image)")
+    return engine
+
+
+@pytest.fixture
+def config():  # type: ignore[no-untyped-def]
+    """Fresh settings that read the environment (base image) now."""
+    from mlmagic.config import MLMagic, set_config
+
+    settings = MLMagic()
+    set_config(settings)
+    yield settings
+    set_config(MLMagic())
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, docker_engine, config, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A fresh workspace in a temporary folder, on the real engine."""
+    from mlmagic.workspace import Workspace
+
+    root = tmp_path / ".mlmagic"
+    monkeypatch.setenv("MLMAGIC_WORKSPACE", str(root))
+    monkeypatch.chdir(tmp_path)
+    Workspace._current.clear()
+    ws = Workspace(root, engine=docker_engine, config=config)
+    Workspace._current[root] = ws
+    return ws
+
+
+@pytest.fixture
+def shell(workspace) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """A real IPython shell with ``%load_ext mlmagic`` done, on ``workspace``."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "mlmagic")
+    yield ip
+    ip.run_line_magic("reset", "-f")

@@ -1,0 +1,161 @@
+"""Environments built on the real Docker engine, from each format, from Python and magics."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from mlmagic import BuildError, Environment
+from mlmagic.events import BuildEventKind
+from tests.conftest import BASE_IMAGE
+
+PIP_CELL = "six==1.16.0\ntomli>=2  # for toml\n"
+
+
+def _events(ws, env, **kwargs):
+    """All build events and the built environment."""
+    events = []
+    gen = ws.environments.build(env, **kwargs)
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            return events, stop.value
+
+
+def _python(ws, image: str, code: str) -> str:
+    return ws.engine.run_once(image, ["python", "-c", code]).strip()
+
+
+def test_pip_cell_builds_an_image_that_imports_its_packages_then_hits_the_cache(workspace):
+    env = Environment.from_text("pip-env", PIP_CELL)
+    events, built = _events(workspace, env)
+    assert built.status == "ready" and built.version == 1
+    assert _python(workspace, built.image, "import six, tomli; print(six.__version__)") == "1.16.0"
+    assert "six==1.16.0" in built.packages
+    assert events[-1].kind is BuildEventKind.DONE
+
+    started = time.monotonic()
+    again, hit = _events(workspace, Environment.from_text("pip-env", "tomli>=2\n\nsix==1.16.0\n"))
+    elapsed = time.monotonic() - started
+    assert hit.cache_hit is True and hit.image == built.image and hit.version == 1
+    assert not [e for e in again if e.kind is BuildEventKind.STEP]
+    print(f"cache hit took {elapsed:.3f}s")
+
+    # One changed line makes version 2, built on top of the cached layers.
+    changed_cell = Environment.from_text("pip-env", "six==1.16.0\ntomli<3\n")
+    workspace.engine.remove_image(changed_cell.register(workspace).image)  # a real build
+    changed, v2 = _events(workspace, changed_cell)
+    assert v2.version == 2 and v2.image != built.image and v2.status == "ready"
+    assert any(e.kind is BuildEventKind.STEP_DONE and e.cached for e in changed)
+    frame = workspace.environments.list()
+    assert list(frame["version"]) == [2, 1]
+    assert set(frame["status"]) == {"ready"}
+    assert workspace.environments.get("pip-env", 1).image == built.image
+    assert "tomli" in workspace.environments.diff("pip-env", 1, 2) or built.packages == v2.packages
+
+
+def test_same_content_under_two_names_shares_one_image(workspace):
+    _, a = _events(workspace, Environment.from_text("twin-a", PIP_CELL))
+    _, b = _events(
+        workspace, Environment.from_text("twin-b", "pip: [six==1.16.0, tomli>=2]\n")
+    )
+    assert a.image == b.image and b.cache_hit
+
+
+def test_conda_yaml_builds_with_pip_equivalents(workspace):
+    text = (
+        "name: conda-env\nchannels: [conda-forge]\ndependencies:\n"
+        "  - python=3.11\n  - six=1.16.0\n  - pip:\n    - tomli\n"
+    )
+    _, env = _events(workspace, Environment.from_text("conda-env", text))
+    out = _python(workspace, env.image, "import sys, six, tomli; print(sys.version_info[:2])")
+    assert out == "(3, 11)"
+
+
+def test_mlmagic_yaml_with_apt_env_and_extra_steps(workspace):
+    text = (
+        "apt: [jq]\npip: [six]\nenv:\n  GREETING: hello world\n"
+        "dockerfile_steps:\n  - RUN echo extra > /opt/extra.txt\n"
+    )
+    _, env = _events(workspace, Environment.from_text("yaml-env", text))
+    out = workspace.engine.run_once(
+        env.image, ["sh", "-c", 'jq --version && echo "$GREETING" && cat /opt/extra.txt']
+    )
+    assert "jq-" in out and "hello world" in out and "extra" in out
+    assert _python(workspace, env.image, "import six; print('ok')") == "ok"
+
+
+def test_dockerfile_is_built_as_written_and_can_use_the_build_secrets(workspace):
+    text = (
+        f"FROM {BASE_IMAGE}\n"
+        "# the proxy's CA and index settings are offered to every build as secrets\n"
+        "RUN --mount=type=secret,id=mlmagic-ca,target=/run/secrets/mlmagic-ca "
+        "--mount=type=secret,id=mlmagic-build-settings,target=/run/secrets/mlmagic-build-settings "
+        ". /run/secrets/mlmagic-build-settings "
+        "&& python3 -m pip install --no-cache-dir --break-system-packages six==1.16.0\n"
+    )
+    _, env = _events(workspace, Environment.from_text("docker-env", text))
+    assert env.spec.format == "dockerfile" and env.spec.user_managed
+    out = workspace.engine.run_once(
+        env.image, ["python3", "-c", "import six; print(six.__version__)"]
+    )
+    assert out.strip() == "1.16.0"
+    # The CA reached the build, never the image.
+    listing = workspace.engine.run_once(env.image, ["sh", "-c", "ls /run/secrets || true"])
+    assert "mlmagic-ca" not in listing
+
+
+def test_user_managed_installs_nothing(workspace):
+    _, env = _events(workspace, Environment.from_text("um-env", "apt: [jq]\n", user_managed=True))
+    out = workspace.engine.run_once(
+        env.image, ["sh", "-c", "test -e /opt/mlmagic/env || echo none"]
+    )
+    assert out.strip() == "none"
+
+
+def test_failing_build_names_the_step_and_registers_nothing_ready(workspace):
+    env = Environment.from_text("broken-env", "this-package-does-not-exist-mlmagic==0.0.1\n")
+    with pytest.raises(BuildError) as info:
+        _events(workspace, env)
+    error = info.value
+    assert error.step and "uv pip install" in error.step
+    assert "this-package-does-not-exist-mlmagic" in str(error)
+    assert error.log_path and open(error.log_path).read().count("\n") > 3
+    stored = workspace.environments.get("broken-env")
+    assert stored.status == "failed" and "uv pip install" in stored.error
+    assert workspace.engine.image_info(stored.image) is None
+
+
+def test_python_version_mismatch_with_the_base_is_a_clear_build_error(workspace):
+    env = Environment.from_text("py-env", "six\n", python="3.9")
+    with pytest.raises(BuildError, match="not 3.9"):
+        _events(workspace, env)
+
+
+def test_rebuild_ignores_the_cache(workspace):
+    _, first = _events(workspace, Environment.from_text("re-env", "six\n"))
+    events, again = _events(workspace, Environment.from_text("re-env", "six\n"), rebuild=True)
+    assert again.cache_hit is False and again.version == first.version
+    runs = [e for e in events if e.kind is BuildEventKind.STEP_DONE and "] RUN " in e.step]
+    assert runs and not any(e.cached for e in runs)
+
+
+def test_from_files_and_the_cli(workspace, tmp_path, capsys):
+    from mlmagic.cli import main
+
+    req = tmp_path / "requirements.txt"
+    req.write_text(PIP_CELL)
+    assert main(["env", "build", str(req), "--name", "cli-env"]) == 0
+    out = capsys.readouterr().out
+    assert "cli-env:1 ready mlmagic-env:" in out
+    assert main(["env", "list"]) == 0
+    assert "cli-env" in capsys.readouterr().out
+    assert main(["env", "show", "cli-env"]) == 0
+    shown = capsys.readouterr().out
+    assert "Dockerfile:" in shown and "six==1.16.0" in shown
+    assert main(["env", "show", "nope"]) == 1
+    assert "No environment nope" in capsys.readouterr().err
+    env = Environment.from_requirements("file-env", req).build(workspace, show_output=False)
+    assert env.cache_hit and env.status == "ready"
