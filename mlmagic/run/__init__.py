@@ -1,0 +1,1 @@
+"""Runs: a training script executed in an environment, from snapshot to outputs."""

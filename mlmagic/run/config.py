@@ -1,0 +1,151 @@
+"""What a run is asked to do: :class:`RunConfig`, checked before anything starts.
+
+Every check that can fail on the user's input happens here, at submit time, with a
+one-line message: a missing script, a data folder that does not exist, a GPU request or a
+size that does not parse.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlmagic.engine.base import GpuRequest
+from mlmagic.exceptions import RunError
+
+__all__ = ["RunConfig", "data_variable", "parse_data", "parse_gpus", "parse_size", "parse_tags"]
+
+_SIZE = re.compile(r"^\d+(\.\d+)?[bkmg]?$", re.IGNORECASE)
+_DATA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A run's script, arguments, environment and resources.
+
+    Attributes
+    ----------
+    script
+        The script's path relative to ``source_dir`` (what runs as ``python -u script``).
+    args
+        Arguments passed to the script.
+    source_dir
+        The folder snapshotted as the run's working directory.
+    environment
+        ``name`` or ``name:version`` of the environment.
+    experiment, name, tags
+        How the run is filed.
+    gpus
+        ``none``, ``all``, ``auto``, a count (``"2"``) or device ids (``"0,1"``).
+    data
+        Read-only data folders, name → host path.
+    shm_size, memory, cpus, timeout
+        Resources and limits; ``timeout`` in seconds.
+    target
+        Where it runs: ``docker``.
+    """
+
+    script: str
+    environment: str
+    source_dir: str
+    args: tuple[str, ...] = ()
+    experiment: str = "default"
+    name: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    gpus: str = "none"
+    data: Mapping[str, str] = field(default_factory=dict)
+    shm_size: str | None = None
+    memory: str | None = None
+    cpus: float | None = None
+    timeout: float | None = None
+    target: str = "docker"
+
+    def __post_init__(self) -> None:
+        parse_gpus(self.gpus)
+        for value, what in ((self.shm_size, "--shm-size"), (self.memory, "--memory")):
+            if value is not None:
+                parse_size(value, what)
+        if self.cpus is not None and self.cpus <= 0:
+            raise RunError(f"--cpus must be a positive number, not {self.cpus}.")
+        if self.timeout is not None and self.timeout <= 0:
+            raise RunError(f"--timeout must be a positive number of seconds, not {self.timeout}.")
+        if not re.match(r"^[\w.-]+$", self.experiment):
+            raise RunError(
+                f"Experiment name {self.experiment!r}: use letters, digits, '-', '_' and '.'."
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form, stored with the run."""
+        data = asdict(self)
+        data["args"] = list(self.args)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
+        """Rebuild from :meth:`to_dict`."""
+        return cls(**{**data, "args": tuple(data.get("args", ()))})
+
+
+def parse_gpus(value: str) -> GpuRequest | str | None:
+    """``None`` for no GPUs, ``"auto"``, or the :class:`GpuRequest` for ``value``."""
+    text = str(value).strip().lower()
+    if text in ("", "none", "0"):
+        return None
+    if text == "auto":
+        return "auto"
+    if text == "all":
+        return GpuRequest(count=-1)
+    if text.isdigit():
+        return GpuRequest(count=int(text))
+    ids = tuple(i.strip() for i in text.removeprefix("device=").split(",") if i.strip())
+    listed = text.startswith("device=") or "," in text
+    if listed and ids and all(re.match(r"^[\w-]+$", i) for i in ids):
+        return GpuRequest(device_ids=ids)
+    raise RunError(
+        f"--gpus {value!r} is not understood: use all, auto, none, a count (2) or device ids (0,1)."
+    )
+
+
+def parse_size(value: str, what: str = "size") -> str:
+    """Check a Docker size such as ``512m`` or ``2g``."""
+    if not _SIZE.match(value.strip()):
+        raise RunError(f"{what} {value!r} is not a size: write it like 512m or 2g.")
+    return value.strip().lower()
+
+
+def parse_data(items: Sequence[str] | Mapping[str, str]) -> dict[str, str]:
+    """``["name=path", ...]`` (or a mapping) → ``{name: absolute path}``; paths must exist."""
+    pairs = items.items() if isinstance(items, Mapping) else [_split(i) for i in items]
+    data = {}
+    for name, path in pairs:
+        if not _DATA_NAME.match(name):
+            raise RunError(
+                f"Data name {name!r}: start with a letter; use letters, digits, '-' and '_'."
+            )
+        folder = Path(path).expanduser().resolve()
+        if not folder.exists():
+            raise RunError(f"--data {name}={path}: {folder} does not exist.")
+        data[name] = str(folder)
+    return data
+
+
+def parse_tags(items: Sequence[str] | Mapping[str, str]) -> dict[str, str]:
+    """``["k=v", ...]`` (or a mapping) → ``{k: v}``."""
+    if isinstance(items, Mapping):
+        return {str(k): str(v) for k, v in items.items()}
+    return dict(_split(i, "--tag") for i in items)
+
+
+def data_variable(name: str) -> str:
+    """The environment variable that holds a data folder's path in the container."""
+    return "MLMAGIC_DATA_" + re.sub(r"\W", "_", name).upper()
+
+
+def _split(item: str, what: str = "--data") -> tuple[str, str]:
+    name, sep, value = item.partition("=")
+    if not sep or not name:
+        raise RunError(f"{what} {item!r}: write it as NAME=VALUE.")
+    return name.strip(), value.strip()

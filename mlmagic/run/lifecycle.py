@@ -1,0 +1,312 @@
+"""A run's life: Preparing → Starting → Running → Finalizing → Completed | Failed | Canceled.
+
+:func:`drive` runs in a thread of the submitting process and takes a queued run to its
+end. The container, not that thread, is the truth of a live run: if the process dies, the
+container goes on, and any process that later looks at the run (:func:`watch`) finalises
+it when the container ends. :func:`finalize` is idempotent: whichever process sees the
+end first closes the record; a second one changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from mlmagic.engine.base import ContainerState
+from mlmagic.events import BuildEventKind, RunEvent, RunEventKind, Stage, Status
+from mlmagic.exceptions import BuildError, EngineError, MlmagicError
+from mlmagic.run import journal
+from mlmagic.run.docker import container_spec, gpu_request
+from mlmagic.run.paths import RunPaths
+
+if TYPE_CHECKING:
+    from mlmagic.workspace import Workspace
+
+__all__ = ["cancel", "drive", "enter_stage", "finalize", "owner_alive", "owner_id", "watch"]
+
+_POLL = 0.25
+# Runs this process watches, so a run is watched once per process.
+_watching: set[str] = set()
+_watching_lock = threading.Lock()
+
+
+class _Stop(Exception):
+    """The run cannot go on; carries how it ends."""
+
+    def __init__(self, status: Status, message: str, stage: Stage | None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.stage = status, message, stage
+
+
+def owner_id() -> str:
+    """Who drives a run: this host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_alive(owner: str | None) -> bool:
+    """Whether the process that drives a run still lives (unknown hosts count as alive)."""
+    if not owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
+def enter_stage(ws: Workspace, run_id: str, stage: Stage) -> bool:
+    """Record that ``stage`` starts; ``False`` when the run has already ended."""
+    if not ws.store.start_stage(run_id, stage.value):
+        return False
+    paths = RunPaths(ws.path("runs", run_id))
+    journal.append(paths.events, RunEvent(RunEventKind.STAGE, stage=stage))
+    return True
+
+
+def drive(ws: Workspace, run_id: str) -> None:
+    """Take a queued run to its end (the submitting process's thread)."""
+    with _watching_lock:
+        _watching.add(run_id)
+    stage = Stage.PREPARING
+    try:
+        image, gpus = _prepare(ws, run_id)
+        stage = Stage.STARTING
+        _check_canceled(ws, run_id, stage)
+        if not enter_stage(ws, run_id, Stage.STARTING):
+            return
+        record = ws.store.run(run_id)
+        assert record is not None
+        spec = container_spec(ws, record, image, gpus)
+        try:
+            container_id = ws.engine.start(spec)
+        except MlmagicError as exc:
+            raise _Stop(Status.FAILED, f"the container could not start: {exc}", stage) from exc
+        ws.store.update_run(run_id, container_id=container_id, started=time.time())
+        stage = Stage.RUNNING
+        entered = enter_stage(ws, run_id, Stage.RUNNING)
+        if not entered or (ws.store.run(run_id) or {}).get("cancel_requested"):
+            # Canceled while it was starting: stop what was started.
+            ws.engine.stop(container_id, timeout=5)
+        _follow_container(ws, run_id, container_id)
+    except _Stop as stop:
+        finalize(ws, run_id, status=stop.status, message=stop.message, stage=stop.stage)
+    except BaseException as exc:
+        finalize(ws, run_id, status=Status.FAILED, message=f"mlmagic failed: {exc!r}", stage=stage)
+    finally:
+        with _watching_lock:
+            _watching.discard(run_id)
+
+
+def _prepare(ws: Workspace, run_id: str) -> tuple[str, object]:
+    """Resolve (and build when needed) the environment; check GPUs. Returns image, GPUs."""
+    if not enter_stage(ws, run_id, Stage.PREPARING):
+        raise _Stop(Status.CANCELED, "canceled before it started", Stage.QUEUED)
+    record = ws.store.run(run_id)
+    assert record is not None
+    paths = RunPaths(ws.path("runs", run_id))
+    env = ws.environments.get(record["env_name"], record["env_version"])
+    events = ws.environments.build(env)
+    try:
+        while True:
+            try:
+                event = next(events)
+            except StopIteration as done:
+                built = done.value
+                break
+            journal.append(paths.events, RunEvent(RunEventKind.BUILD, build=event))
+            if event.kind is not BuildEventKind.LOG:
+                _check_canceled(ws, run_id, Stage.PREPARING)
+    except BuildError as exc:
+        raise _Stop(
+            Status.FAILED, f"the environment {env.ref} failed to build: {exc}", Stage.PREPARING
+        ) from exc
+    except EngineError as exc:
+        raise _Stop(Status.FAILED, str(exc), Stage.PREPARING) from exc
+    finally:
+        events.close()
+    ws.store.update_run(run_id, image=built.image)
+    config = record["config"]
+    gpus = gpu_request(config["gpus"])
+    if gpus == "auto":
+        problem = ws.engine.gpu_problem()
+        gpus = None if problem else gpu_request("all")
+        if problem:
+            _note(paths, "no GPU available, running on the CPU (--gpus auto)")
+    elif gpus is not None:
+        problem = ws.engine.gpu_problem()
+        if problem:
+            raise _Stop(Status.FAILED, problem, Stage.PREPARING)
+    return built.image, gpus
+
+
+def _check_canceled(ws: Workspace, run_id: str, stage: Stage) -> None:
+    record = ws.store.run(run_id)
+    if record is None or record["cancel_requested"]:
+        raise _Stop(Status.CANCELED, f"canceled while {stage.value.lower()}", stage)
+
+
+def _follow_container(ws: Workspace, run_id: str, container_id: str) -> None:
+    """Wait for the container to end (or time out) and finalise the run."""
+    record = ws.store.run(run_id)
+    assert record is not None
+    timeout = record["config"].get("timeout")
+    started = record["started"] or time.time()
+    while True:
+        state = ws.engine.state(container_id)
+        if state is None or not state.running:
+            finalize(ws, run_id, state=state)
+            return
+        if timeout and time.time() - started > timeout:
+            ws.engine.stop(container_id, timeout=10)
+            finalize(
+                ws,
+                run_id,
+                state=ws.engine.state(container_id),
+                status=Status.FAILED,
+                message=f"timed out after {timeout:g} s (--timeout)",
+            )
+            return
+        time.sleep(_POLL)
+
+
+def watch(ws: Workspace, run_id: str) -> None:
+    """Finalise a run nobody drives any more, now or when its container ends.
+
+    Called when a process looks at a live run: if the process that submitted it is gone,
+    this process watches the container (in a thread) and closes the record at its end.
+    """
+    record = ws.store.run(run_id)
+    if record is None or Status(record["status"]).is_terminal or owner_alive(record["owner"]):
+        return
+    with _watching_lock:
+        if run_id in _watching:
+            return
+        _watching.add(run_id)
+
+    def _watch() -> None:
+        try:
+            container_id = record["container_id"]
+            if container_id is None:
+                stage = Stage(record["status"]) if record["status"] != "Queued" else Stage.QUEUED
+                finalize(
+                    ws,
+                    run_id,
+                    status=Status.FAILED,
+                    message="the process that submitted the run ended before its container "
+                    "started; submit it again",
+                    stage=stage,
+                )
+                return
+            _follow_container(ws, run_id, container_id)
+        finally:
+            with _watching_lock:
+                _watching.discard(run_id)
+
+    threading.Thread(target=_watch, name=f"mlmagic-watch-{run_id}", daemon=True).start()
+
+
+def cancel(ws: Workspace, run_id: str) -> None:
+    """Ask a run to stop: before it starts it never will; a running container is stopped."""
+    record = ws.store.run(run_id)
+    if record is None or Status(record["status"]).is_terminal:
+        return
+    ws.store.update_run(run_id, cancel_requested=1)
+    if record["container_id"]:
+        ws.engine.stop(record["container_id"], timeout=10)
+        finalize(ws, run_id, state=ws.engine.state(record["container_id"]))
+    elif not owner_alive(record["owner"]):
+        finalize(ws, run_id, status=Status.CANCELED, message="canceled before it started")
+
+
+def finalize(
+    ws: Workspace,
+    run_id: str,
+    *,
+    state: ContainerState | None = None,
+    status: Status | None = None,
+    message: str = "",
+    stage: Stage | None = None,
+) -> bool:
+    """Close the run's record once; ``False`` when another process already did.
+
+    The outcome comes from ``status``/``message`` when given, else from the container's
+    exit (its state, or the launcher's exit file when the container is gone).
+    """
+    record = ws.store.run(run_id)
+    if record is None or Status(record["status"]).is_terminal:
+        return False
+    paths = RunPaths(ws.path("runs", run_id))
+    if record["container_id"]:
+        enter_stage(ws, run_id, Stage.FINALIZING)
+    exit_code = _exit_code(state, paths)
+    if status is None:
+        status, message, stage = _outcome(record, state, exit_code)
+    if record["cancel_requested"] and status is not Status.COMPLETED:
+        status, message = Status.CANCELED, message or "canceled"
+    ended = time.time()
+    closed = ws.store.finish_run(
+        run_id,
+        status=status.value,
+        exit_code=exit_code,
+        ended=ended,
+        error=message or None,
+        failed_stage=stage.value if stage and status is Status.FAILED else None,
+    )
+    if closed:
+        journal.append(
+            paths.events,
+            RunEvent(RunEventKind.END, status=status, exit_code=exit_code, message=message),
+        )
+        if record["container_id"]:
+            ws.engine.remove(record["container_id"])
+    return closed
+
+
+def _exit_code(state: ContainerState | None, paths: RunPaths) -> int | None:
+    if state is not None and state.exit_code is not None:
+        return state.exit_code
+    try:
+        return int(json.loads(paths.exit_file.read_text())["exit_code"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _outcome(
+    record: dict[str, Any], state: ContainerState | None, exit_code: int | None
+) -> tuple[Status, str, Stage | None]:
+    if exit_code == 0:
+        return Status.COMPLETED, "", None
+    if state is not None and state.oom_killed:
+        limit = (record["config"] or {}).get("memory")
+        return (
+            Status.FAILED,
+            f"killed for memory (exit {exit_code}, OOMKilled) with --memory {limit or 'unset'}: "
+            "give it more with --memory, or use less",
+            Stage.RUNNING,
+        )
+    if exit_code is None:
+        return (
+            Status.FAILED,
+            "the container disappeared before its exit code was read",
+            Stage.RUNNING,
+        )
+    return Status.FAILED, f"the script exited with code {exit_code}", Stage.RUNNING
+
+
+def _note(paths: RunPaths, text: str) -> None:
+    """A line from mlmagic in the run's log stream."""
+    from mlmagic.events import BuildEvent
+
+    journal.append(
+        paths.events,
+        RunEvent(RunEventKind.BUILD, build=BuildEvent(BuildEventKind.LOG, message=text)),
+    )

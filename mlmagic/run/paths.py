@@ -1,0 +1,90 @@
+"""Where a run's files live, on the host and inside its container.
+
+On the host everything is under ``<workspace>/runs/<run id>/``::
+
+    snapshot/    the source folder as it was at submit time (the working directory)
+    outputs/     the script's ./outputs, written live through a bind mount
+    logs/        the script's ./logs, likewise
+    system/      written by mlmagic: output.log (every line the script printed),
+                 metrics.jsonl, params.json, exit.json, events.jsonl (stages, build, end)
+
+Inside the container the paths follow ARCHITECTURE.md's table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["CONTAINER", "RunPaths"]
+
+
+@dataclass(frozen=True)
+class _ContainerPaths:
+    src: str = "/mlmagic/src"
+    outputs: str = "/mlmagic/src/outputs"
+    logs: str = "/mlmagic/src/logs"
+    system: str = "/mlmagic/run"
+    lib: str = "/mlmagic/lib"
+    data: str = "/mlmagic/data"
+
+    @property
+    def helper(self) -> str:
+        return f"{self.lib}/mlmagic_run.py"
+
+    def in_system(self, name: str) -> str:
+        return f"{self.system}/{name}"
+
+
+#: Paths inside a run container.
+CONTAINER = _ContainerPaths()
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The folders and files of one run on the host."""
+
+    root: Path
+
+    @property
+    def snapshot(self) -> Path:
+        return self.root / "snapshot"
+
+    @property
+    def outputs(self) -> Path:
+        return self.root / "outputs"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def system(self) -> Path:
+        return self.root / "system"
+
+    @property
+    def output_log(self) -> Path:
+        return self.system / "output.log"
+
+    @property
+    def metrics(self) -> Path:
+        return self.system / "metrics.jsonl"
+
+    @property
+    def params(self) -> Path:
+        return self.system / "params.json"
+
+    @property
+    def exit_file(self) -> Path:
+        return self.system / "exit.json"
+
+    @property
+    def events(self) -> Path:
+        return self.system / "events.jsonl"
+
+    def create(self) -> None:
+        """Make the folders the container mounts (the snapshot is made by its copy)."""
+        for folder in (self.outputs, self.logs, self.system):
+            folder.mkdir(parents=True, exist_ok=True)
+        for file in (self.output_log, self.metrics, self.events):
+            file.touch()
