@@ -1,0 +1,125 @@
+"""The OpenAPI 3 document that ``GET /swagger.json`` serves.
+
+The document describes the routes of the scoring server, not the model: the body of a
+scoring request is whatever JSON the entry script's ``run(raw_data)`` reads, so it is
+described as any JSON value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["build_document"]
+
+_JSON_ANY: dict[str, Any] = {"description": "Any JSON value."}
+_ERROR_REF: dict[str, Any] = {"$ref": "#/components/schemas/Error"}
+
+
+def build_document(*, title: str, auth: bool) -> dict[str, Any]:
+    """Build the OpenAPI 3 document of a scoring server.
+
+    Parameters
+    ----------
+    title
+        The API's title, for example ``"score.py (mlmagic scoring service)"``.
+    auth
+        Whether the scoring routes require an ``Authorization: Bearer <key>`` header.
+
+    Returns
+    -------
+    dict
+        The document, ready for :func:`json.dumps`.
+    """
+    health = _health_operation()
+    score = _score_operation(auth)
+    document: dict[str, Any] = {
+        "openapi": "3.0.3",
+        "info": {
+            "title": title,
+            "version": "1.0.0",
+            "description": (
+                "Scoring service run by mlmagic.serve. POST a JSON body to /score; it is "
+                "passed as a string to run(raw_data) of the entry script, and what run() "
+                "returns is sent back as JSON."
+            ),
+        },
+        "paths": {
+            "/": {"get": {**health, "operationId": "health"}},
+            "/ping": {"get": {**health, "operationId": "ping"}},
+            "/score": {"post": {**score, "operationId": "score"}},
+            "/invocations": {"post": {**score, "operationId": "invocations"}},
+            "/swagger.json": {
+                "get": {
+                    "operationId": "swagger",
+                    "summary": "This OpenAPI document.",
+                    "responses": {
+                        "200": {
+                            "description": "The OpenAPI 3 document.",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "string"}},
+                }
+            }
+        },
+    }
+    if auth:
+        document["components"]["securitySchemes"] = {
+            "bearerKey": {"type": "http", "scheme": "bearer", "description": "A scoring key."}
+        }
+    return document
+
+
+def _health_operation() -> dict[str, Any]:
+    """The health probe: 200 once ``init()`` has finished, 503 before."""
+    return {
+        "summary": "Health probe: 200 once init() has finished, 503 while it runs.",
+        "responses": {
+            "200": {
+                "description": "The model is loaded.",
+                "content": {"text/plain": {"schema": {"type": "string", "example": "Healthy"}}},
+            },
+            "503": {"description": "init() has not finished yet."},
+        },
+    }
+
+
+def _error(description: str) -> dict[str, Any]:
+    """A response whose body is the ``Error`` object."""
+    return {"description": description, "content": {"application/json": {"schema": _ERROR_REF}}}
+
+
+def _score_operation(auth: bool) -> dict[str, Any]:
+    """A scoring route: the body goes to ``run(raw_data)``."""
+    responses: dict[str, Any] = {
+        "200": {
+            "description": "What run() returned, as JSON (bytes are sent as they are).",
+            "content": {
+                "application/json": {"schema": _JSON_ANY},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
+        "400": _error("The body is not valid JSON (or not UTF-8)."),
+        "413": _error("The body is larger than the server accepts."),
+        "500": _error("run() raised; the message names the exception."),
+    }
+    operation: dict[str, Any] = {
+        "summary": "Score: the JSON body is passed to run(raw_data) as a string.",
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _JSON_ANY}},
+        },
+        "responses": responses,
+    }
+    if auth:
+        responses["401"] = _error("No key, or a key that is not accepted.")
+        operation["security"] = [{"bearerKey": []}]
+    return operation
