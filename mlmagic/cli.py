@@ -7,6 +7,8 @@
     mlmagic run list [--experiment E]
     mlmagic run logs ID [--follow]
     mlmagic run cancel ID
+    mlmagic service deploy NAME --model M[:V] (--entry F --env E | --inference-config J)
+    mlmagic service list | logs NAME | delete NAME
 
 Errors print one line to stderr and exit 1; usage mistakes exit 2.
 """
@@ -158,11 +160,66 @@ def _run_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _service_deploy(args: argparse.Namespace) -> int:
+    ws = Workspace.current()
+    entry, source, env = args.entry, args.source_dir, args.env
+    if args.inference_config:
+        from mlmagic.deploy.inference_config import read_inference_config
+
+        config = read_inference_config(args.inference_config, args.name)
+        entry, source = entry or config.entry_script, source or config.source_dir
+        env = env or config.environment
+    if not entry or not env:
+        raise MlmagicError("Give --entry and --env, or an --inference-config that names them.")
+    events = ws.services.deploy(
+        args.name,
+        models=args.model,
+        entry_script=entry,
+        environment=env,
+        source_dir=source,
+        port=args.port,
+        host=args.host,
+        workers=args.workers,
+        auth=args.auth,
+        gpus=args.gpus,
+        memory=args.memory,
+        cpus=args.cpus,
+    )
+    while True:
+        try:
+            event = next(events)
+        except StopIteration as done:
+            service = done.value
+            break
+        print_build_event(event)
+    print(f"{service.name} Healthy {service.scoring_uri}")
+    if args.auth:
+        print(f"primary key: {service.get_keys()[0]}")
+    return 0
+
+
+def _service_list(args: argparse.Namespace) -> int:
+    frame = Workspace.current().services.list()
+    print(frame.to_string(index=False) if not frame.empty else "No services.")
+    return 0
+
+
+def _service_logs(args: argparse.Namespace) -> int:
+    print(Workspace.current().services.get(args.name).get_logs(args.lines))
+    return 0
+
+
+def _service_delete(args: argparse.Namespace) -> int:
+    Workspace.current().services.get(args.name).delete()
+    print(f"{args.name} deleted")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlmagic", description="Environments, runs and services on your Docker engine."
     )
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{env,run}")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{env,run,service}")
 
     env = groups.add_parser("env", help="Build and inspect environments.")
     commands = env.add_subparsers(dest="command", required=True)
@@ -215,6 +272,35 @@ def _parser() -> argparse.ArgumentParser:
     cancel = commands.add_parser("cancel", help="Cancel a run.")
     cancel.add_argument("run_id")
     cancel.set_defaults(func=_run_cancel)
+
+    service = groups.add_parser("service", help="Deploy models as HTTP services.")
+    commands = service.add_subparsers(dest="command", required=True)
+    deploy = commands.add_parser("deploy", help="Serve registered models from a container.")
+    deploy.add_argument("name")
+    deploy.add_argument("--model", action="append", default=[], required=True)
+    deploy.add_argument("--entry", help="The scoring script.")
+    deploy.add_argument("--env", help="NAME or NAME:VERSION.")
+    deploy.add_argument("--source-dir")
+    deploy.add_argument(
+        "--inference-config", help="An Azure ML inferenceconfig.json (entryScript, condaFile...)."
+    )
+    deploy.add_argument("--port", type=int)
+    deploy.add_argument("--host")
+    deploy.add_argument("--workers", type=int, default=1)
+    deploy.add_argument("--auth", action="store_true")
+    deploy.add_argument("--gpus")
+    deploy.add_argument("--memory")
+    deploy.add_argument("--cpus", type=float)
+    deploy.set_defaults(func=_service_deploy)
+    listing = commands.add_parser("list", help="List services.")
+    listing.set_defaults(func=_service_list)
+    logs = commands.add_parser("logs", help="Print a service's log.")
+    logs.add_argument("name")
+    logs.add_argument("--lines", type=int, default=5000)
+    logs.set_defaults(func=_service_logs)
+    delete = commands.add_parser("delete", help="Delete a service.")
+    delete.add_argument("name")
+    delete.set_defaults(func=_service_delete)
     return parser
 
 

@@ -25,6 +25,7 @@ from mlmagic.spec import FORMATS, SOLVERS
 from mlmagic.workspace import Workspace
 
 if TYPE_CHECKING:
+    from mlmagic.deploy.service import Service
     from mlmagic.run.run import Run
 
 __all__ = ["MLMagics"]
@@ -217,12 +218,87 @@ class MLMagics(Magics):
         show_run(run, wait=False, tail_lines=self.workspace.config.log_tail_lines)
         return run
 
+    @magic_arguments()
+    @argument("name", help="The service's name (lowercase letters, digits, '-').")
+    @argument(
+        "--model",
+        action="append",
+        default=[],
+        required=True,
+        metavar="NAME[:VERSION]",
+        help="A registered model (repeatable).",
+    )
+    @argument("--entry", required=True, help="The scoring script (init() and run(raw_data)).")
+    @argument("--env", required=True, help="Environment NAME or NAME:VERSION (or $env).")
+    @argument("--source-dir", help="Folder holding the entry script (default: .).")
+    @argument("--port", type=int, help="Port on 127.0.0.1 (default: a free one).")
+    @argument("--host", help="Address to publish on (default 127.0.0.1).")
+    @argument("--workers", type=int, default=1, help="Server worker processes.")
+    @argument("--auth", action="store_true", help="Require a key (svc.get_keys()).")
+    @argument("--gpus", help="none, all, a count or ids.")
+    @argument("--memory", help="Memory limit, e.g. 2g.")
+    @argument("--cpus", type=float, help="CPU limit.")
+    @argument("--quiet", action="store_true", help="Show only the outcome.")
+    @line_magic
+    @_usage_errors
+    def deploy(self, line: str) -> Service:
+        """Serve registered model(s) from a container over HTTP; return the Service.
+
+        Example: ``%deploy digits-svc --model digits:1 --entry score.py --env digits-env``
+        then ``svc = _`` and ``svc.run([[0.0] * 64])``.
+        """
+        args = parse_argstring(self.deploy, line)
+        from mlmagic.widgets import BuildView
+
+        ws = self.workspace
+        events = ws.services.deploy(
+            args.name,
+            models=args.model,
+            entry_script=args.entry,
+            environment=args.env,
+            source_dir=args.source_dir,
+            port=args.port,
+            host=args.host,
+            workers=args.workers,
+            auth=args.auth,
+            gpus=args.gpus,
+            memory=args.memory,
+            cpus=args.cpus,
+        )
+        view = BuildView(
+            f"service {args.name}", tail_lines=ws.config.log_tail_lines, quiet=args.quiet
+        )
+        display(view)
+        try:
+            service: Service = _drain(events, view.handle)
+        except MlmagicError as exc:
+            view.finish(ok=False, summary=str(exc).splitlines()[0])
+            raise
+        view.finish(ok=True, summary=f"{service.name} Healthy · {service.scoring_uri}")
+        return service
+
+    @line_magic
+    @_usage_errors
+    def models(self, line: str) -> Any:
+        """List registered models, or show one: ``%models NAME[:VERSION]``."""
+        if line.strip():
+            return self.workspace.models.resolve(line.strip())
+        return self.workspace.models.list()
+
+    @line_magic
+    @_usage_errors
+    def services(self, line: str) -> Any:
+        """List services with their state, or get one: ``%services NAME``."""
+        if line.strip():
+            return self.workspace.services.get(line.strip())
+        return self.workspace.services.list()
+
 
 def show_run(run: Run, *, wait: bool, tail_lines: int = 200) -> None:
     """Display a run's widget fed by its event stream (in a thread unless ``wait``)."""
     from mlmagic.widgets import RunView
 
-    view = RunView(run.id, on_cancel=run.cancel, tail_lines=tail_lines)
+    view = RunView(run.id, on_cancel=run.cancel, tail_lines=tail_lines, run_id=run.id)
     display(view)
 
     def feed() -> None:

@@ -21,6 +21,7 @@ from mlmagic.exceptions import MlmagicError
 from mlmagic.store import Store
 
 if TYPE_CHECKING:
+    from mlmagic.deploy.service import Service, Services
     from mlmagic.environment import Environment
     from mlmagic.models import Models
     from mlmagic.run.run import Run, Runs
@@ -121,6 +122,28 @@ class Workspace:
         from mlmagic.models import Models
 
         return Models(self)
+
+    @cached_property
+    def services(self) -> Services:
+        """The services (deployed models) of this workspace."""
+        from mlmagic.deploy.service import Services
+
+        return Services(self)
+
+    def deploy(self, name: str, **options: Any) -> Service:
+        """Serve registered model(s) from a container; return the healthy service.
+
+        Options: ``models`` (``["name:version", ...]``), ``entry_script``, ``environment``,
+        ``source_dir``, ``port``, ``host``, ``workers``, ``auth``, ``gpus``, ``memory``,
+        ``cpus``. See :meth:`mlmagic.deploy.service.Services.deploy`.
+        """
+        events = self.services.deploy(name, **options)
+        while True:
+            try:
+                next(events)
+            except StopIteration as done:
+                service: Service = done.value
+                return service
 
     def submit(self, script: str | None, environment: str | Environment, **options: Any) -> Run:
         """Run a training script in a container of ``environment``; return at once.

@@ -1,0 +1,1 @@
+"""Deployments: a registered model served from a container over HTTP."""
