@@ -24,7 +24,7 @@ from mlmagic.environment import Environment
 from mlmagic.events import BuildEvent, BuildEventKind, RunEvent, RunEventKind, Status
 from mlmagic.exceptions import MlmagicError
 from mlmagic.spec import FORMATS, SOLVERS
-from mlmagic.workspace import Workspace
+from mlmagic.workspace import TARGETS, Workspace
 
 __all__ = ["main"]
 
@@ -64,7 +64,7 @@ def _env_build(args: argparse.Namespace) -> int:
         env = ws.environments.register(env)
         print(f"{env.ref} registered ({env.image})")
         return 0
-    events = ws.environments.build(env, rebuild=args.rebuild)
+    events = ws.environments.build(env, rebuild=args.rebuild, target=args.target)
     while True:
         try:
             event = next(events)
@@ -108,6 +108,7 @@ def _run_submit(args: argparse.Namespace) -> int:
         memory=args.memory,
         cpus=args.cpus,
         timeout=args.timeout,
+        target=args.target,
     )
     print(run.id, flush=True)
     if not args.wait:
@@ -184,6 +185,7 @@ def _service_deploy(args: argparse.Namespace) -> int:
         gpus=args.gpus,
         memory=args.memory,
         cpus=args.cpus,
+        target=args.target,
     )
     while True:
         try:
@@ -235,6 +237,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--no-build", action="store_true", help="Register only.")
     build.add_argument("--rebuild", action="store_true", help="Ignore the cache.")
     build.add_argument("--quiet", action="store_true", help="Print only the outcome.")
+    build.add_argument("--target", choices=TARGETS, help="docker, local or auto.")
     build.set_defaults(func=_env_build)
     listing = commands.add_parser("list", help="List environment versions.")
     listing.set_defaults(func=_env_list)
@@ -261,6 +264,7 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--name")
     submit.add_argument("--tag", action="append", default=[], metavar="K=V")
     submit.add_argument("--wait", action="store_true", help="Follow the run to its end.")
+    submit.add_argument("--target", choices=TARGETS, help="docker, local or auto.")
     submit.set_defaults(func=_run_submit)
     listing = commands.add_parser("list", help="List runs.")
     listing.add_argument("--experiment")
@@ -291,6 +295,7 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("--gpus")
     deploy.add_argument("--memory")
     deploy.add_argument("--cpus", type=float)
+    deploy.add_argument("--target", choices=TARGETS, help="docker, local or auto.")
     deploy.set_defaults(func=_service_deploy)
     listing = commands.add_parser("list", help="List services.")
     listing.set_defaults(func=_service_list)

@@ -33,6 +33,11 @@ class MLMagic(Configurable):
         help="Python version of environments that do not ask for one (env: "
         "MLMAGIC_DEFAULT_PYTHON).",
     ).tag(config=True)
+    target = Unicode(
+        help="Where environments, runs and services go: 'docker', 'local' (uv virtual "
+        "environments and processes) or 'auto' (Docker when an engine answers, else local; "
+        "env: MLMAGIC_TARGET).",
+    ).tag(config=True)
     docker_cli = Unicode(
         help="The docker command used for BuildKit builds; empty finds one (env: "
         "MLMAGIC_DOCKER_CLI).",
@@ -65,6 +70,10 @@ class MLMagic(Configurable):
     @default("default_python")
     def _default_python(self) -> str:
         return _env("DEFAULT_PYTHON", "3.11")
+
+    @default("target")
+    def _target(self) -> str:
+        return _env("TARGET", "auto")
 
     @default("docker_cli")
     def _docker_cli(self) -> str:

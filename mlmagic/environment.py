@@ -23,6 +23,7 @@ from mlmagic import spec as specs
 from mlmagic.build.context import cache_key, image_tag, resolve_base
 from mlmagic.build.dockerfile import render
 from mlmagic.build.image import build_image, resolved_packages
+from mlmagic.build.venv import build_venv, check_local, venv_packages, venv_path
 from mlmagic.config import get_config
 from mlmagic.events import BuildEvent, BuildEventKind
 from mlmagic.exceptions import BuildError, MlmagicError, SpecError
@@ -85,6 +86,7 @@ class Environment:
     packages: list[str] | None = None
     error: str | None = None
     log_path: str | None = None
+    venv: str | None = None
     cache_hit: bool | None = None
 
     # -- making one ---------------------------------------------------------------------
@@ -176,14 +178,18 @@ class Environment:
         return _workspace(workspace).environments.register(self)
 
     def build(
-        self, workspace: Workspace | None = None, *, rebuild: bool = False, show_output: bool = True
+        self,
+        workspace: Workspace | None = None,
+        *,
+        rebuild: bool = False,
+        show_output: bool = True,
+        target: str | None = None,
     ) -> Environment:
-        """Register and build, blocking; return the ready version.
-
-        With ``show_output`` the build log is printed as it goes.
+        """Register and build (an image, or a venv on the local target), blocking; return
+        the ready version. With ``show_output`` the build log is printed as it goes.
         """
         built = None
-        events = _workspace(workspace).environments.build(self, rebuild=rebuild)
+        events = _workspace(workspace).environments.build(self, rebuild=rebuild, target=target)
         while True:
             try:
                 event = next(events)
@@ -287,7 +293,7 @@ class Environments:
         import pandas as pd
 
         rows = self._ws.store.environments()
-        columns = ["name", "version", "image", "status", "created", "size"]
+        columns = ["name", "version", "image", "status", "created", "size", "venv"]
         frame = pd.DataFrame([{c: r[c] for c in columns} for r in rows], columns=columns)
         frame["created"] = pd.to_datetime(frame["created"], unit="s")
         return frame
@@ -300,16 +306,21 @@ class Environments:
         )
 
     def build(
-        self, env: Environment, *, rebuild: bool = False
+        self, env: Environment, *, rebuild: bool = False, target: str | None = None
     ) -> Generator[BuildEvent, None, Environment]:
         """Register and build ``env``, yielding events; the generator returns the version.
 
-        An image of the same content already in the engine is a cache hit: one lookup,
-        no build. A failed build marks the version failed (never ready) and raises
-        :class:`BuildError`; the whole log stays in the workspace.
+        On the ``docker`` target the environment becomes an image; on ``local`` a
+        virtual environment (see :mod:`mlmagic.build.venv`). An image or venv of the same
+        content that already exists is a cache hit: one lookup, no build. A failed build
+        marks the version failed (never ready) and raises :class:`BuildError`; the whole
+        log stays in the workspace.
         """
         if env.spec.solver == "uv":
             require_mappable(env.spec)
+        if self._ws.resolve_target(target) == "local":
+            check_local(env.spec)
+            return (yield from self._build_local(self.register(env), rebuild))
         registered = self.register(env)
         assert registered.version is not None and registered.image is not None
         name, version, tag = registered.name, registered.version, registered.image
@@ -348,6 +359,32 @@ class Environments:
         done.cache_hit = False
         return done
 
+    def _build_local(
+        self, registered: Environment, rebuild: bool
+    ) -> Generator[BuildEvent, None, Environment]:
+        assert registered.version is not None and registered.image is not None
+        name, version = registered.name, registered.version
+        key = registered.image.partition(":")[2]
+        log_path = self._ws.path("environments", name, f"v{version}-local.log")
+        cached = False
+        try:
+            for event in build_venv(registered.spec, key, log_path=log_path, rebuild=rebuild):
+                if event.kind is BuildEventKind.START:
+                    self._ws.store.update_environment(name, version, log_path=str(log_path))
+                cached = cached or (event.kind is BuildEventKind.DONE and event.cached)
+                yield event
+        except BuildError as exc:
+            self._ws.store.update_environment(name, version, status="failed", error=str(exc))
+            raise
+        path = venv_path(key)
+        values: dict[str, Any] = {"venv": str(path), "status": "ready", "error": None}
+        if registered.packages is None:
+            values["packages"] = venv_packages(path)
+        self._ws.store.update_environment(name, version, **values)
+        done = self.get(name, version)
+        done.cache_hit = cached
+        return done
+
     def _mark_ready(self, env: Environment) -> None:
         assert env.version is not None and env.image is not None
         info = self._ws.engine.image_info(env.image)
@@ -374,6 +411,7 @@ def _from_row(row: dict[str, Any]) -> Environment:
         packages=row["packages"],
         error=row["error"],
         log_path=row["log_path"],
+        venv=row["venv"],
     )
 
 

@@ -22,7 +22,7 @@ from mlmagic.environment import Environment
 from mlmagic.events import BuildEvent, Status
 from mlmagic.exceptions import BuildError, MlmagicError
 from mlmagic.spec import FORMATS, SOLVERS
-from mlmagic.workspace import Workspace
+from mlmagic.workspace import TARGETS, Workspace
 
 if TYPE_CHECKING:
     from mlmagic.deploy.service import Service
@@ -83,6 +83,7 @@ class MLMagics(Magics):
     @argument("--no-build", action="store_true", help="Register the definition only.")
     @argument("--rebuild", action="store_true", help="Ignore the cache and build again.")
     @argument("--quiet", action="store_true", help="Show only the final line, not the log.")
+    @argument("--target", choices=TARGETS, help="docker, local (a uv venv) or auto.")
     @cell_magic
     @_usage_errors
     def environment(self, line: str, cell: str) -> Environment:
@@ -118,9 +119,8 @@ class MLMagics(Magics):
         view = BuildView(args.name, tail_lines=ws.config.log_tail_lines, quiet=args.quiet)
         display(view)
         try:
-            built: Environment = _drain(
-                ws.environments.build(env, rebuild=args.rebuild), view.handle
-            )
+            events = ws.environments.build(env, rebuild=args.rebuild, target=args.target)
+            built: Environment = _drain(events, view.handle)
         except BuildError as exc:
             view.finish(ok=False, summary=str(exc).split("\n")[0])
             log = f" Full log: {exc.log_path}" if exc.log_path else ""
@@ -159,6 +159,7 @@ class MLMagics(Magics):
     @argument("--wait", action="store_true", help="Block until the run ends.")
     @argument("--name", help="A display name for the run.")
     @argument("--tag", action="append", default=[], metavar="K=V", help="A tag (repeatable).")
+    @argument("--target", choices=TARGETS, help="docker, local (a process in a venv) or auto.")
     @line_cell_magic
     @_usage_errors
     def submit(self, line: str, cell: str | None = None) -> Run:
@@ -198,6 +199,7 @@ class MLMagics(Magics):
             cpus=args.cpus,
             timeout=args.timeout,
             script_text=cell,
+            target=args.target,
         )
         show_run(run, wait=args.wait, tail_lines=self.workspace.config.log_tail_lines)
         if args.wait and run.status is not Status.COMPLETED:
@@ -239,6 +241,7 @@ class MLMagics(Magics):
     @argument("--memory", help="Memory limit, e.g. 2g.")
     @argument("--cpus", type=float, help="CPU limit.")
     @argument("--quiet", action="store_true", help="Show only the outcome.")
+    @argument("--target", choices=TARGETS, help="docker, local (a process) or auto.")
     @line_magic
     @_usage_errors
     def deploy(self, line: str) -> Service:
@@ -264,6 +267,7 @@ class MLMagics(Magics):
             gpus=args.gpus,
             memory=args.memory,
             cpus=args.cpus,
+            target=args.target,
         )
         view = BuildView(
             f"service {args.name}", tail_lines=ws.config.log_tail_lines, quiet=args.quiet

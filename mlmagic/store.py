@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS environments (
     dockerfile TEXT NOT NULL,
     error TEXT,
     log_path TEXT,
+    venv TEXT,
     PRIMARY KEY (name, version)
 );
 CREATE TABLE IF NOT EXISTS runs (
@@ -53,7 +54,7 @@ CREATE TABLE IF NOT EXISTS runs (
     args TEXT NOT NULL,
     config TEXT NOT NULL,
     tags TEXT NOT NULL,
-    container_id TEXT,
+    handle TEXT,
     owner TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL,
@@ -91,7 +92,7 @@ CREATE TABLE IF NOT EXISTS services (
     state TEXT NOT NULL,
     config TEXT NOT NULL,
     image TEXT,
-    container_id TEXT,
+    handle TEXT,
     url TEXT,
     key_hashes TEXT NOT NULL DEFAULT '[]',
     created REAL NOT NULL,

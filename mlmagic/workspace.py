@@ -10,6 +10,7 @@ services over one store and one engine.
 from __future__ import annotations
 
 import os
+import sys
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from mlmagic.config import MLMagic, get_config
 from mlmagic.engine.base import ContainerEngine
 from mlmagic.environment import Environments
-from mlmagic.exceptions import MlmagicError
+from mlmagic.exceptions import EngineError, MlmagicError
 from mlmagic.store import Store
 
 if TYPE_CHECKING:
@@ -26,7 +27,10 @@ if TYPE_CHECKING:
     from mlmagic.models import Models
     from mlmagic.run.run import Run, Runs
 
-__all__ = ["WORKSPACE_DIRNAME", "Workspace", "find_workspace"]
+__all__ = ["TARGETS", "WORKSPACE_DIRNAME", "Workspace", "find_workspace"]
+
+#: Where environments, runs and services go.
+TARGETS = ("auto", "docker", "local")
 
 WORKSPACE_DIRNAME = ".mlmagic"
 _DATABASE = "mlmagic.db"
@@ -74,6 +78,7 @@ class Workspace:
                 "Set MLMAGIC_WORKSPACE to a writable folder."
             ) from exc
         self._config = config
+        self._auto_target: str | None = None
         if engine is not None:
             self.__dict__["engine"] = engine
 
@@ -91,6 +96,29 @@ class Workspace:
     def config(self) -> MLMagic:
         """The settings in force: the ones given, else the process's (``%config``)."""
         return self._config or get_config()
+
+    def resolve_target(self, target: str | None = None) -> str:
+        """``docker`` or ``local``: the one asked for, else the setting; ``auto`` picks
+        Docker when an engine answers and says so once when it falls back to local."""
+        choice = target or self.config.target
+        if choice not in TARGETS:
+            raise MlmagicError(f"Unknown target {choice!r}: use docker, local or auto.")
+        if choice != "auto":
+            return choice
+        if self._auto_target is None:
+            try:
+                self.engine.ping()
+                self._auto_target = "docker"
+            except EngineError:
+                self._auto_target = "local"
+                print(
+                    "mlmagic: no Docker engine answers, so environments, runs and services use "
+                    "the local target (uv virtual environments and processes). Start Docker and "
+                    "set %config MLMagic.target = 'docker' (or MLMAGIC_TARGET=docker) to use "
+                    "containers.",
+                    file=sys.stderr,
+                )
+        return self._auto_target
 
     @cached_property
     def store(self) -> Store:

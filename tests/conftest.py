@@ -79,6 +79,36 @@ def workspace(tmp_path: Path, docker_engine, config, monkeypatch: pytest.MonkeyP
     return ws
 
 
+@pytest.fixture(scope="session")
+def venv_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache of local-target venvs for the whole session (a second use is instant)."""
+    return tmp_path_factory.mktemp("venvs")
+
+
+@pytest.fixture(params=["docker", "local"])
+def target(request: pytest.FixtureRequest, venv_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each target where behaviour is shared; child processes inherit the choice."""
+    monkeypatch.setenv("MLMAGIC_TARGET", request.param)
+    monkeypatch.setenv("MLMAGIC_VENV_DIR", str(venv_dir))
+    return str(request.param)
+
+
+@pytest.fixture
+def target_workspace(request, target, tmp_path, config, monkeypatch):  # type: ignore[no-untyped-def]
+    """A fresh workspace on ``target``: the real Docker engine, or local venvs and processes."""
+    from mlmagic.workspace import Workspace
+
+    engine = request.getfixturevalue("docker_engine") if target == "docker" else None
+    config.target = target
+    root = tmp_path / ".mlmagic"
+    monkeypatch.setenv("MLMAGIC_WORKSPACE", str(root))
+    monkeypatch.chdir(tmp_path)
+    Workspace._current.clear()
+    ws = Workspace(root, engine=engine, config=config)
+    Workspace._current[root] = ws
+    return ws
+
+
 @pytest.fixture
 def shell(workspace) -> Iterator[object]:  # type: ignore[no-untyped-def]
     """A real IPython shell with ``%load_ext mlmagic`` done, on ``workspace``."""

@@ -23,12 +23,10 @@ from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlmagic.deploy.image import SERVE_PORT, build_inference_image
-from mlmagic.engine.base import ContainerSpec, PortBinding
+from mlmagic.deploy.backends import ServiceBackend, backend_for
 from mlmagic.events import BuildEvent, BuildEventKind
 from mlmagic.exceptions import DeployError, MlmagicError
 from mlmagic.run.config import parse_gpus
-from mlmagic.run.docker import labels
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -85,6 +83,14 @@ class Service:
         return dict(self._record()["config"])
 
     @property
+    def target(self) -> str:
+        """``docker`` (a container) or ``local`` (a process)."""
+        return str(self.config.get("target", "docker"))
+
+    def _backend(self) -> ServiceBackend:
+        return backend_for(self._ws, self.target)
+
+    @property
     def url(self) -> str:
         return str(self._record()["url"])
 
@@ -103,7 +109,7 @@ class Service:
         record = self._record()
         if record["state"] in ("Transitioning", "Failed"):
             return str(record["state"])
-        container = self._ws.engine.state(record["container_id"] or "")
+        container = self._backend().state(record["handle"]) if record["handle"] else None
         if container is None:
             return "Failed"
         if not container.running:
@@ -158,9 +164,9 @@ class Service:
     def get_logs(self, num_lines: int = 5000) -> str:
         """The last ``num_lines`` lines the service printed (also after it died)."""
         record = self._record()
-        if not record["container_id"]:
+        if not record["handle"]:
             return ""
-        lines = list(self._ws.engine.logs(record["container_id"]))
+        lines = self._backend().logs(self._ws, self.name, record["handle"])
         return "\n".join(lines[-num_lines:])
 
     def get_keys(self) -> tuple[str, str]:
@@ -225,11 +231,11 @@ class Service:
     def delete(self) -> None:
         """Stop and remove the container, its image and its record."""
         record = self._record()
-        if record["container_id"]:
-            self._ws.engine.stop(record["container_id"], timeout=5)
-            self._ws.engine.remove(record["container_id"])
+        backend = self._backend()
+        if record["handle"]:
+            backend.stop(record["handle"])
         if record["image"]:
-            self._ws.engine.remove_image(record["image"])
+            backend.discard(self._ws, self.name, record["image"])
         with self._ws.store.transaction() as db:
             db.execute("DELETE FROM services WHERE name = ?", (self.name,))
         _KEYS.pop((str(self._ws.root), self.name), None)
@@ -301,6 +307,7 @@ class Services:
         gpus: str | None = None,
         memory: str | None = None,
         cpus: float | None = None,
+        target: str | None = None,
     ) -> Generator[BuildEvent, None, Service]:
         """Build the inference image, start the service and wait until it is healthy."""
         if not _NAME.match(name):
@@ -334,6 +341,7 @@ class Services:
             "gpus": gpus,
             "memory": memory,
             "cpus": cpus,
+            "target": self._ws.resolve_target(target),
         }
         self._check_entry(config)
         key_hashes: list[str] = []
@@ -381,77 +389,45 @@ class Services:
         self._ws.store._update("services", {"name": name}, {**values, "updated": time.time()})
 
     def _rollout(self, name: str, config: dict[str, Any]) -> Generator[BuildEvent, None, None]:
-        """Build the image for ``config`` and (re)start the container with it."""
+        """Build what ``config`` needs and (re)start the server with it."""
         self._update(name, state="Transitioning", config=config, error=None)
+        target = config.get("target", "docker")
         env = self._ws.environments.resolve(config["environment"])
         models = self._models(config["models"])
-        tag = f"mlmagic-service-{name}:latest"
-        log_path = self._ws.path("services", name, "build.log")
+        backend = backend_for(self._ws, target)
         try:
-            built = yield from self._ws.environments.build(env)
-            assert built.image is not None
-            yield from build_inference_image(
-                self._ws.engine,
-                env_image=built.image,
-                models=models,
-                source_dir=Path(config["source_dir"]),
-                entry_script=config["entry_script"],
-                tag=tag,
-                log_path=log_path,
-                exclude=[self._ws.root],
-            )
+            built = yield from self._ws.environments.build(env, target=target)
+            artefact = yield from backend.build(self._ws, name, config, built, models)
         except MlmagicError as exc:
             self._update(name, state="Failed", error=str(exc))
             raise
-        self._update(name, image=tag)
+        self._update(name, image=artefact)
         yield from self._start(name)
 
     def _start(self, name: str) -> Generator[BuildEvent, None, None]:
-        """Replace the container with a fresh one of the service's image; wait for health."""
+        """Replace the server with a fresh one; wait until it is healthy."""
         service = Service(self._ws, name)
+        backend = service._backend()
         record = service._record()
-        config = record["config"]
-        if record["container_id"]:
-            self._ws.engine.stop(record["container_id"], timeout=5)
-            self._ws.engine.remove(record["container_id"])
-        yield BuildEvent(BuildEventKind.STEP, step="starting the container")
-        environment = {"MLMAGIC_WORKERS": str(config["workers"])}
-        if record["key_hashes"]:
-            environment["MLMAGIC_AUTH_KEYS_SHA256"] = ",".join(record["key_hashes"])
-        gpus = parse_gpus(config.get("gpus") or "none")
-        spec = ContainerSpec(
-            image=record["image"],
-            command=[],
-            labels=labels(self._ws, "service", name),
-            environment=environment,
-            name=f"mlmagic-service-{name}-{int(time.time())}",
-            gpus=gpus if not isinstance(gpus, str) else None,
-            memory=config.get("memory"),
-            cpus=config.get("cpus"),
-            ports=[PortBinding(SERVE_PORT, config["port"], config["host"])],
-        )
+        if record["handle"]:
+            backend.stop(record["handle"])
+        yield BuildEvent(BuildEventKind.STEP, step="starting the server")
         try:
-            container_id = self._ws.engine.start(spec)
+            handle = backend.start(self._ws, name, record)
         except MlmagicError as exc:
-            message = str(exc)
-            if "allocated" in message or "address already in use" in message:
-                message = (
-                    f"Port {config['port']} on {config['host']} is taken: choose another "
-                    "with --port, or leave it out to pick a free one."
-                )
-            self._update(name, state="Failed", error=message)
-            raise DeployError(message) from exc
-        self._update(name, container_id=container_id)
+            self._update(name, state="Failed", error=str(exc))
+            raise DeployError(str(exc)) from exc
+        self._update(name, handle=handle)
         yield BuildEvent(BuildEventKind.STEP, step="waiting for init()")
-        yield from self._wait_healthy(service, container_id)
+        yield from self._wait_healthy(service, backend, handle)
 
     def _wait_healthy(
-        self, service: Service, container_id: str
+        self, service: Service, backend: ServiceBackend, handle: str
     ) -> Generator[BuildEvent, None, None]:
         deadline = time.monotonic() + self._ws.config.health_timeout
         shown = 0
         while True:
-            lines = list(self._ws.engine.logs(container_id))
+            lines = backend.logs(self._ws, service.name, handle)
             for line in lines[shown:]:
                 yield BuildEvent(BuildEventKind.LOG, message=line, step="waiting for init()")
             shown = len(lines)
@@ -459,10 +435,12 @@ class Services:
                 self._update(service.name, state="Healthy")
                 yield BuildEvent(BuildEventKind.DONE, image=service.url)
                 return
-            state = self._ws.engine.state(container_id)
+            state = backend.state(handle)
             if state is None or not state.running:
+                time.sleep(0.2)  # let the last lines reach the log
+                lines = backend.logs(self._ws, service.name, handle)
                 tail = "\n".join(lines[-15:])
-                code = state.exit_code if state else "?"
+                code = state.exit_code if state and state.exit_code is not None else "?"
                 error = f"{service.name} stopped while starting (exit {code})"
                 self._update(service.name, state="Failed", error=f"{error}\n{tail}")
                 raise DeployError(f"{error}. Its last lines:\n{tail}")

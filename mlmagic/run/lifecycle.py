@@ -1,9 +1,9 @@
 """A run's life: Preparing → Starting → Running → Finalizing → Completed | Failed | Canceled.
 
 :func:`drive` runs in a thread of the submitting process and takes a queued run to its
-end. The container, not that thread, is the truth of a live run: if the process dies, the
-container goes on, and any process that later looks at the run (:func:`watch`) finalises
-it when the container ends. :func:`finalize` is idempotent: whichever process sees the
+end. The container (or, on the local target, the detached process), not that thread, is
+the truth of a live run: if the kernel dies, the script goes on, and any process that
+later looks at the run (:func:`watch`) finalises it when the script ends. :func:`finalize` is idempotent: whichever process sees the
 end first closes the record; a second one changes nothing.
 """
 
@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from mlmagic.engine.base import ContainerState
 from mlmagic.events import BuildEventKind, RunEvent, RunEventKind, Stage, Status
-from mlmagic.exceptions import BuildError, EngineError, MlmagicError
+from mlmagic.exceptions import BuildError, EngineError, MlmagicError, SpecError
 from mlmagic.run import journal
-from mlmagic.run.docker import container_spec, gpu_request
+from mlmagic.run.docker import gpu_request
+from mlmagic.run.executor import Executor, executor_for
 from mlmagic.run.paths import RunPaths
 
 if TYPE_CHECKING:
+    from mlmagic.environment import Environment
     from mlmagic.workspace import Workspace
 
 __all__ = ["cancel", "drive", "enter_stage", "finalize", "owner_alive", "owner_id", "watch"]
@@ -78,25 +80,27 @@ def drive(ws: Workspace, run_id: str) -> None:
         _watching.add(run_id)
     stage = Stage.PREPARING
     try:
-        image, gpus = _prepare(ws, run_id)
+        record = ws.store.run(run_id)
+        assert record is not None
+        executor = executor_for(ws, record["target"])
+        env, gpus = _prepare(ws, run_id, executor)
         stage = Stage.STARTING
         _check_canceled(ws, run_id, stage)
         if not enter_stage(ws, run_id, Stage.STARTING):
             return
         record = ws.store.run(run_id)
         assert record is not None
-        spec = container_spec(ws, record, image, gpus)
         try:
-            container_id = ws.engine.start(spec)
+            handle = executor.start(ws, record, env, gpus)
         except MlmagicError as exc:
-            raise _Stop(Status.FAILED, f"the container could not start: {exc}", stage) from exc
-        ws.store.update_run(run_id, container_id=container_id, started=time.time())
+            raise _Stop(Status.FAILED, f"the script could not start: {exc}", stage) from exc
+        ws.store.update_run(run_id, handle=handle, started=time.time())
         stage = Stage.RUNNING
         entered = enter_stage(ws, run_id, Stage.RUNNING)
         if not entered or (ws.store.run(run_id) or {}).get("cancel_requested"):
             # Canceled while it was starting: stop what was started.
-            ws.engine.stop(container_id, timeout=5)
-        _follow_container(ws, run_id, container_id)
+            executor.stop(handle, timeout=5)
+        _follow(ws, run_id, executor, handle)
     except _Stop as stop:
         finalize(ws, run_id, status=stop.status, message=stop.message, stage=stop.stage)
     except BaseException as exc:
@@ -106,15 +110,15 @@ def drive(ws: Workspace, run_id: str) -> None:
             _watching.discard(run_id)
 
 
-def _prepare(ws: Workspace, run_id: str) -> tuple[str, object]:
-    """Resolve (and build when needed) the environment; check GPUs. Returns image, GPUs."""
+def _prepare(ws: Workspace, run_id: str, executor: Executor) -> tuple[Environment, object]:
+    """Materialise the environment (an image or a venv); check GPUs."""
     if not enter_stage(ws, run_id, Stage.PREPARING):
         raise _Stop(Status.CANCELED, "canceled before it started", Stage.QUEUED)
     record = ws.store.run(run_id)
     assert record is not None
     paths = RunPaths(ws.path("runs", run_id))
     env = ws.environments.get(record["env_name"], record["env_version"])
-    events = ws.environments.build(env)
+    events = ws.environments.build(env, target=record["target"])
     try:
         while True:
             try:
@@ -125,7 +129,7 @@ def _prepare(ws: Workspace, run_id: str) -> tuple[str, object]:
             journal.append(paths.events, RunEvent(RunEventKind.BUILD, build=event))
             if event.kind is not BuildEventKind.LOG:
                 _check_canceled(ws, run_id, Stage.PREPARING)
-    except BuildError as exc:
+    except (BuildError, SpecError) as exc:
         raise _Stop(
             Status.FAILED, f"the environment {env.ref} failed to build: {exc}", Stage.PREPARING
         ) from exc
@@ -133,19 +137,21 @@ def _prepare(ws: Workspace, run_id: str) -> tuple[str, object]:
         raise _Stop(Status.FAILED, str(exc), Stage.PREPARING) from exc
     finally:
         events.close()
-    ws.store.update_run(run_id, image=built.image)
+    ws.store.update_run(run_id, image=built.image if record["target"] == "docker" else built.venv)
     config = record["config"]
     gpus = gpu_request(config["gpus"])
     if gpus == "auto":
-        problem = ws.engine.gpu_problem()
+        problem = executor.gpu_problem()
         gpus = None if problem else gpu_request("all")
         if problem:
             _note(paths, "no GPU available, running on the CPU (--gpus auto)")
     elif gpus is not None:
-        problem = ws.engine.gpu_problem()
+        problem = executor.gpu_problem()
         if problem:
             raise _Stop(Status.FAILED, problem, Stage.PREPARING)
-    return built.image, gpus
+    if record["target"] == "local" and (config.get("memory") or config.get("cpus")):
+        _note(paths, "--memory and --cpus are not enforced on the local target")
+    return built, gpus
 
 
 def _check_canceled(ws: Workspace, run_id: str, stage: Stage) -> None:
@@ -154,23 +160,23 @@ def _check_canceled(ws: Workspace, run_id: str, stage: Stage) -> None:
         raise _Stop(Status.CANCELED, f"canceled while {stage.value.lower()}", stage)
 
 
-def _follow_container(ws: Workspace, run_id: str, container_id: str) -> None:
-    """Wait for the container to end (or time out) and finalise the run."""
+def _follow(ws: Workspace, run_id: str, executor: Executor, handle: str) -> None:
+    """Wait for the script to end (or time out) and finalise the run."""
     record = ws.store.run(run_id)
     assert record is not None
     timeout = record["config"].get("timeout")
     started = record["started"] or time.time()
     while True:
-        state = ws.engine.state(container_id)
+        state = executor.state(handle)
         if state is None or not state.running:
             finalize(ws, run_id, state=state)
             return
         if timeout and time.time() - started > timeout:
-            ws.engine.stop(container_id, timeout=10)
+            executor.stop(handle, timeout=10)
             finalize(
                 ws,
                 run_id,
-                state=ws.engine.state(container_id),
+                state=executor.state(handle),
                 status=Status.FAILED,
                 message=f"timed out after {timeout:g} s (--timeout)",
             )
@@ -194,8 +200,8 @@ def watch(ws: Workspace, run_id: str) -> None:
 
     def _watch() -> None:
         try:
-            container_id = record["container_id"]
-            if container_id is None:
+            handle = record["handle"]
+            if handle is None:
                 stage = Stage(record["status"]) if record["status"] != "Queued" else Stage.QUEUED
                 finalize(
                     ws,
@@ -206,7 +212,7 @@ def watch(ws: Workspace, run_id: str) -> None:
                     stage=stage,
                 )
                 return
-            _follow_container(ws, run_id, container_id)
+            _follow(ws, run_id, executor_for(ws, record["target"]), handle)
         finally:
             with _watching_lock:
                 _watching.discard(run_id)
@@ -220,9 +226,10 @@ def cancel(ws: Workspace, run_id: str) -> None:
     if record is None or Status(record["status"]).is_terminal:
         return
     ws.store.update_run(run_id, cancel_requested=1)
-    if record["container_id"]:
-        ws.engine.stop(record["container_id"], timeout=10)
-        finalize(ws, run_id, state=ws.engine.state(record["container_id"]))
+    if record["handle"]:
+        executor = executor_for(ws, record["target"])
+        executor.stop(record["handle"], timeout=10)
+        finalize(ws, run_id, state=executor.state(record["handle"]))
     elif not owner_alive(record["owner"]):
         finalize(ws, run_id, status=Status.CANCELED, message="canceled before it started")
 
@@ -245,7 +252,7 @@ def finalize(
     if record is None or Status(record["status"]).is_terminal:
         return False
     paths = RunPaths(ws.path("runs", run_id))
-    if record["container_id"]:
+    if record["handle"]:
         enter_stage(ws, run_id, Stage.FINALIZING)
     exit_code = _exit_code(state, paths)
     if status is None:
@@ -266,8 +273,8 @@ def finalize(
             paths.events,
             RunEvent(RunEventKind.END, status=status, exit_code=exit_code, message=message),
         )
-        if record["container_id"]:
-            ws.engine.remove(record["container_id"])
+        if record["handle"]:
+            executor_for(ws, record["target"]).remove(record["handle"])
     return closed
 
 

@@ -353,6 +353,7 @@ def submit(
     cpus: float | None = None,
     timeout: float | None = None,
     script_text: str | None = None,
+    target: str | None = None,
 ) -> Run:
     """Snapshot the source folder, record the run and start it; return at once.
 
@@ -383,6 +384,7 @@ def submit(
         memory=memory,
         cpus=cpus,
         timeout=timeout,
+        target=ws.resolve_target(target),
     )
     run_id = f"{experiment}_{time.strftime('%Y%m%d-%H%M%S')}_{secrets.token_hex(3)}"
     paths = RunPaths(ws.path("runs", run_id))

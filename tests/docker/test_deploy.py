@@ -65,6 +65,12 @@ TRIVIAL_SCORE = textwrap.dedent(
 
 
 @pytest.fixture
+def workspace(target_workspace):
+    """Every test here runs on both targets: containers and local processes."""
+    return target_workspace
+
+
+@pytest.fixture
 def small(workspace, tmp_path):
     """An environment, a registered trivial model and a folder with its score.py."""
     Environment.from_text("serve-env", "six\n").build(workspace, show_output=False)
@@ -168,9 +174,9 @@ def test_scoring_contract_and_failures_over_http(workspace, small):
 
         again = Workspace(workspace.root, engine=workspace.engine).services.get("dot-svc")
         assert again.run([0, 0, 2]) == {"dot": 6}
-        # The container dies later: the state says so and the logs stay readable.
-        record = workspace.store._all("SELECT container_id FROM services")[0]
-        workspace.engine.stop(record["container_id"], timeout=1)
+        # The server dies later: the state says so and the logs stay readable.
+        record = workspace.store._all("SELECT handle FROM services")[0]
+        service._backend().stop(record["handle"])
         assert service.state in ("Failed", "Unhealthy")
         assert isinstance(service.get_logs(), str)
     finally:
@@ -261,9 +267,11 @@ def test_register_model_refuses_paths_outside_the_outputs(workspace, tmp_path):
     assert list(workspace.models.list()["version"]) == [2, 1]
 
 
-def test_cli_deploys_an_azure_inference_config(workspace, small, capsys):
+def test_cli_deploys_an_azure_inference_config(workspace, small, capsys, target):
     from mlmagic.cli import main
 
+    if target == "local":
+        pytest.skip("extraDockerfileSteps need a Docker engine")
     model, app = small
     (app / "env.yml").write_text("name: x\ndependencies:\n  - python=3.11\n  - pip:\n    - six\n")
     (app / "steps.txt").write_text("RUN echo extra-step > /opt/extra\n")

@@ -1,0 +1,220 @@
+"""The second materialiser: an environment as a virtual environment made with ``uv``.
+
+For hosts with no Docker engine (Binder, a laptop without Docker). A venv is cached by the
+same content hash as an image, under the user's cache folder, so a second use is
+instant. It is built in place under a file lock and marked ready only at the end; a
+failed build is removed, never left half-made.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from mlmagic.events import BuildEvent, BuildEventKind
+from mlmagic.exceptions import BuildError, SpecError
+from mlmagic.spec import EnvironmentSpec
+
+__all__ = ["check_local", "local_python", "venv_packages", "venv_path", "venv_python", "venv_root"]
+
+_READY = ".mlmagic-ready"
+
+
+def venv_root() -> Path:
+    """Where venvs are cached: ``MLMAGIC_VENV_DIR``, else the user's cache folder."""
+    override = os.environ.get("MLMAGIC_VENV_DIR")
+    if override:
+        return Path(override).expanduser().resolve()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "mlmagic" / "venvs"
+
+
+def venv_path(key: str) -> Path:
+    """The venv folder of a cache key."""
+    return venv_root() / key[:20]
+
+
+def venv_python(path: Path) -> Path:
+    """The interpreter of a venv."""
+    return path / "bin" / "python"
+
+
+def local_python(spec: EnvironmentSpec) -> str:
+    """The Python version a local environment gets: the one asked for, else this kernel's."""
+    return spec.python or "{}.{}".format(*sys.version_info[:2])
+
+
+def check_local(spec: EnvironmentSpec) -> None:
+    """Refuse, in one line, what only a Docker engine can make."""
+    if spec.dockerfile is not None:
+        raise SpecError(
+            "A Dockerfile environment needs a Docker engine: start Docker, or write the "
+            "environment as requirements, conda or mlmagic YAML for the local target."
+        )
+    needs = []
+    if spec.apt:
+        needs.append(f"system packages (apt: {', '.join(spec.apt)})")
+    if spec.dockerfile_steps:
+        needs.append("dockerfile_steps")
+    if spec.solver == "conda":
+        needs.append("--solver conda")
+    if needs:
+        raise SpecError(
+            f"{' and '.join(needs)} need a Docker engine: start Docker, or remove them to "
+            "use the local target."
+        )
+
+
+def venv_packages(path: Path) -> list[str] | None:
+    """The exact package list of a venv (uv pip freeze)."""
+    from uv import find_uv_bin
+
+    try:
+        out = subprocess.run(
+            [find_uv_bin(), "pip", "freeze", "--python", str(venv_python(path))],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sorted(line.strip() for line in out.splitlines() if line.strip())
+
+
+def build_venv(
+    spec: EnvironmentSpec, key: str, *, log_path: Path, rebuild: bool = False
+) -> Iterator[BuildEvent]:
+    """Make (or find) the venv of ``spec``; yields build events, every line to ``log_path``.
+
+    Raises
+    ------
+    BuildError
+        uv could not find or fetch the Python asked for, or a package failed to install.
+    """
+    check_local(spec)
+    target = venv_path(key)
+    started = time.monotonic()
+    yield BuildEvent(BuildEventKind.START, image=str(target), message=f"venv {target}")
+    if (target / _READY).exists() and not rebuild:
+        yield BuildEvent(BuildEventKind.DONE, image=str(target), cached=True, duration=0.0)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_suffix(".lock"), "w") as lock:
+        # Another process may be making the same venv: wait for it, then use its work.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / _READY).exists() and not rebuild:
+            yield BuildEvent(BuildEventKind.DONE, image=str(target), cached=True, duration=0.0)
+            return
+        shutil.rmtree(target, ignore_errors=True)
+        try:
+            with open(log_path, "a", buffering=1, encoding="utf-8") as log:
+                log.write(f"# local build of {target}\n")
+                yield from _steps(spec, target, log, log_path)
+            (target / _READY).write_text(f"{time.time()}\n")
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+    yield BuildEvent(BuildEventKind.DONE, image=str(target), duration=time.monotonic() - started)
+
+
+def _steps(
+    spec: EnvironmentSpec, target: Path, log: object, log_path: Path
+) -> Iterator[BuildEvent]:
+    from uv import find_uv_bin
+
+    uv = find_uv_bin()
+    python = local_python(spec)
+    commands: list[tuple[str, list[str]]] = [
+        (f"uv venv --python {python}", [uv, "venv", "--python", python, str(target)])
+    ]
+    if spec.pip:
+        requirements = target.with_suffix(".requirements.txt")
+        requirements.write_text("".join(f"{r}\n" for r in spec.pip))
+        options: list[str] = []
+        if spec.index_url:
+            options += ["--index-url", spec.index_url]
+        for url in spec.extra_index_urls:
+            options += ["--extra-index-url", url]
+        commands.append(
+            (
+                "uv pip install -r requirements.txt",
+                [
+                    uv,
+                    "pip",
+                    "install",
+                    "--python",
+                    str(venv_python(target)),
+                    *options,
+                    "-r",
+                    str(requirements),
+                ],
+            )
+        )
+    env = dict(os.environ)
+    for pip_name, uv_name in (
+        ("PIP_INDEX_URL", "UV_INDEX_URL"),
+        ("PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL"),
+    ):
+        if env.get(pip_name) and not env.get(uv_name):
+            env[uv_name] = env[pip_name]
+    for index, (label, command) in enumerate(commands, start=1):
+        step = f"[{index}/{len(commands)}] {label}"
+        yield from _run_step(step, index, len(commands), command, env, log, log_path, python)
+
+
+def _run_step(
+    step: str,
+    index: int,
+    count: int,
+    command: Sequence[str],
+    env: dict[str, str],
+    log: object,
+    log_path: Path,
+    python: str,
+) -> Iterator[BuildEvent]:
+    yield BuildEvent(BuildEventKind.STEP, step=step, step_index=index, step_count=count)
+    started = time.monotonic()
+    tail: list[str] = []
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        errors="replace",
+    )
+    assert process.stdout is not None
+    try:
+        for line in process.stdout:
+            line = line.rstrip("\n")
+            log.write(line + "\n")  # type: ignore[attr-defined]
+            tail = [*tail[-29:], line]
+            yield BuildEvent(BuildEventKind.LOG, message=line, step=step)
+        code = process.wait()
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait()
+    if code != 0:
+        message = f"The local build failed at step {step}."
+        if index == 1:
+            message = (
+                f"No Python {python} could be found or fetched by uv: install it (for example "
+                f"`uv python install {python}`) or drop --python."
+            )
+        raise BuildError(message, step=step, log_tail=tail[-15:], log_path=str(log_path))
+    yield BuildEvent(
+        BuildEventKind.STEP_DONE,
+        step=step,
+        step_index=index,
+        step_count=count,
+        duration=time.monotonic() - started,
+    )
