@@ -53,7 +53,7 @@ class _Tail:
 
 
 def follow(
-    ws: Workspace, run_id: str, *, live: bool = True, poll: float = 0.1
+    ws: Workspace, run_id: str, *, live: bool = True, poll: float = 0.05
 ) -> Iterator[RunEvent]:
     """The run's events from the beginning; with ``live``, until the run ends.
 

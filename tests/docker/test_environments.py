@@ -58,9 +58,7 @@ def test_pip_cell_builds_an_image_that_imports_its_packages_then_hits_the_cache(
 
 def test_same_content_under_two_names_shares_one_image(workspace):
     _, a = _events(workspace, Environment.from_text("twin-a", PIP_CELL))
-    _, b = _events(
-        workspace, Environment.from_text("twin-b", "pip: [six==1.16.0, tomli>=2]\n")
-    )
+    _, b = _events(workspace, Environment.from_text("twin-b", "pip: [six==1.16.0, tomli>=2]\n"))
     assert a.image == b.image and b.cache_hit
 
 
