@@ -32,7 +32,7 @@ from mlmagic.engine.progress import ProgressParser
 from mlmagic.events import BuildEvent, BuildEventKind
 from mlmagic.exceptions import BuildError, EngineError
 
-__all__ = ["DockerEngine"]
+__all__ = ["DockerEngine", "run_arguments"]
 
 _START_DOCKER = (
     "Start Docker (Docker Desktop, or `sudo dockerd` / `sudo systemctl start docker` on "
@@ -201,47 +201,9 @@ class DockerEngine(ContainerEngine):
 
     def start(self, spec: ContainerSpec) -> str:
         """Create and start a container; return its id."""
-        kwargs: dict[str, Any] = {
-            "command": list(spec.command),
-            "labels": dict(spec.labels),
-            "environment": dict(spec.environment),
-            "working_dir": spec.working_dir,
-            "name": spec.name,
-            "detach": True,
-            "init": spec.init,
-            "entrypoint": [],
-            "mounts": [
-                docker.types.Mount(
-                    target=m.target, source=str(m.source), type="bind", read_only=m.read_only
-                )
-                for m in spec.mounts
-            ],
-        }
-        if spec.user:
-            kwargs["user"] = spec.user
-        if spec.shm_size:
-            kwargs["shm_size"] = spec.shm_size
-        if spec.memory:
-            kwargs["mem_limit"] = spec.memory
-            # No swap beyond the limit: an out-of-memory script is killed, not slowed.
-            kwargs["memswap_limit"] = spec.memory
-        if spec.cpus:
-            kwargs["nano_cpus"] = int(spec.cpus * 1e9)
-        if spec.gpus is not None:
-            kwargs["device_requests"] = [
-                docker.types.DeviceRequest(
-                    count=spec.gpus.count if not spec.gpus.device_ids else None,
-                    device_ids=list(spec.gpus.device_ids) or None,
-                    capabilities=[["gpu"]],
-                )
-            ]
-        if spec.ports:
-            kwargs["ports"] = {
-                f"{p.container_port}/tcp": (p.host_ip, p.host_port) for p in spec.ports
-            }
         try:
             container = self._api(
-                "start a container", self._client.containers.run, spec.image, **kwargs
+                "start a container", self._client.containers.run, spec.image, **run_arguments(spec)
             )
         except docker.errors.NotFound as exc:
             raise EngineError(f"The image {spec.image} is not in the engine.") from exc
@@ -315,6 +277,48 @@ class DockerEngine(ContainerEngine):
             "(no nvidia runtime in `docker info`, no nvidia-container-cli). Install it, or use "
             "--gpus auto to run on the CPU when no GPU is available."
         )
+
+
+def run_arguments(spec: ContainerSpec) -> dict[str, Any]:
+    """docker-py's ``containers.run`` arguments for ``spec`` (pure; the GPU request, the
+    limits and the published ports are decided here)."""
+    kwargs: dict[str, Any] = {
+        "command": list(spec.command),
+        "labels": dict(spec.labels),
+        "environment": dict(spec.environment),
+        "working_dir": spec.working_dir,
+        "name": spec.name,
+        "detach": True,
+        "init": spec.init,
+        "entrypoint": [],
+        "mounts": [
+            docker.types.Mount(
+                target=m.target, source=str(m.source), type="bind", read_only=m.read_only
+            )
+            for m in spec.mounts
+        ],
+    }
+    if spec.user:
+        kwargs["user"] = spec.user
+    if spec.shm_size:
+        kwargs["shm_size"] = spec.shm_size
+    if spec.memory:
+        kwargs["mem_limit"] = spec.memory
+        # No swap beyond the limit: an out-of-memory script is killed, not slowed.
+        kwargs["memswap_limit"] = spec.memory
+    if spec.cpus:
+        kwargs["nano_cpus"] = int(spec.cpus * 1e9)
+    if spec.gpus is not None:
+        kwargs["device_requests"] = [
+            docker.types.DeviceRequest(
+                count=spec.gpus.count if not spec.gpus.device_ids else None,
+                device_ids=list(spec.gpus.device_ids) or None,
+                capabilities=[["gpu"]],
+            )
+        ]
+    if spec.ports:
+        kwargs["ports"] = {f"{p.container_port}/tcp": (p.host_ip, p.host_port) for p in spec.ports}
+    return kwargs
 
 
 def _state(attrs: Mapping[str, Any]) -> ContainerState:
