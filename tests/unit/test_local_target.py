@@ -57,3 +57,24 @@ def test_a_python_uv_cannot_find_is_a_clear_error(local_ws, monkeypatch):
     with pytest.raises(BuildError, match="No Python 3.4 could be found"):
         Environment.from_text("old", "six\n", python="3.4").build(local_ws, show_output=False)
     assert local_ws.environments.get("old").status == "failed"
+
+
+def test_docker_target_without_an_engine_is_one_actionable_line(local_ws, monkeypatch):
+    from IPython.core.error import UsageError
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from mlmagic import EngineError
+
+    local_ws.config.target = "docker"
+    with pytest.raises(EngineError, match="No Docker engine answers at unix:///nonexistent"):
+        Environment.from_text("d", "six\n").build(local_ws, show_output=False)
+    monkeypatch.setenv("MLMAGIC_WORKSPACE", str(local_ws.root))
+    Workspace._current[local_ws.root] = local_ws
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "mlmagic")
+    try:
+        with pytest.raises(UsageError, match="Start Docker") as info:
+            shell.run_cell_magic("environment", "d --target docker --quiet", "six\n")
+        assert "\n" not in str(info.value)
+    finally:
+        Workspace._current.pop(local_ws.root, None)
