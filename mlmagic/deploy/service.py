@@ -443,7 +443,10 @@ class Services:
                 code = state.exit_code if state and state.exit_code is not None else "?"
                 error = f"{service.name} stopped while starting (exit {code})"
                 self._update(service.name, state="Failed", error=f"{error}\n{tail}")
-                raise DeployError(f"{error}. Its last lines:\n{tail}")
+                raise DeployError(
+                    f"{error}. Fix it, then ws.services.get({service.name!r}).reload() (or "
+                    f".delete()). Its last lines:\n{tail}"
+                )
             if time.monotonic() > deadline:
                 self._update(service.name, state="Unhealthy", error="no answer to its health check")
                 raise DeployError(
