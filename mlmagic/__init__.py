@@ -23,6 +23,8 @@ from mlmagic.exceptions import (
 from mlmagic.workspace import Workspace
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from IPython.core.interactiveshell import InteractiveShell
 
 __all__ = [
@@ -49,3 +51,13 @@ def load_ipython_extension(shell: InteractiveShell) -> None:
     if config not in shell.configurables:
         shell.configurables.append(config)  # type: ignore[arg-type]
     shell.register_magics(MLMagics)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    """The Jupyter server extension (REST handlers for the side panel)."""
+    return [{"module": "mlmagic.server"}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt JupyterLab extension shipped in the package (the side panel)."""
+    return [{"src": "labextension", "dest": "mlmagic"}]

@@ -32,14 +32,19 @@ __all__ = ["main"]
 def print_build_event(event: BuildEvent) -> None:
     """One terminal line per step, log line and outcome of a build."""
     if event.kind is BuildEventKind.STEP:
-        print(f"==> {event.step}", flush=True)
+        print(f"==> {_short(event.step or '')}", flush=True)
     elif event.kind is BuildEventKind.LOG:
         print(f"    {event.message}", flush=True)
     elif event.kind is BuildEventKind.STEP_DONE and event.cached:
-        print(f"    (cached) {event.step}", flush=True)
+        print(f"    (cached) {_short(event.step or '')}", flush=True)
     elif event.kind is BuildEventKind.DONE:
         how = "cache hit" if event.cached else "built"
         print(f"==> {event.image} ({how} in {event.duration or 0:.2f}s)", flush=True)
+
+
+def _short(text: str, width: int = 100) -> str:
+    """A step label cut to one terminal line (RUN lines with mounts are long)."""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _env_build(args: argparse.Namespace) -> int:

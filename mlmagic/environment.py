@@ -209,7 +209,9 @@ class Environment:
         parts = [self.ref]
         if self.status:
             parts.append(self.status)
-        if self.image:
+        if self.venv:
+            parts.append(self.venv)
+        elif self.image:
             parts.append(self.image)
         return f"<Environment {' · '.join(parts)}>"
 

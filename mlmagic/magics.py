@@ -298,6 +298,17 @@ class MLMagics(Magics):
         return self.workspace.services.list()
 
 
+# Options must be written out: `--gpu auto` must not quietly mean `--gpus auto`.
+for _magic in (
+    MLMagics.environment,
+    MLMagics.envs,
+    MLMagics.submit,
+    MLMagics.runs,
+    MLMagics.deploy,
+):
+    _magic.parser.allow_abbrev = False  # type: ignore[attr-defined]
+
+
 def show_run(run: Run, *, wait: bool, tail_lines: int = 200) -> None:
     """Display a run's widget fed by its event stream (in a thread unless ``wait``)."""
     from mlmagic.widgets import RunView
@@ -329,9 +340,11 @@ def describe(env: Environment) -> str:
     ]
     if env.error:
         lines.append(f"error: {env.error.splitlines()[0]}")
+    if env.venv:
+        lines.append(f"virtual environment (local target): {env.venv}")
     if env.log_path:
         lines.append(f"build log: {env.log_path}")
-    lines += ["", "Dockerfile:", env.dockerfile.rstrip()]
+    lines += ["", "Dockerfile (docker target):", env.dockerfile.rstrip()]
     if env.packages is not None:
         lines += ["", f"Resolved packages ({len(env.packages)}):", *env.packages]
     else:

@@ -11,6 +11,7 @@ it fails: CI must never pass by skipping the real-engine tier.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -114,7 +115,10 @@ def shell(workspace) -> Iterator[object]:  # type: ignore[no-untyped-def]
     """A real IPython shell with ``%load_ext mlmagic`` done, on ``workspace``."""
     from IPython.core.interactiveshell import InteractiveShell
 
+    main = sys.modules["__main__"]
     ip = InteractiveShell.instance()
     ip.run_line_magic("load_ext", "mlmagic")
     yield ip
     ip.run_line_magic("reset", "-f")
+    # The shell swaps in its own __main__; multiprocessing's spawn needs the real one.
+    sys.modules["__main__"] = main

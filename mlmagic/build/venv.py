@@ -21,7 +21,16 @@ from mlmagic.events import BuildEvent, BuildEventKind
 from mlmagic.exceptions import BuildError, SpecError
 from mlmagic.spec import EnvironmentSpec
 
-__all__ = ["check_local", "local_python", "venv_packages", "venv_path", "venv_python", "venv_root"]
+__all__ = [
+    "build_venv",
+    "check_local",
+    "local_python",
+    "plain_environment",
+    "venv_packages",
+    "venv_path",
+    "venv_python",
+    "venv_root",
+]
 
 _READY = ".mlmagic-ready"
 
@@ -71,17 +80,34 @@ def check_local(spec: EnvironmentSpec) -> None:
         )
 
 
+def plain_environment() -> dict[str, str]:
+    """This process's environment without forced colour (ipykernel sets FORCE_COLOR), so
+    the output of the tools mlmagic reads and logs is plain text."""
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "CLICOLOR_FORCE")}
+    env["NO_COLOR"] = "1"
+    return env
+
+
 def venv_packages(path: Path) -> list[str] | None:
     """The exact package list of a venv (uv pip freeze)."""
     from uv import find_uv_bin
 
     try:
         out = subprocess.run(
-            [find_uv_bin(), "pip", "freeze", "--python", str(venv_python(path))],
+            [
+                find_uv_bin(),
+                "--color",
+                "never",
+                "pip",
+                "freeze",
+                "--python",
+                str(venv_python(path)),
+            ],
             capture_output=True,
             text=True,
             timeout=120,
             check=True,
+            env=plain_environment(),
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
@@ -158,7 +184,7 @@ def _steps(
                 ],
             )
         )
-    env = dict(os.environ)
+    env = plain_environment()
     for pip_name, uv_name in (
         ("PIP_INDEX_URL", "UV_INDEX_URL"),
         ("PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL"),

@@ -15,15 +15,14 @@ from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlmagic.build.venv import venv_python, venv_root
-from mlmagic.deploy.image import SERVE_PORT, build_inference_image
+from mlmagic.build.venv import plain_environment, venv_python, venv_root
+from mlmagic.deploy.image import SERVE_PORT, build_inference_image, copy_app
 from mlmagic.engine.base import ContainerSpec, ContainerState, PortBinding
 from mlmagic.events import BuildEvent, BuildEventKind
 from mlmagic.exceptions import DeployError, MlmagicError
 from mlmagic.run.config import parse_gpus
 from mlmagic.run.docker import HELPER, labels
 from mlmagic.run.process import ProcessExecutor, cuda_visible_devices, spawn_detached
-from mlmagic.run.snapshot import snapshot
 
 if TYPE_CHECKING:
     from mlmagic.environment import Environment
@@ -90,7 +89,8 @@ class ContainerBackend(ServiceBackend):
         models: Sequence[Model],
     ) -> Generator[BuildEvent, None, str]:
         assert env.image is not None
-        tag = f"mlmagic-service-{name}:latest"
+        # One tag per workspace and rollout: two folders may both have a "digits-svc".
+        tag = f"mlmagic-service-{name}:{_workspace_id(ws)}-{int(time.time() * 1000)}"
         yield from build_inference_image(
             ws.engine,
             env_image=env.image,
@@ -175,7 +175,9 @@ class ProcessBackend(ServiceBackend):
         for model in models:
             shutil.copytree(model.folder, staging / "models" / model.name / str(model.version))
         (staging / "models").mkdir(exist_ok=True)
-        snapshot(Path(config["source_dir"]), staging / "app", exclude=[ws.root])
+        copy_app(
+            Path(config["source_dir"]), staging / "app", config["entry_script"], exclude=[ws.root]
+        )
         (staging / "deps").write_text(str(deps))
         (staging / "python").write_text(python)
         shutil.rmtree(folder, ignore_errors=True)
@@ -254,6 +256,8 @@ def _serve_deps(python: str) -> Path:
     out = subprocess.run(
         [
             find_uv_bin(),
+            "--color",
+            "never",
             "pip",
             "install",
             "--python",
@@ -264,11 +268,18 @@ def _serve_deps(python: str) -> Path:
         ],
         capture_output=True,
         text=True,
+        env=plain_environment(),
     )
     if out.returncode != 0:
         raise DeployError(f"Installing the serving dependencies failed: {out.stderr.strip()}")
     (target / ".mlmagic-ready").write_text("")
     return target
+
+
+def _workspace_id(ws: Workspace) -> str:
+    import hashlib
+
+    return hashlib.sha256(str(ws.root).encode()).hexdigest()[:10]
 
 
 def backend_for(ws: Workspace, target: str) -> ServiceBackend:

@@ -26,10 +26,19 @@ from mlmagic.build.dockerfile import BUILD_SETTINGS_SECRET, CA_SECRET
 from mlmagic.build.image import logged_build
 from mlmagic.engine.base import BuildRequest, ContainerEngine
 from mlmagic.events import BuildEvent
+from mlmagic.exceptions import DeployError
 from mlmagic.models import Model
 from mlmagic.run.snapshot import snapshot
 
-__all__ = ["APP_DIR", "MODEL_DIR", "SERVE_PORT", "build_inference_image", "model_dir", "render"]
+__all__ = [
+    "APP_DIR",
+    "MODEL_DIR",
+    "SERVE_PORT",
+    "build_inference_image",
+    "copy_app",
+    "model_dir",
+    "render",
+]
 
 #: Where things live in an inference image.
 APP_DIR = "/var/mlmagic/app"
@@ -89,6 +98,25 @@ def render(env_image: str, entry_script: str, models: Sequence[Model]) -> str:
     )
 
 
+def copy_app(
+    source_dir: Path, dest: Path, entry_script: str, *, exclude: Sequence[Path] = ()
+) -> None:
+    """Copy the entry script's folder as a run's snapshot is copied; check the script made it.
+
+    Raises
+    ------
+    DeployError
+        The folder's ignore rules leave the entry script out.
+    """
+    info = snapshot(source_dir, dest, exclude=exclude)
+    if not (dest / entry_script).is_file():
+        rules = info.ignore_file.name if info.ignore_file else "the ignore rules"
+        raise DeployError(
+            f"{entry_script} is left out of the copy of {source_dir} by {rules}: change that "
+            "file, or add a .mlignore (used instead of .amlignore and .gitignore)."
+        )
+
+
 def build_inference_image(
     engine: ContainerEngine,
     *,
@@ -116,7 +144,7 @@ def build_inference_image(
         for model in models:
             shutil.copytree(model.folder, context / "models" / model.name / str(model.version))
         (context / "models").mkdir(exist_ok=True)
-        snapshot(source_dir, context / "app", exclude=exclude)
+        copy_app(source_dir, context / "app", entry_script, exclude=exclude)
         secrets = write_build_secrets(Path(tmp) / "secrets")
         request = BuildRequest(context_dir=context, tag=tag, secrets=secrets)
         yield from logged_build(engine, request, log_path, f"the inference image {tag}")

@@ -27,6 +27,7 @@ from mlmagic.deploy.backends import ServiceBackend, backend_for
 from mlmagic.events import BuildEvent, BuildEventKind
 from mlmagic.exceptions import DeployError, MlmagicError
 from mlmagic.run.config import parse_gpus
+from mlmagic.run.snapshot import ignored_by
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -379,10 +380,17 @@ class Services:
     @staticmethod
     def _check_entry(config: dict[str, Any]) -> None:
         source = Path(config["source_dir"])
-        if not (source / config["entry_script"]).is_file():
+        entry = config["entry_script"]
+        if not (source / entry).is_file():
             raise DeployError(
-                f"No entry script {config['entry_script']} in {source}: check --entry, or "
-                "pass --source-dir with the folder that holds it."
+                f"No entry script {entry} in {source}: check --entry, or pass --source-dir "
+                "with the folder that holds it."
+            )
+        rules = ignored_by(source, entry)
+        if rules is not None:
+            raise DeployError(
+                f"{entry} is left out of the copy of {source} by {rules.name}: change that "
+                "file, or add a .mlignore (used instead of .amlignore and .gitignore)."
             )
 
     def _update(self, name: str, **values: Any) -> None:
@@ -401,8 +409,11 @@ class Services:
         except MlmagicError as exc:
             self._update(name, state="Failed", error=str(exc))
             raise
+        previous = Service(self._ws, name)._record()["image"]
         self._update(name, image=artefact)
         yield from self._start(name)
+        if previous and previous != artefact:
+            backend.discard(self._ws, name, previous)
 
     def _start(self, name: str) -> Generator[BuildEvent, None, None]:
         """Replace the server with a fresh one; wait until it is healthy."""

@@ -3,8 +3,9 @@
 :func:`drive` runs in a thread of the submitting process and takes a queued run to its
 end. The container (or, on the local target, the detached process), not that thread, is
 the truth of a live run: if the kernel dies, the script goes on, and any process that
-later looks at the run (:func:`watch`) finalises it when the script ends. :func:`finalize` is idempotent: whichever process sees the
-end first closes the record; a second one changes nothing.
+later looks at the run (:func:`watch`) finalises it when the script ends.
+:func:`finalize` is idempotent: whichever process sees the end first closes the record; a
+second one changes nothing.
 """
 
 from __future__ import annotations

@@ -397,6 +397,13 @@ def submit(
     )
     if script_text is not None:
         (paths.snapshot / CELL_SCRIPT).write_text(script_text)
+    elif not (paths.snapshot / config.script).is_file():
+        shutil.rmtree(paths.root, ignore_errors=True)
+        rules = info.ignore_file.name if info.ignore_file else "the ignore rules"
+        raise RunError(
+            f"{config.script} is left out of the run's copy of {source} by {rules}: change "
+            "that file, or add a .mlignore (used instead of .amlignore and .gitignore)."
+        )
     paths.create()
     ws.store.insert_run(
         {

@@ -25,7 +25,7 @@ import pathspec
 
 from mlmagic.exceptions import RunError
 
-__all__ = ["ALWAYS_IGNORED", "IGNORE_FILES", "SnapshotInfo", "snapshot"]
+__all__ = ["ALWAYS_IGNORED", "IGNORE_FILES", "SnapshotInfo", "ignored_by", "snapshot"]
 
 #: Ignore files looked for at the top of the source folder; the first found is used.
 IGNORE_FILES = (".mlignore", ".amlignore", ".gitignore")
@@ -136,6 +136,24 @@ def snapshot(
         copied += 1
         total += file.size
     return SnapshotInfo(files=copied, bytes=total, ignore_file=ignore_file, skipped=skipped)
+
+
+def ignored_by(source_dir: Path, relative: str) -> Path | None:
+    """The ignore file whose rules leave ``relative`` out of a snapshot of ``source_dir``.
+
+    ``None`` when the file would be copied (as far as the rules go). A file is left out
+    when it, or one of its folders, matches: ignored folders are pruned, as git does.
+    """
+    source = Path(source_dir).resolve()
+    ignore_file = next((source / n for n in IGNORE_FILES if (source / n).is_file()), None)
+    if ignore_file is None:
+        return None
+    spec = _read_ignore_file(ignore_file)
+    parts = Path(relative).parts
+    folders = ["/".join(parts[:i]) + "/" for i in range(1, len(parts))]
+    if any(spec.match_file(folder) for folder in folders) or spec.match_file(relative):
+        return ignore_file
+    return None
 
 
 def _check_source(source_dir: Path) -> Path:

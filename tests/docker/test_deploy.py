@@ -215,6 +215,10 @@ def test_bad_input_is_one_line(workspace, small):
         workspace.deploy("a-svc", models=[model], **{**common, "entry_script": "missing.py"})
     with pytest.raises(DeployError, match="valid service name"):
         workspace.deploy("Bad Name", models=[model], **common)
+    (app / ".amlignore").write_text("*.py\n")
+    with pytest.raises(DeployError, match="score.py is left out .* by .amlignore"):
+        workspace.deploy("a-svc", models=[model], **common)
+    (app / ".amlignore").unlink()
     assert workspace.services.list().empty
 
 

@@ -152,7 +152,7 @@ def test_from_files_and_the_cli(workspace, tmp_path, capsys):
     assert "cli-env" in capsys.readouterr().out
     assert main(["env", "show", "cli-env"]) == 0
     shown = capsys.readouterr().out
-    assert "Dockerfile:" in shown and "six==1.16.0" in shown
+    assert "Dockerfile (docker target):" in shown and "six==1.16.0" in shown
     assert main(["env", "show", "nope"]) == 1
     assert "No environment nope" in capsys.readouterr().err
     env = Environment.from_requirements("file-env", req).build(workspace, show_output=False)

@@ -204,7 +204,11 @@ def test_bad_input_is_refused_before_anything_is_recorded(workspace, env, projec
         workspace.submit("train.py", env, source_dir=project, gpus="lots")
     with pytest.raises(RunError, match="--memory"):
         workspace.submit("train.py", env, source_dir=project, memory="a lot")
+    (project / ".gitignore").write_text("train.py\n")
+    with pytest.raises(RunError, match="left out of the run's copy .* by .gitignore"):
+        workspace.submit("train.py", env, source_dir=project)
     assert workspace.store.runs() == []
+    assert not (workspace.root / "runs").exists() or not any((workspace.root / "runs").iterdir())
 
 
 _SUBMIT_AND_DIE = """
