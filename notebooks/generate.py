@@ -1,0 +1,1099 @@
+"""Write the demo notebooks of this folder, without outputs.
+
+The notebooks are generated so that their cells stay readable in a review and cannot
+drift apart: edit the cells here, then run ``python notebooks/generate.py``. The test
+suite executes every notebook headless (``tests/docker/test_notebooks.py``) and checks
+that the committed files are what this script writes.
+
+Cells carry tags that the tests use to find the outputs they check (``runs-table``,
+``predictions``...); ``torch`` marks the cells of ``gpu-pytorch.ipynb`` that need PyTorch.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+KERNEL = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
+def md(text: str) -> nbformat.NotebookNode:
+    """A markdown cell (``text`` is dedented and stripped)."""
+    return new_markdown_cell(textwrap.dedent(text).strip())
+
+
+def code(text: str, *tags: str) -> nbformat.NotebookNode:
+    """A code cell with optional tags."""
+    cell = new_code_cell(textwrap.dedent(text).strip())
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
+
+
+def notebook(slug: str, cells: list[nbformat.NotebookNode]) -> nbformat.NotebookNode:
+    """A notebook with stable cell ids, so regenerating it changes nothing."""
+    for index, cell in enumerate(cells):
+        cell.id = f"{slug}-{index:02d}"
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = KERNEL
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+# -- quickstart.ipynb -----------------------------------------------------------------------
+
+TRAIN_DIGITS = """
+import argparse
+import json
+
+import joblib
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from sklearn.svm import SVC
+
+import mlmagic_run as run
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--C", type=float, default=1.0)
+args = parser.parse_args()
+
+X, y = load_digits(return_X_y=True)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
+model = SVC(C=args.C, gamma=0.001).fit(X_train, y_train)
+accuracy = model.score(X_test, y_test)
+print(f"C={args.C}: accuracy {accuracy:.4f}")
+
+run.log_params(C=args.C, gamma=0.001)
+run.log("accuracy", accuracy)
+joblib.dump(model, run.output_dir() / "model.pkl")
+# Five held-out digits, so the notebook can call the service without scikit-learn.
+holdout = {"X": X_test[:5].tolist(), "y": y_test[:5].tolist()}
+(run.output_dir() / "holdout.json").write_text(json.dumps(holdout))
+"""
+
+
+def quickstart() -> nbformat.NotebookNode:
+    return notebook(
+        "quickstart",
+        [
+            md(
+                """
+                # mlmagic quickstart: train, compare, register, deploy
+
+                This notebook goes through the whole mlmagic workflow on scikit-learn's
+                bundled *digits* data (8x8 images of handwritten digits): define an
+                environment, train twice with different settings, compare the runs, register
+                the better model, serve it over HTTP, call it, and clean up.
+
+                Coming from the Azure ML SDK v1? The nouns are the ones you know:
+
+                | Azure ML SDK v1 | mlmagic |
+                | --- | --- |
+                | `Environment` | `%%environment` |
+                | `ScriptRunConfig` + `Experiment.submit` | `%%submit` / `%submit` |
+                | `Run.log`, `run.get_metrics()` | `mlmagic_run.log`, `run.metrics`, `%runs` |
+                | `run.register_model` | `run.register_model` |
+                | `Model.deploy` to a `LocalWebservice` | `%deploy` |
+
+                `azureml-migration.ipynb` puts the two side by side.
+
+                **Where things run.** With a Docker engine, an environment is an image and
+                runs and services are containers. Without one (Binder, a laptop without
+                Docker) mlmagic uses the *local target*: virtual environments made with `uv`,
+                and ordinary processes. It picks by itself; nothing below names a target.
+                Everything mlmagic records (environments, runs, models, services) goes into
+                the *workspace*, a `.mlmagic/` folder next to this notebook.
+                """
+            ),
+            code("%load_ext mlmagic"),
+            code(
+                """
+                from mlmagic import Workspace
+
+                ws = Workspace.current()
+                print("workspace:", ws.root)
+                print("target:", ws.resolve_target())
+                """
+            ),
+            md(
+                """
+                ## 1. An environment
+
+                The cell below is a pip requirements file. `%%environment` turns it into a
+                versioned environment named `digits-env`. A changed cell makes a new version;
+                an unchanged one is a *cache hit*, so running this notebook again does not
+                build anything.
+                """
+            ),
+            code(
+                """
+                %%environment digits-env
+                scikit-learn>=1.3
+                joblib
+                pandas
+                """
+            ),
+            md(
+                """
+                The magic returned the `Environment` (a notebook keeps the last result in
+                `_`). Run the notebook again and this says *cache hit*.
+                """
+            ),
+            code(
+                """
+                digits_env = _
+                print(digits_env.ref, "cache hit" if digits_env.cache_hit else "built now")
+                """,
+                "env-status",
+            ),
+            md(
+                """
+                ## 2. Two training runs
+
+                `%%submit` runs the cell as a script in the environment (the packages above
+                are there, not in this kernel). The script logs its parameters and metrics
+                with `mlmagic_run` and saves the model in `run.output_dir()`, whose files are
+                kept with the run. Everything after `--` is passed to the script, like
+                `arguments=` of a `ScriptRunConfig`; `--wait` blocks until the run ends.
+                """
+            ),
+            code(
+                "%%submit --env digits-env --experiment digits --wait -- --C 0.5\n"
+                + TRAIN_DIGITS.strip()
+            ),
+            md("The magic returns the `Run`; keep it, it is needed below."),
+            code("run_a = _\nrun_a"),
+            md(
+                """
+                The same script with a much smaller `C` (stronger regularisation). The cell
+                is the script, so the second run is the same cell with another argument
+                after `--`. For a longer sweep, save the script with `%%writefile train.py`
+                and call `%submit train.py --env digits-env -- --C ...` in a loop.
+                """
+            ),
+            code(
+                "%%submit --env digits-env --experiment digits --wait -- --C 0.05\n"
+                + TRAIN_DIGITS.strip()
+            ),
+            code("run_b = _\nrun_b"),
+            md(
+                """
+                ## 3. Compare the runs
+
+                `%runs` returns a pandas DataFrame: one row per run, the logged parameters as
+                `param.*` columns and the last value of each metric.
+                """
+            ),
+            code(
+                """
+                runs = %runs --experiment digits
+                runs[["id", "status", "param.C", "accuracy", "duration"]]
+                """,
+                "runs-table",
+            ),
+            md(
+                """
+                The experiment keeps the runs of earlier sessions too; pick the better of the
+                two runs made above.
+                """
+            ),
+            code(
+                """
+                ours = runs[runs["id"].isin([run_a.id, run_b.id])]
+                best = ws.runs.get(ours.sort_values("accuracy", ascending=False)["id"].iloc[0])
+                best
+                """,
+                "best-run",
+            ),
+            md(
+                """
+                ## 4. Register the model
+
+                Registering copies the file out of the run into the workspace's model
+                registry as the next version of `digits`, with the run and the environment
+                version as its lineage.
+                """
+            ),
+            code(
+                """
+                model = best.register_model("digits", "outputs/model.pkl", description="SVC")
+                model
+                """
+            ),
+            md(
+                """
+                ## 5. Deploy it
+
+                The scoring script has the shape Azure ML uses: `init()` loads the model once,
+                `run(raw_data)` answers each request (`raw_data` is the request's JSON body).
+                `MLMAGIC_MODEL_DIR` (also set as `AZUREML_MODEL_DIR`) is the folder of the
+                deployed model version.
+                """
+            ),
+            code(
+                """
+                %%writefile score.py
+                import json
+                import os
+
+                import joblib
+
+
+                def init():
+                    global model
+                    model = joblib.load(os.path.join(os.environ["MLMAGIC_MODEL_DIR"], "model.pkl"))
+
+
+                def run(raw_data):
+                    rows = json.loads(raw_data)
+                    return model.predict(rows).tolist()
+                """
+            ),
+            md(
+                """
+                `%deploy` serves the model with `score.py` in the same environment, on a free
+                port of 127.0.0.1, and returns once the service answers. IPython replaces
+                `{model.ref}` with the version registered above (`digits:1` the first time).
+                """
+            ),
+            code("%deploy digits-svc --model {model.ref} --entry score.py --env digits-env"),
+            md("The magic returned the `Service`:"),
+            code("svc = _\nsvc"),
+            md(
+                """
+                Call it with the five held-out digits the best run saved next to its model,
+                and compare the predictions with the truth.
+                """
+            ),
+            code(
+                """
+                import json
+
+                import pandas as pd
+
+                holdout = json.loads(best.download("outputs/holdout.json").read_text())
+                X, y = holdout["X"], holdout["y"]
+                predictions = svc.run(X[:5])
+                pd.DataFrame({"predicted": predictions, "truth": y[:5]})
+                """,
+                "predictions",
+            ),
+            md(
+                """
+                `svc.scoring_uri` is a plain HTTP endpoint: any client can POST JSON to it,
+                as `svc.run` does. `svc.get_logs()` shows what the server printed.
+
+                ## 6. Clean up
+
+                Deleting the service stops it and frees its name, so this notebook can run
+                again from the top. The model, the runs and the environment stay in the
+                workspace (`%models`, `%runs`, `%envs`).
+                """
+            ),
+            code(
+                """
+                svc.delete()
+                %services
+                """,
+                "cleanup",
+            ),
+        ],
+    )
+
+
+# -- environments.ipynb ---------------------------------------------------------------------
+
+
+def environments() -> nbformat.NotebookNode:
+    return notebook(
+        "environments",
+        [
+            md(
+                """
+                # Environments: four ways to write one, versions, cache hits, diffs
+
+                An environment is the software a run or a service gets: a Python, packages,
+                settings. `%%environment NAME` reads its cell in one of four formats,
+                detected from the text:
+
+                1. a pip **requirements** file,
+                2. a conda **environment.yml**,
+                3. a **Dockerfile**,
+                4. mlmagic's own **YAML**.
+
+                Each definition is a *version* of its name; an unchanged definition is the
+                same version and a *cache hit* (nothing is built). With a Docker engine an
+                environment becomes an image; without one it becomes a virtual environment
+                made with `uv` (a Dockerfile then cannot be built, as shown below).
+                """
+            ),
+            code(
+                """
+                %load_ext mlmagic
+                from mlmagic import Environment, Workspace
+
+                ws = Workspace.current()
+                target = ws.resolve_target()
+                print("target:", target)
+                """
+            ),
+            md(
+                """
+                ## 1. pip requirements
+
+                What you would put in `requirements.txt`, including `--index-url` and
+                `--extra-index-url` lines when your packages come from another index.
+                """
+            ),
+            code(
+                """
+                %%environment demo-pip
+                requests>=2.31
+                """,
+                "pip-env",
+            ),
+            md(
+                """
+                ## 2. conda environment.yml
+
+                `python=3.11` picks the Python. By default the conda specs are installed with
+                `uv` from PyPI (`numpy=1.26` becomes `numpy==1.26.*`), which is fast and needs
+                no conda; `--solver conda` installs them with micromamba in the image instead
+                (Docker only). Packages that exist only on conda need that solver, and mlmagic
+                says so when it meets one.
+                """
+            ),
+            code(
+                """
+                %%environment demo-conda
+                name: demo
+                channels:
+                  - conda-forge
+                dependencies:
+                  - python=3.11
+                  - numpy=1.26
+                  - pip:
+                      - tqdm
+                """,
+                "conda-env",
+            ),
+            md(
+                """
+                ## 3. A Dockerfile
+
+                A Dockerfile is built as written. In a cell it is simply
+
+                ```
+                %%environment demo-dockerfile
+                FROM python:3.11-slim
+                ...
+                ```
+
+                but the `FROM` line must name an image your engine has or can pull. Here the
+                Python API builds it on the base image mlmagic is configured with (the
+                setting `%config MLMagic.cpu_base_image`, or the `MLMAGIC_CPU_BASE_IMAGE`
+                variable), with `{python}` filled in. Without a Docker engine there is
+                nothing to build a Dockerfile with: it is registered, not built.
+                """
+            ),
+            code(
+                """
+                from mlmagic.config import get_config
+
+                config = get_config()
+                base_image = config.cpu_base_image.format(python=config.default_python)
+                dockerfile = f\"\"\"\\
+                FROM {base_image}
+                ENV OMP_NUM_THREADS=1
+                RUN mkdir -p /opt/demo && echo "made by a Dockerfile environment" > /opt/demo/README
+                \"\"\"
+                print(dockerfile)
+                """
+            ),
+            code(
+                """
+                dockerfile_env = Environment.from_text("demo-dockerfile", dockerfile)
+                if target == "docker":
+                    dockerfile_env = dockerfile_env.build(show_output=False)
+                else:
+                    dockerfile_env = dockerfile_env.register()
+                    print("No Docker engine: registered", dockerfile_env.ref, "without a build.")
+                dockerfile_env
+                """,
+                "dockerfile-env",
+            ),
+            md(
+                """
+                ## 4. mlmagic YAML
+
+                One key per setting: `pip`, `conda`, `python`, `env` (environment variables),
+                `gpu`, `base_image`, and, with Docker, `apt` (system packages) and
+                `dockerfile_steps`.
+                """
+            ),
+            code(
+                """
+                %%environment demo-yaml
+                pip:
+                  - requests>=2.31
+                env:
+                  OMP_NUM_THREADS: 1
+                """,
+                "yaml-env",
+            ),
+            md(
+                """
+                ## 5. Versions and cache hits
+
+                Run the pip cell again, unchanged: the latest version is reused and nothing
+                is built. The returned `Environment` says so.
+                """
+            ),
+            code(
+                """
+                %%environment demo-pip
+                requests>=2.31
+                """
+            ),
+            code(
+                """
+                unchanged = _
+                print(unchanged.ref, "cache hit:", unchanged.cache_hit)
+                """,
+                "cache-hit",
+            ),
+            md(
+                """
+                Now change it: one more package makes the next version. A definition is
+                compared with the latest version only, so going back to an older one makes
+                a new version too (whose build is still a cache hit). Run this notebook
+                twice and the versions go on counting.
+                """
+            ),
+            code(
+                """
+                %%environment demo-pip
+                requests>=2.31
+                tqdm
+                """
+            ),
+            code(
+                """
+                changed = _
+                print(unchanged.ref, "->", changed.ref)
+                """
+            ),
+            md(
+                """
+                ## 6. What is in an environment
+
+                `%envs` lists every version of every environment; `%envs NAME` shows the
+                latest version of one: its Dockerfile and the exact packages it resolved to
+                (the output of `pip freeze` in the image or venv).
+                """
+            ),
+            code("%envs"),
+            code("%envs demo-pip", "envs-show"),
+            md(
+                """
+                And the difference between two versions, as a diff of their resolved
+                packages (`+` only in the newer one):
+                """
+            ),
+            code(
+                """
+                print(ws.environments.diff("demo-pip", unchanged.version, changed.version))
+                """,
+                "diff",
+            ),
+            md(
+                """
+                The same from a terminal: `mlmagic env build requirements.txt --name NAME`,
+                `mlmagic env list` and `mlmagic env show NAME`.
+                """
+            ),
+        ],
+    )
+
+
+# -- gpu-pytorch.ipynb ----------------------------------------------------------------------
+
+TRAIN_TORCH = """
+import argparse
+
+import torch
+from sklearn.datasets import load_digits
+from torch import nn
+
+import mlmagic_run as run
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--epochs", type=int, default=30)
+parser.add_argument("--lr", type=float, default=1e-3)
+args = parser.parse_args()
+
+device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+name = torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"
+print("training on", name)
+run.log_params(device=name, epochs=args.epochs, lr=args.lr)
+
+torch.manual_seed(0)
+X, y = load_digits(return_X_y=True)
+X = torch.tensor(X / 16.0, dtype=torch.float32, device=device)
+y = torch.tensor(y, device=device)
+order = torch.randperm(len(X), device=device)
+train, test = order[:1400], order[1400:]
+
+model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10)).to(device)
+optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
+loss_fn = nn.CrossEntropyLoss()
+
+for epoch in range(args.epochs):
+    model.train()
+    for batch in train[torch.randperm(len(train), device=device)].split(64):
+        optimiser.zero_grad()
+        loss = loss_fn(model(X[batch]), y[batch])
+        loss.backward()
+        optimiser.step()
+    model.eval()
+    with torch.no_grad():
+        train_loss = loss_fn(model(X[train]), y[train]).item()
+        accuracy = (model(X[test]).argmax(1) == y[test]).float().mean().item()
+    run.log("loss", train_loss, step=epoch)
+    run.log("accuracy", accuracy, step=epoch)
+    print(f"epoch {epoch:2d}  loss {train_loss:.4f}  accuracy {accuracy:.4f}")
+
+torch.save(model.state_dict(), run.output_dir() / "mlp.pt")
+"""
+
+
+def gpu_pytorch() -> nbformat.NotebookNode:
+    return notebook(
+        "gpu-pytorch",
+        [
+            md(
+                """
+                # PyTorch on a GPU, or on the CPU when there is none
+
+                A small multi-layer perceptron on the digits data, written once and correct
+                on both kinds of host: with an NVIDIA GPU the environment is built for CUDA
+                and the run gets the GPU; without one the same code trains on the CPU (the
+                model is small enough for that).
+
+                On Docker, a GPU run needs the NVIDIA Container Toolkit on the host. On the
+                local target (no Docker engine), the run is a process that sees the GPUs
+                through `CUDA_VISIBLE_DEVICES`.
+
+                **Size.** PyPI's `torch` for Linux is the CUDA build: with its `nvidia-*`
+                wheels it is a download of several GB, on a CPU-only host too. If the host
+                has no GPU and can reach download.pytorch.org, set `CPU_WHEELS = True` below
+                to install the CPU build (about 200 MB) instead.
+                """
+            ),
+            code("%load_ext mlmagic"),
+            md(
+                """
+                ## 1. Is there a GPU?
+
+                Decided in Python, so the same notebook is right on a laptop and on a GPU
+                server.
+                """
+            ),
+            code(
+                """
+                import shutil
+
+                has_gpu = shutil.which("nvidia-smi") is not None
+                print("NVIDIA GPU on this host:", has_gpu)
+                """
+            ),
+            md(
+                """
+                ## 2. The environment
+
+                Defined with the Python API so that `gpu=` follows `has_gpu`. This is what
+                `%%environment torch-env --gpu` would do on a GPU host: build on the GPU base
+                image (`%config MLMagic.gpu_base_image`, a CUDA runtime image). The
+                requirements and the rendered Dockerfile show what would be built; nothing
+                is built yet.
+                """
+            ),
+            code(
+                """
+                from mlmagic import Environment
+
+                CPU_WHEELS = False  # True: PyTorch's CPU wheels (needs download.pytorch.org)
+
+                requirements = ["torch", "scikit-learn"]
+                if CPU_WHEELS and not has_gpu:
+                    requirements.insert(0, "--extra-index-url https://download.pytorch.org/whl/cpu")
+                text = "\\n".join(requirements)
+                torch_env = Environment.from_text("torch-env", text, gpu=has_gpu)
+                print(text, "\\n")
+                print(torch_env.dockerfile)
+                """,
+                "define-env",
+            ),
+            md("Build it (the long step: PyTorch is large)."),
+            code(
+                """
+                torch_env = torch_env.build(show_output=False)
+                torch_env
+                """,
+                "torch",
+            ),
+            md(
+                """
+                ## 3. Train
+
+                `--gpus auto` gives the run the host's GPUs when it has any and none
+                otherwise; the script picks `cuda` when PyTorch sees a GPU, else `cpu`, and
+                logs the loss and the held-out accuracy after each epoch. `$torch_env`
+                expands to the exact version just built.
+                """
+            ),
+            code(
+                "%%submit --env $torch_env --experiment digits-torch --gpus auto --wait "
+                f"-- --epochs 30\n{TRAIN_TORCH.strip()}",
+                "torch",
+            ),
+            md(
+                """
+                ## 4. The curves
+
+                `run.metrics` has every logged value; one column per metric, one row per
+                epoch:
+                """
+            ),
+            code(
+                """
+                torch_run = _
+                print(torch_run.params)
+                curves = torch_run.metrics.pivot(index="step", columns="name", values="value")
+                curves
+                """,
+                "torch",
+                "curves",
+            ),
+            md(
+                """
+                With matplotlib in the kernel, `curves.plot(subplots=True)` draws them. The
+                trained weights are in the run's outputs: `torch_run.files()` lists them and
+                `torch_run.register_model("digits-mlp", "outputs/mlp.pt")` registers them.
+                """
+            ),
+        ],
+    )
+
+
+# -- azureml-migration.ipynb ----------------------------------------------------------------
+
+
+def azureml_migration() -> nbformat.NotebookNode:
+    return notebook(
+        "azureml-migration",
+        [
+            md(
+                """
+                # From the Azure ML SDK v1 to mlmagic
+
+                For people moving a project off `azureml-core` (the Azure Machine Learning
+                SDK v1). Each step shows the SDK v1 code you know, as text (it is not run
+                here), then the mlmagic code that does the same on your own machine, which
+                you run. The example is the usual one: train a scikit-learn classifier on the
+                digits data, register it, deploy it as a local web service, call it.
+
+                | Azure ML SDK v1 | mlmagic |
+                | --- | --- |
+                | `Workspace.from_config()` | `Workspace.current()`: a `.mlmagic/` folder |
+                | `Environment.from_conda_specification` | `Environment.from_conda_yaml` |
+                | `ScriptRunConfig` + `Experiment.submit` | `ws.submit`, `%submit` |
+                | `Run.get_context().log(...)` in the script | `mlmagic_run.log(...)` |
+                | `run.wait_for_completion(show_output=True)` | `run.wait(show_output=True)` |
+                | `run.get_metrics()` | `run.metrics`, `ws.runs.list(experiment)` |
+                | `run.register_model` | `run.register_model` |
+                | `InferenceConfig` + `score.py` | the same `score.py` and `inferenceconfig.json` |
+                | `LocalWebservice` + `Model.deploy` | `ws.deploy`, `%deploy` |
+                | `service.run`, `service.get_logs()` | `svc.run`, `svc.get_logs()` |
+
+                What has no counterpart: compute clusters (your machine is the compute),
+                datastores (use `--data name=/path`, mounted read-only), HyperDrive (loop
+                over `ws.submit`), and AKS/ACI deployments (services are containers or
+                processes on 127.0.0.1).
+                """
+            ),
+            md(
+                """
+                ## 1. The workspace
+
+                **Azure ML SDK v1**
+
+                ```python
+                from azureml.core import Workspace
+
+                ws = Workspace.from_config()  # config.json: subscription, resource group, name
+                ```
+
+                **mlmagic**: no account and no `config.json`. The workspace is a `.mlmagic/`
+                folder, found like git finds a repository (here: next to this notebook) and
+                made on first use. With a Docker engine, environments are images and runs
+                are containers; without one, mlmagic uses virtual environments and processes.
+                """
+            ),
+            code(
+                """
+                from mlmagic import Environment, Workspace
+
+                ws = Workspace.current()
+                print("workspace:", ws.root)
+                print("target:", ws.resolve_target())
+                """
+            ),
+            md(
+                """
+                ## 2. The project files
+
+                An SDK v1 project usually has a folder with a training script, a conda file,
+                a scoring script and, for the `az ml` CLI, an `inferenceconfig.json`. The
+                same files serve mlmagic; this cell makes them in `digits-project/`.
+                """
+            ),
+            code(
+                """
+                from pathlib import Path
+
+                Path("digits-project").mkdir(exist_ok=True)
+                """
+            ),
+            code(
+                """
+                %%writefile digits-project/environment.yml
+                name: sklearn-env
+                dependencies:
+                  - python=3.11
+                  - scikit-learn
+                  - pip:
+                      - joblib
+                """
+            ),
+            md(
+                """
+                The training script. The one line that changes is how it logs: in SDK v1,
+
+                ```python
+                from azureml.core import Run
+                run = Run.get_context()
+                run.log("accuracy", accuracy)
+                ```
+
+                and with mlmagic, `import mlmagic_run as run`, then the same
+                `run.log("accuracy", accuracy)`. Files written to `./outputs` are kept with
+                the run in both.
+                """
+            ),
+            code(
+                """
+                %%writefile digits-project/train.py
+                import argparse
+                import json
+                import os
+
+                import joblib
+                from sklearn.datasets import load_digits
+                from sklearn.linear_model import LogisticRegression
+                from sklearn.model_selection import train_test_split
+
+                import mlmagic_run as run
+
+                parser = argparse.ArgumentParser()
+                parser.add_argument("--C", type=float, default=1.0)
+                args = parser.parse_args()
+
+                X, y = load_digits(return_X_y=True)
+                X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+                model = LogisticRegression(C=args.C, max_iter=5000).fit(X_train, y_train)
+
+                accuracy = model.score(X_test, y_test)
+                print(f"C={args.C}: accuracy {accuracy:.4f}")
+                run.log_params(C=args.C)
+                run.log("accuracy", accuracy)
+                os.makedirs("outputs", exist_ok=True)
+                joblib.dump(model, "outputs/model.pkl")
+                with open("outputs/holdout.json", "w") as f:
+                    json.dump({"X": X_test[:5].tolist(), "y": y_test[:5].tolist()}, f)
+                """
+            ),
+            md(
+                """
+                The scoring script is an Azure ML one, unchanged: `AZUREML_MODEL_DIR` is set
+                in the service, and requests carry `{"data": [...]}`.
+                """
+            ),
+            code(
+                """
+                %%writefile digits-project/score.py
+                import json
+                import os
+
+                import joblib
+
+
+                def init():
+                    global model
+                    model = joblib.load(os.path.join(os.getenv("AZUREML_MODEL_DIR"), "model.pkl"))
+
+
+                def run(raw_data):
+                    data = json.loads(raw_data)["data"]
+                    return model.predict(data).tolist()
+                """
+            ),
+            code(
+                """
+                %%writefile digits-project/inferenceconfig.json
+                {
+                  "entryScript": "score.py",
+                  "sourceDirectory": ".",
+                  "condaFile": "environment.yml"
+                }
+                """
+            ),
+            md(
+                """
+                ## 3. The environment
+
+                **Azure ML SDK v1**
+
+                ```python
+                from azureml.core import Environment
+
+                env = Environment.from_conda_specification(
+                    name="sklearn-env", file_path="digits-project/environment.yml"
+                )
+                env.register(workspace=ws)  # the image is built in the cloud on first use
+                ```
+
+                **mlmagic**: the same file; `build()` registers a version and builds it now
+                (a cache hit when it was built before). In a notebook, `%%environment
+                sklearn-env` with the YAML in the cell does the same.
+                """
+            ),
+            code(
+                """
+                env = Environment.from_conda_yaml("sklearn-env", "digits-project/environment.yml")
+                env = env.build(show_output=False)
+                env
+                """
+            ),
+            md(
+                """
+                ## 4. Submit a run
+
+                **Azure ML SDK v1**
+
+                ```python
+                from azureml.core import Experiment, ScriptRunConfig
+
+                src = ScriptRunConfig(
+                    source_directory="digits-project",
+                    script="train.py",
+                    arguments=["--C", 1.0],
+                    compute_target="local",
+                    environment=env,
+                )
+                run = Experiment(workspace=ws, name="digits").submit(src)
+                run.wait_for_completion(show_output=True)
+                ```
+
+                **mlmagic**: the source folder is snapshotted, the script runs in the
+                environment, its output streams here. The magic form is
+
+                ```
+                %submit train.py --env sklearn-env --source-dir digits-project --wait -- --C 1.0
+                ```
+                """
+            ),
+            code(
+                """
+                run = ws.submit(
+                    "train.py",
+                    env,
+                    source_dir="digits-project",
+                    args=["--C", "1.0"],
+                    experiment="digits-migration",
+                )
+                run.wait(show_output=True)
+                """,
+                "submit",
+            ),
+            md(
+                """
+                ## 5. Metrics
+
+                **Azure ML SDK v1**: `run.get_metrics()` returns `{"accuracy": 0.97}`.
+
+                **mlmagic**: `run.metrics` is a DataFrame of every value logged, with its
+                step and time; `ws.runs.list("digits-migration")` has one row per run of the
+                experiment, like the experiment's page in the studio.
+                """
+            ),
+            code("run.metrics", "metrics"),
+            md(
+                """
+                ## 6. Register the model
+
+                **Azure ML SDK v1**
+
+                ```python
+                model = run.register_model(model_name="digits", model_path="outputs/model.pkl")
+                ```
+
+                **mlmagic**: the same call. The model keeps the run and the environment
+                version it came from.
+                """
+            ),
+            code(
+                """
+                model = run.register_model("digits-migrated", "outputs/model.pkl")
+                model
+                """
+            ),
+            md(
+                """
+                ## 7. Deploy a local web service
+
+                **Azure ML SDK v1**
+
+                ```python
+                from azureml.core.model import InferenceConfig, Model
+                from azureml.core.webservice import LocalWebservice
+
+                inference_config = InferenceConfig(
+                    entry_script="score.py", source_directory="digits-project", environment=env
+                )
+                deployment_config = LocalWebservice.deploy_configuration(port=6789)
+                service = Model.deploy(
+                    ws, "digits-local", [model], inference_config, deployment_config
+                )
+                service.wait_for_deployment(show_output=True)
+                print(service.scoring_uri)
+                ```
+
+                **mlmagic**: one call, which returns once `init()` has run and the service
+                answers. It listens on a free port of 127.0.0.1 (`port=` picks one).
+                """
+            ),
+            code(
+                """
+                svc = ws.deploy(
+                    "digits-migration-svc",
+                    models=[model],
+                    entry_script="score.py",
+                    environment=env,
+                    source_dir="digits-project",
+                )
+                print(svc.scoring_uri)
+                """
+            ),
+            md(
+                """
+                ## 8. Call it
+
+                **Azure ML SDK v1**
+
+                ```python
+                import json
+
+                predictions = service.run(json.dumps({"data": X_test[:5].tolist()}))
+                ```
+
+                **mlmagic**: `svc.run` takes the JSON text, or any Python value, which it
+                encodes. The five held-out digits come from the run's outputs.
+                """
+            ),
+            code(
+                """
+                import json
+
+                holdout = json.loads(run.download("outputs/holdout.json").read_text())
+                predictions = svc.run({"data": holdout["X"]})
+                print("predicted:", predictions)
+                print("truth:    ", holdout["y"])
+                """,
+                "api-predictions",
+            ),
+            code("svc.delete()"),
+            md(
+                """
+                ## 9. From the command line, with your inferenceconfig.json
+
+                **Azure ML CLI v1**
+
+                ```
+                az ml model deploy --name digits-local --model digits:1 \\
+                    --inference-config-file digits-project/inferenceconfig.json \\
+                    --deploy-config-file deploymentconfig.json
+                ```
+
+                **mlmagic** reads the same `inferenceconfig.json` (`entryScript`,
+                `sourceDirectory`, `condaFile`, `extraDockerfileSteps`, `enableGpu`) and
+                makes the environment `<service>-env` from its conda file. `$model` expands
+                to the model version registered above.
+                """
+            ),
+            code(
+                """
+                config = "digits-project/inferenceconfig.json"
+                !mlmagic service deploy digits-cli-svc --model $model --inference-config $config
+                """,
+                "cli-deploy",
+            ),
+            code(
+                """
+                cli_svc = ws.services.get("digits-cli-svc")
+                print("predicted:", cli_svc.run({"data": holdout["X"]}))
+                """,
+                "cli-predictions",
+            ),
+            code("!mlmagic service delete digits-cli-svc"),
+            md(
+                """
+                The model, the run and the environments stay in the workspace: `%models`,
+                `%runs --experiment digits-migration` and `%envs` (after `%load_ext mlmagic`)
+                list them.
+                """
+            ),
+        ],
+    )
+
+
+NOTEBOOKS = {
+    "quickstart.ipynb": quickstart,
+    "environments.ipynb": environments,
+    "gpu-pytorch.ipynb": gpu_pytorch,
+    "azureml-migration.ipynb": azureml_migration,
+}
+
+
+def render(name: str) -> str:
+    """The text of notebook ``name`` as this script writes it."""
+    nb = NOTEBOOKS[name]()
+    nbformat.validate(nb)
+    return nbformat.writes(nb) + "\n"
+
+
+def main() -> int:
+    for name in NOTEBOOKS:
+        (HERE / name).write_text(render(name))
+        print(f"wrote notebooks/{name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
