@@ -7,8 +7,10 @@ interpreter's (``python -m ipykernel_launcher``), with the target and the base i
 through the environment, as a user would set them.
 
 ``gpu-pytorch.ipynb`` installs PyTorch, a download of several GB from PyPI (the CUDA
-build, which PyPI serves on CPU-only hosts too): it runs to the end only with
-``MLMAGIC_TEST_TORCH=1``; otherwise its cells before the PyTorch build run, and every
+build, which PyPI serves on CPU-only hosts too): it runs to the end on the local target
+when a CPU wheel of PyTorch lies in a ``PIP_FIND_LINKS`` folder (as on this project's
+machines), and everywhere with ``MLMAGIC_TEST_TORCH=1``; otherwise its cells before the
+PyTorch build run, and every
 notebook's cells are checked statically (syntax, and the options of mlmagic's magics).
 The kernel inherits this process's environment, so index settings reach the builds: on
 the local target ``UV_FIND_LINKS`` and ``UV_CONSTRAINT`` can point uv at a CPU wheel of
@@ -242,8 +244,12 @@ def run_notebook(
         updates["DOCKER_HOST"] = NO_DOCKER
     env = kernel_env(python=sys.executable, workspace=folder / ".mlmagic", updates=updates)
 
-    def run(name: str, **options: str) -> nbformat.NotebookNode:
-        return execute(folder / name, python=sys.executable, env=env, **options)
+    def run(
+        name: str, extra_env: Mapping[str, str] | None = None, **options: str
+    ) -> nbformat.NotebookNode:
+        return execute(
+            folder / name, python=sys.executable, env={**env, **(extra_env or {})}, **options
+        )
 
     return run
 
@@ -293,8 +299,27 @@ def test_azureml_migration(run_notebook, target):  # type: ignore[no-untyped-def
     assert json.loads(text(nb, "cli-predictions").split(":", 1)[1]) == predicted
 
 
-def test_gpu_pytorch(run_notebook, target):  # type: ignore[no-untyped-def]
-    if os.environ.get("MLMAGIC_TEST_TORCH") != "1":
+def local_torch_wheel() -> Path | None:
+    """A CPU wheel of PyTorch for this Python in a ``PIP_FIND_LINKS`` folder, if any.
+
+    Machines like this one keep one on disk; with it the local target installs PyTorch
+    without the multi-GB CUDA download, through ordinary index settings (uv's find-links).
+    """
+    tag = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    for folder in os.environ.get("PIP_FIND_LINKS", "").split():
+        for wheel in sorted(Path(folder).glob(f"torch-*+cpu-{tag}-*.whl")):
+            return wheel
+    return None
+
+
+def test_gpu_pytorch(run_notebook, target, tmp_path):  # type: ignore[no-untyped-def]
+    extra_env: dict[str, str] = {}
+    wheel = local_torch_wheel()
+    if target == "local" and wheel is not None:
+        constraint = tmp_path / "torch-constraint.txt"
+        constraint.write_text(f"torch=={wheel.name.split('-')[1]}\n")
+        extra_env = {"UV_FIND_LINKS": str(wheel.parent), "UV_CONSTRAINT": str(constraint)}
+    if os.environ.get("MLMAGIC_TEST_TORCH") != "1" and not extra_env:
         # The cells before the PyTorch build: GPU detection and the environment's Dockerfile.
         nb = run_notebook("gpu-pytorch.ipynb", stop_before_tag="torch")
         assert_no_errors(nb)
@@ -302,7 +327,7 @@ def test_gpu_pytorch(run_notebook, target):  # type: ignore[no-untyped-def]
         shown = text(nb, "define-env")
         assert shown.startswith("torch\nscikit-learn") and "\nFROM " in shown, shown
         return
-    nb = run_notebook("gpu-pytorch.ipynb")
+    nb = run_notebook("gpu-pytorch.ipynb", extra_env=extra_env)
     assert_no_errors(nb)
     curves = text(nb, "curves")
     assert "'device':" in curves
