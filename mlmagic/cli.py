@@ -20,9 +20,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from mlmagic.deploy.service import deploy_options
 from mlmagic.environment import Environment
-from mlmagic.events import BuildEvent, BuildEventKind, RunEvent, RunEventKind, Status
+from mlmagic.events import BuildEvent, BuildEventKind, RunEvent, RunEventKind, Status, drain
 from mlmagic.exceptions import MlmagicError
+from mlmagic.run.config import submit_options
 from mlmagic.spec import FORMATS, SOLVERS
 from mlmagic.workspace import TARGETS, Workspace
 
@@ -69,15 +71,12 @@ def _env_build(args: argparse.Namespace) -> int:
         env = ws.environments.register(env)
         print(f"{env.ref} registered ({env.image})")
         return 0
-    events = ws.environments.build(env, rebuild=args.rebuild, target=args.target)
-    while True:
-        try:
-            event = next(events)
-        except StopIteration as stop:
-            built: Environment = stop.value
-            break
+
+    def show(event: BuildEvent) -> None:
         if not args.quiet or event.kind is BuildEventKind.DONE:
             print_build_event(event)
+
+    built = drain(ws.environments.build(env, rebuild=args.rebuild, target=args.target), show)
     print(f"{built.ref} {built.status} {built.image}")
     return 0
 
@@ -100,20 +99,7 @@ def _env_show(args: argparse.Namespace) -> int:
 
 def _run_submit(args: argparse.Namespace) -> int:
     run = Workspace.current().submit(
-        args.script,
-        args.env,
-        args=args.script_args,
-        source_dir=args.source_dir,
-        experiment=args.experiment,
-        name=args.name,
-        tags=args.tag,
-        gpus=args.gpus,
-        data=args.data,
-        shm_size=args.shm_size,
-        memory=args.memory,
-        cpus=args.cpus,
-        timeout=args.timeout,
-        target=args.target,
+        args.script, args.env, args=args.script_args, **submit_options(args)
     )
     print(run.id, flush=True)
     if not args.wait:
@@ -179,26 +165,11 @@ def _service_deploy(args: argparse.Namespace) -> int:
         raise MlmagicError("Give --entry and --env, or an --inference-config that names them.")
     events = ws.services.deploy(
         args.name,
-        models=args.model,
         entry_script=entry,
         environment=env,
-        source_dir=source,
-        port=args.port,
-        host=args.host,
-        workers=args.workers,
-        auth=args.auth,
-        gpus=args.gpus,
-        memory=args.memory,
-        cpus=args.cpus,
-        target=args.target,
+        **{**deploy_options(args), "source_dir": source},
     )
-    while True:
-        try:
-            event = next(events)
-        except StopIteration as done:
-            service = done.value
-            break
-        print_build_event(event)
+    service = drain(events, print_build_event)
     print(f"{service.name} Healthy {service.scoring_uri}")
     if args.auth:
         print(f"primary key: {service.get_keys()[0]}")

@@ -25,10 +25,11 @@ from mlmagic.build.dockerfile import render
 from mlmagic.build.image import build_image, resolved_packages
 from mlmagic.build.venv import build_venv, check_local, venv_packages, venv_path
 from mlmagic.config import get_config
-from mlmagic.events import BuildEvent, BuildEventKind
+from mlmagic.events import BuildEvent, BuildEventKind, drain
 from mlmagic.exceptions import BuildError, MlmagicError, SpecError
 from mlmagic.spec.conda import require_mappable
 from mlmagic.spec.curated import CURATED, RESERVED_PREFIX
+from mlmagic.summary import html_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -188,18 +189,13 @@ class Environment:
         """Register and build (an image, or a venv on the local target), blocking; return
         the ready version. With ``show_output`` the build log is printed as it goes.
         """
-        built = None
-        events = _workspace(workspace).environments.build(self, rebuild=rebuild, target=target)
-        while True:
-            try:
-                event = next(events)
-            except StopIteration as stop:
-                built = stop.value
-                break
+
+        def show(event: BuildEvent) -> None:
             if show_output and event.kind in (BuildEventKind.STEP, BuildEventKind.LOG):
                 print(event.step if event.kind is BuildEventKind.STEP else event.message)
-        assert isinstance(built, Environment)
-        return built
+
+        events = _workspace(workspace).environments.build(self, rebuild=rebuild, target=target)
+        return drain(events, show)
 
     def __str__(self) -> str:
         # So `%submit --env $env` expands to the exact version.
@@ -216,23 +212,17 @@ class Environment:
         return f"<Environment {' · '.join(parts)}>"
 
     def _repr_html_(self) -> str:
-        import html
-
         rows = [
             ("name", self.name),
             ("version", self.version),
             ("status", self.status),
             ("image", self.image),
+            ("venv", self.venv),
             ("format", self.spec.format),
             ("size", _size(self.size)),
             ("packages", len(self.packages) if self.packages is not None else None),
         ]
-        cells = "".join(
-            f"<tr><th style='text-align:left'>{k}</th><td>{html.escape(str(v))}</td></tr>"
-            for k, v in rows
-            if v is not None
-        )
-        return f"<table><caption>Environment</caption>{cells}</table>"
+        return html_table("Environment", rows)
 
 
 class Environments:

@@ -8,10 +8,38 @@ to find state.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TypeVar
 
-__all__ = ["BuildEvent", "BuildEventKind", "RunEvent", "RunEventKind", "Stage", "Status"]
+__all__ = [
+    "BuildEvent",
+    "BuildEventKind",
+    "RunEvent",
+    "RunEventKind",
+    "Stage",
+    "Status",
+    "drain",
+]
+
+E = TypeVar("E")
+R = TypeVar("R")
+
+
+def drain(events: Generator[E, None, R], handle: Callable[[E], object] | None = None) -> R:
+    """Feed every event of a long operation to ``handle``; return what the operation returns.
+
+    The operations (builds, deployments) are generators that yield events and return
+    their result; every view consumes them through this one loop.
+    """
+    while True:
+        try:
+            event = next(events)
+        except StopIteration as done:
+            return done.value
+        if handle is not None:
+            handle(event)
 
 
 class BuildEventKind(str, Enum):

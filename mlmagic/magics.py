@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -19,7 +19,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 
 from mlmagic.environment import Environment
-from mlmagic.events import BuildEvent, Status
+from mlmagic.events import Status, drain
 from mlmagic.exceptions import BuildError, MlmagicError
 from mlmagic.spec import FORMATS, SOLVERS
 from mlmagic.workspace import TARGETS, Workspace
@@ -44,15 +44,6 @@ def _usage_errors(method: F) -> F:
             raise UsageError(str(exc)) from exc
 
     return wrapper  # type: ignore[return-value]
-
-
-def _drain(events: Iterator[BuildEvent], handle: Callable[[BuildEvent], None]) -> Any:
-    """Feed every event to ``handle``; return the generator's return value."""
-    while True:
-        try:
-            handle(next(events))
-        except StopIteration as stop:
-            return stop.value
 
 
 @magics_class
@@ -120,7 +111,7 @@ class MLMagics(Magics):
         display(view)
         try:
             events = ws.environments.build(env, rebuild=args.rebuild, target=args.target)
-            built: Environment = _drain(events, view.handle)
+            built: Environment = drain(events, view.handle)
         except BuildError as exc:
             view.finish(ok=False, summary=str(exc).split("\n")[0])
             log = f" Full log: {exc.log_path}" if exc.log_path else ""
@@ -274,7 +265,7 @@ class MLMagics(Magics):
         )
         display(view)
         try:
-            service: Service = _drain(events, view.handle)
+            service: Service = drain(events, view.handle)
         except MlmagicError as exc:
             view.finish(ok=False, summary=str(exc).splitlines()[0])
             raise

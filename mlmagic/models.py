@@ -7,7 +7,6 @@ registered file or folder under its own name, so a scoring script finds
 
 from __future__ import annotations
 
-import html
 import re
 import shutil
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlmagic.exceptions import MlmagicError
+from mlmagic.summary import html_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -105,12 +105,7 @@ class Model:
             ("tags", ", ".join(f"{k}={v}" for k, v in self.tags.items()) or None),
             ("description", self.description),
         ]
-        cells = "".join(
-            f"<tr><th style='text-align:left'>{k}</th><td>{html.escape(str(v))}</td></tr>"
-            for k, v in rows
-            if v is not None
-        )
-        return f"<table><caption>Model</caption>{cells}</table>"
+        return html_table("Model", rows)
 
 
 class Models:

@@ -165,13 +165,9 @@ class Workspace:
         ``source_dir``, ``port``, ``host``, ``workers``, ``auth``, ``gpus``, ``memory``,
         ``cpus``. See :meth:`mlmagic.deploy.service.Services.deploy`.
         """
-        events = self.services.deploy(name, **options)
-        while True:
-            try:
-                next(events)
-            except StopIteration as done:
-                service: Service = done.value
-                return service
+        from mlmagic.events import drain
+
+        return drain(self.services.deploy(name, **options))
 
     def submit(self, script: str | None, environment: str | Environment, **options: Any) -> Run:
         """Run a training script in a container of ``environment``; return at once.

@@ -35,6 +35,14 @@ _SERVE_SOURCE = Path(__file__).resolve().parent.parent / "serve"
 _SERVE_REQUIREMENT = "uvicorn[standard]>=0.30"
 
 
+def server_settings(record: dict[str, Any]) -> dict[str, str]:
+    """The scoring server's settings every backend passes: workers and key digests."""
+    settings = {"MLMAGIC_WORKERS": str(record["config"]["workers"])}
+    if record["key_hashes"]:
+        settings["MLMAGIC_AUTH_KEYS_SHA256"] = ",".join(record["key_hashes"])
+    return settings
+
+
 def _port_taken(config: dict[str, Any]) -> str:
     return (
         f"Port {config['port']} on {config['host']} is taken: choose another with --port, "
@@ -105,9 +113,7 @@ class ContainerBackend(ServiceBackend):
 
     def start(self, ws: Workspace, name: str, record: dict[str, Any]) -> str:
         config = record["config"]
-        environment = {"MLMAGIC_WORKERS": str(config["workers"])}
-        if record["key_hashes"]:
-            environment["MLMAGIC_AUTH_KEYS_SHA256"] = ",".join(record["key_hashes"])
+        environment = server_settings(record)
         gpus = parse_gpus(config.get("gpus") or "none")
         spec = ContainerSpec(
             image=record["image"],
@@ -202,12 +208,10 @@ class ProcessBackend(ServiceBackend):
                 "MLMAGIC_MODEL_DIR": str(model_dir),
                 "MLMAGIC_HOST": config["host"],
                 "MLMAGIC_PORT": str(config["port"]),
-                "MLMAGIC_WORKERS": str(config["workers"]),
                 "PYTHONUNBUFFERED": "1",
+                **server_settings(record),
             }
         )
-        if record["key_hashes"]:
-            environment["MLMAGIC_AUTH_KEYS_SHA256"] = ",".join(record["key_hashes"])
         devices = cuda_visible_devices(parse_gpus(config.get("gpus") or "none"))
         if devices is not None:
             environment["CUDA_VISIBLE_DEVICES"] = devices

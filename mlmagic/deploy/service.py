@@ -11,7 +11,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import hashlib
-import html
 import json
 import re
 import secrets
@@ -24,10 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlmagic.deploy.backends import ServiceBackend, backend_for
-from mlmagic.events import BuildEvent, BuildEventKind
+from mlmagic.events import BuildEvent, BuildEventKind, drain
 from mlmagic.exceptions import DeployError, MlmagicError
 from mlmagic.run.config import parse_gpus
 from mlmagic.run.snapshot import ignored_by
+from mlmagic.summary import html_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,7 +36,28 @@ if TYPE_CHECKING:
     from mlmagic.models import Model
     from mlmagic.workspace import Workspace
 
-__all__ = ["Service", "Services"]
+__all__ = ["DEPLOY_OPTIONS", "Service", "Services", "deploy_options"]
+
+#: Keywords of ``ws.deploy`` that the magic and the CLI take as options of the same name.
+DEPLOY_OPTIONS = (
+    "source_dir",
+    "port",
+    "host",
+    "workers",
+    "auth",
+    "gpus",
+    "memory",
+    "cpus",
+    "target",
+)
+
+
+def deploy_options(namespace: Any) -> dict[str, Any]:
+    """``ws.deploy`` keywords from parsed ``--options`` (``--model`` is repeatable)."""
+    options = {name: getattr(namespace, name) for name in DEPLOY_OPTIONS}
+    options["models"] = namespace.model
+    return options
+
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 # Keys live only in the process that made them; the store keeps their hashes.
@@ -195,12 +216,12 @@ class Service:
         self._ws.store._update(
             "services", {"name": self.name}, {"key_hashes": [_digest(k) for k in keys]}
         )
-        _drain(self._ws.services._start(self.name))
+        drain(self._ws.services._start(self.name))
         return keys[0], keys[1]
 
     def reload(self) -> Service:
         """Rebuild the top layers from the entry script and source folder; restart."""
-        _drain(self._ws.services._rollout(self.name, self.config))
+        drain(self._ws.services._rollout(self.name, self.config))
         return self
 
     def update(
@@ -226,7 +247,7 @@ class Service:
         if workers is not None:
             config["workers"] = workers
         services._check_entry(config)
-        _drain(services._rollout(self.name, config))
+        drain(services._rollout(self.name, config))
         return self
 
     def delete(self) -> None:
@@ -256,12 +277,7 @@ class Service:
             ("entry script", record["config"]["entry_script"]),
             ("error", record["error"]),
         ]
-        cells = "".join(
-            f"<tr><th style='text-align:left'>{k}</th><td>{html.escape(str(v))}</td></tr>"
-            for k, v in rows
-            if v
-        )
-        return f"<table><caption>Service</caption>{cells}</table>"
+        return html_table("Service", rows)
 
 
 class Services:
@@ -465,11 +481,3 @@ class Services:
                     f"{self._ws.config.health_timeout:g} s: see svc.get_logs()."
                 )
             time.sleep(0.2)
-
-
-def _drain(events: Generator[BuildEvent, None, Any]) -> Any:
-    while True:
-        try:
-            next(events)
-        except StopIteration as stop:
-            return stop.value

@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from mlmagic.engine.base import ContainerState
-from mlmagic.events import BuildEventKind, RunEvent, RunEventKind, Stage, Status
+from mlmagic.events import BuildEvent, BuildEventKind, RunEvent, RunEventKind, Stage, Status, drain
 from mlmagic.exceptions import BuildError, EngineError, MlmagicError, SpecError
 from mlmagic.run import journal
 from mlmagic.run.docker import gpu_request
@@ -120,16 +120,14 @@ def _prepare(ws: Workspace, run_id: str, executor: Executor) -> tuple[Environmen
     paths = RunPaths(ws.path("runs", run_id))
     env = ws.environments.get(record["env_name"], record["env_version"])
     events = ws.environments.build(env, target=record["target"])
+
+    def record_event(event: BuildEvent) -> None:
+        journal.append(paths.events, RunEvent(RunEventKind.BUILD, build=event))
+        if event.kind is not BuildEventKind.LOG:
+            _check_canceled(ws, run_id, Stage.PREPARING)
+
     try:
-        while True:
-            try:
-                event = next(events)
-            except StopIteration as done:
-                built = done.value
-                break
-            journal.append(paths.events, RunEvent(RunEventKind.BUILD, build=event))
-            if event.kind is not BuildEventKind.LOG:
-                _check_canceled(ws, run_id, Stage.PREPARING)
+        built = drain(events, record_event)
     except (BuildError, SpecError) as exc:
         raise _Stop(
             Status.FAILED, f"the environment {env.ref} failed to build: {exc}", Stage.PREPARING
@@ -312,8 +310,6 @@ def _outcome(
 
 def _note(paths: RunPaths, text: str) -> None:
     """A line from mlmagic in the run's log stream."""
-    from mlmagic.events import BuildEvent
-
     journal.append(
         paths.events,
         RunEvent(RunEventKind.BUILD, build=BuildEvent(BuildEventKind.LOG, message=text)),

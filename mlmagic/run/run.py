@@ -6,7 +6,6 @@ of both, so ``ws.runs.get(id)`` in any process sees the same run, live or finish
 
 from __future__ import annotations
 
-import html
 import secrets
 import shutil
 import threading
@@ -23,6 +22,7 @@ from mlmagic.run.config import RunConfig, parse_data, parse_tags
 from mlmagic.run.paths import RunPaths
 from mlmagic.run.snapshot import snapshot
 from mlmagic.run.stream import follow
+from mlmagic.summary import html_table
 from mlmagic_run import read_metrics
 
 if TYPE_CHECKING:
@@ -289,13 +289,7 @@ class Run:
         if not metrics.empty:
             last = metrics.groupby("name")["value"].last()
             rows += [(f"metric {k}", f"{v:.4g}") for k, v in last.items()]
-        cells = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
-            f"<td>{html.escape(str(v))}</td></tr>"
-            for k, v in rows
-            if v is not None
-        )
-        return f"<table><caption>Run</caption>{cells}</table>"
+        return html_table("Run", rows)
 
 
 class Runs:
