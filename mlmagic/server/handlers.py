@@ -1,0 +1,417 @@
+"""REST handlers under ``{base_url}mlmagic/api/``: the labextension's view of a workspace.
+
+=======  ============================  ==================================================
+GET      ``workspace``                 ``{"path", "exists", "version"}``
+GET      ``environments``              ``{"environments": [{name, version, status, ...}]}``
+GET      ``runs?experiment=&limit=``   ``{"runs": [{id, status, experiment, ...}], "now"}``,
+                                       newest first (``limit`` 1 to 1000, default 100)
+GET      ``runs/<id>``                 the run's details (``Run.details`` and ``live``)
+GET      ``runs/<id>/log``             the whole log, ``text/plain``
+GET      ``runs/<id>/log?offset=N``    ``{"text", "offset", "size", "live", "status"}``
+POST     ``runs/<id>/cancel``          the run as listed; ``409`` when it has ended
+GET      ``services``                  ``{"services": [{name, state, url, ...}]}``
+DELETE   ``services/<name>``           ``{"deleted": name}``
+=======  ============================  ==================================================
+
+The log offset protocol lets a viewer follow a live run cheaply: ``text`` is the log from
+byte ``N`` (at most ``limit`` bytes, default 1 MiB), cut on a character boundary; the next
+request asks from the ``offset`` returned. The log is complete once a reply has ``live``
+false and ``offset == size`` (``live`` is read before the file, so no line can follow).
+
+Errors are mapped once, by :func:`api_errors`, to ``{"error": message}``: bad input 400,
+an unknown run, service or environment 404, a conflict with the current state 409, no
+container engine 503. Every call into mlmagic runs in a worker thread: listing services
+asks each container and its health route, and cancelling waits for the container to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import functools
+import json
+import math
+import re
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+from tornado import web
+
+from mlmagic._version import __version__
+from mlmagic.events import Status
+from mlmagic.exceptions import EngineError, MlmagicError
+from mlmagic.run.run import Run
+from mlmagic.workspace import Workspace
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "MAX_LOG_CHUNK",
+    "BadRequest",
+    "Conflict",
+    "WorkspaceAccess",
+    "api_errors",
+    "error_status",
+    "handlers",
+    "read_log",
+    "run_row",
+]
+
+#: Most bytes of log one reply of the offset protocol carries.
+MAX_LOG_CHUNK = 16 << 20
+_LOG_CHUNK = 1 << 20
+_RUN_ID = re.compile(r"^\w[\w.-]{0,199}$")
+_SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_NOT_FOUND = re.compile(r"^No (run|service|environment|model)\b")
+
+
+class BadRequest(MlmagicError):
+    """The request itself is wrong: a malformed id or parameter (400)."""
+
+
+class Conflict(MlmagicError):
+    """The request contradicts the current state, like cancelling an ended run (409)."""
+
+
+def error_status(exc: Exception) -> int:
+    """The HTTP status for an exception raised while answering a request."""
+    if isinstance(exc, web.HTTPError):
+        return exc.status_code
+    if isinstance(exc, (BadRequest, ValueError)):
+        return 400
+    if isinstance(exc, Conflict):
+        return 409
+    if isinstance(exc, EngineError):
+        return 503
+    if isinstance(exc, MlmagicError) and _NOT_FOUND.match(str(exc)):
+        return 404
+    return 500
+
+
+def api_errors(
+    method: Callable[..., Awaitable[None]],
+) -> Callable[..., Awaitable[None]]:
+    """Answer any exception of ``method`` with its status and ``{"error": message}``."""
+
+    @functools.wraps(method)
+    async def wrapper(self: APIHandler, *args: Any, **kwargs: Any) -> None:
+        try:
+            await method(self, *args, **kwargs)
+        except Exception as exc:
+            status = error_status(exc)
+            if isinstance(exc, web.HTTPError):
+                message = exc.log_message or exc.reason or str(exc)
+            elif isinstance(exc, MlmagicError):
+                message = str(exc)
+            else:
+                message = f"mlmagic's server extension failed: {exc!r}; see the server's log."
+            if status >= 500:
+                self.log.error("mlmagic: %s %s: %s", self.request.method, self.request.path, exc)
+            if self._headers_written:  # a streamed log broke off: nothing more can be said
+                self.finish()
+                return
+            self.clear()
+            self.set_status(status)
+            self.finish(json.dumps({"error": message}))
+
+    return wrapper
+
+
+class WorkspaceAccess:
+    """The server's workspace, opened on first use once it exists.
+
+    Looking never creates a workspace: until a notebook (or the CLI) makes one, the lists
+    are empty and every run or service is unknown.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._workspace: Workspace | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Workspace | None:
+        """The workspace, or ``None`` while its folder does not exist."""
+        with self._lock:
+            if self._workspace is None and self.root.is_dir():
+                self._workspace = Workspace(self.root)
+            return self._workspace
+
+    def run(self, run_id: str, *, watch: bool = True) -> Run:
+        """A run by id; with ``watch``, a live one nobody drives any more is watched to its
+        end (as ``ws.runs.get`` does)."""
+        if not _RUN_ID.match(run_id):
+            raise BadRequest(
+                f"{run_id!r} is not a run id: ids look like default_20240101-120000_ab12cd."
+            )
+        ws = self.get()
+        if ws is None:
+            raise MlmagicError(f"No run {run_id} in {self.root}: the workspace has no runs yet.")
+        return ws.runs.get(run_id) if watch else Run(ws, run_id)
+
+
+def read_log(run: Run, offset: int, limit: int = _LOG_CHUNK) -> dict[str, Any]:
+    """The reply of the log offset protocol: the log of ``run`` from byte ``offset``."""
+    status = run.status  # before the file: a run that had ended has its whole log written
+    path = run.paths.output_log
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        size = 0
+    if offset > size:
+        raise BadRequest(f"offset {offset} is past the end of the log ({size} bytes).")
+    data = b""
+    if offset < size:
+        with open(path, "rb") as file:
+            file.seek(offset)
+            data = file.read(min(limit, size - offset))
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    last = offset + len(data) >= size and status.is_terminal
+    text = decoder.decode(data, final=last)
+    # An incomplete character at the end waits for the next request.
+    consumed = len(data) - len(decoder.getstate()[0])
+    return {
+        "text": text,
+        "offset": offset + consumed,
+        "size": size,
+        "live": not status.is_terminal,
+        "status": status.value,
+    }
+
+
+def run_row(record: dict[str, Any], now: float) -> dict[str, Any]:
+    """A run as the panel lists it, from its stored record."""
+    started, ended = record["started"], record["ended"]
+    return {
+        "id": record["id"],
+        "experiment": record["experiment"],
+        "name": record["name"],
+        "status": record["status"],
+        "live": not Status(record["status"]).is_terminal,
+        "environment": f"{record['env_name']}:{record['env_version']}",
+        "script": record["script"],
+        "target": record["target"],
+        "created": record["created"],
+        "started": started,
+        "ended": ended,
+        "duration": ((ended or now) - started) if started else None,
+        "exit_code": record["exit_code"],
+        "error": record["error"],
+        "cancel_requested": bool(record["cancel_requested"]),
+    }
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of a DataFrame as JSON-ready dicts: times in epoch seconds, NaN as null."""
+    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _plain(value: Any) -> Any:
+    import pandas as pd
+
+    if isinstance(value, pd.Timestamp):
+        return value.timestamp()
+    if hasattr(value, "item"):  # a numpy scalar
+        value = value.item()
+    if value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
+
+
+class _Handler(APIHandler):
+    """JSON over the workspace; every method runs its work in a thread."""
+
+    auth_resource = "mlmagic"
+
+    def initialize(self, access: WorkspaceAccess) -> None:
+        self.access = access
+
+    def reply(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(data))
+
+    def int_argument(self, name: str, default: int | None, low: int, high: int) -> int | None:
+        """An integer query parameter within ``[low, high]``, else :class:`BadRequest`."""
+        text = self.get_query_argument(name, None)
+        if text is None or text == "":
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            raise BadRequest(f"{name}={text!r}: give a whole number.") from None
+        if not low <= value <= high:
+            raise BadRequest(f"{name}={value}: give a number from {low} to {high}.")
+        return value
+
+
+class WorkspaceHandler(_Handler):
+    @web.authenticated
+    @authorized
+    @api_errors
+    async def get(self) -> None:
+        self.reply(
+            {
+                "path": str(self.access.root),
+                "exists": self.access.root.is_dir(),
+                "version": __version__,
+            }
+        )
+
+
+class EnvironmentsHandler(_Handler):
+    @web.authenticated
+    @authorized
+    @api_errors
+    async def get(self) -> None:
+        def listing() -> list[dict[str, Any]]:
+            ws = self.access.get()
+            return [] if ws is None else _records(ws.environments.list())
+
+        self.reply({"environments": await asyncio.to_thread(listing)})
+
+
+class RunsHandler(_Handler):
+    @web.authenticated
+    @authorized
+    @api_errors
+    async def get(self) -> None:
+        experiment = self.get_query_argument("experiment", None) or None
+        limit = self.int_argument("limit", 100, 1, 1000)
+
+        def listing() -> dict[str, Any]:
+            ws = self.access.get()
+            now = time.time()
+            if ws is None:
+                return {"runs": [], "now": now}
+            rows = [run_row(r, now) for r in ws.store.runs(experiment)[:limit]]
+            for row in rows:
+                if row["live"]:
+                    ws.runs.get(row["id"])  # watched to its end if its kernel is gone
+            return {"runs": rows, "now": now}
+
+        self.reply(await asyncio.to_thread(listing))
+
+
+class RunHandler(_Handler):
+    @web.authenticated
+    @authorized
+    @api_errors
+    async def get(self, run_id: str) -> None:
+        def details() -> dict[str, Any]:
+            run = self.access.run(run_id)
+            return {**run.details, "live": not run.status.is_terminal}
+
+        self.reply(await asyncio.to_thread(details))
+
+
+class RunLogHandler(_Handler):
+    @web.authenticated
+    @authorized
+    @api_errors
+    async def get(self, run_id: str) -> None:
+        offset = self.int_argument("offset", None, 0, 1 << 62)
+        limit = self.int_argument("limit", _LOG_CHUNK, 1, MAX_LOG_CHUNK)
+        run = await asyncio.to_thread(self.access.run, run_id)
+        if offset is not None:
+            assert limit is not None
+            self.reply(await asyncio.to_thread(read_log, run, offset, limit))
+            return
+        text_plain = "text/plain; charset=utf-8"
+        self.set_header("Content-Type", text_plain)
+        # Log text must never be taken for HTML by a browser that opens the link.
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Content-Disposition", f"inline; filename*=UTF-8''{quote(run.id)}.log")
+        self.set_header("Cache-Control", "no-store")
+        try:
+            file = open(run.paths.output_log, "rb")  # noqa: SIM115 (closed below, across awaits)
+        except FileNotFoundError:
+            self.finish(b"", set_content_type=text_plain)
+            return
+        try:
+            while chunk := file.read(_LOG_CHUNK):
+                self.write(chunk)
+                await self.flush()
+        finally:
+            file.close()
+        self.finish(set_content_type=text_plain)
+
+
+class RunCancelHandler(_Handler):
+    @web.authenticated
+    @authorized
+    @api_errors
+    async def post(self, run_id: str) -> None:
+        def cancel() -> dict[str, Any]:
+            # Not watched: cancelling closes a run whose kernel is gone as Canceled.
+            run = self.access.run(run_id, watch=False)
+            status = run.status
+            if status.is_terminal:
+                raise Conflict(
+                    f"Run {run_id} has already ended ({status.value}): nothing to cancel."
+                )
+            run.cancel()
+            ws = self.access.get()
+            record = ws.store.run(run_id) if ws is not None else None
+            assert record is not None
+            return run_row(record, time.time())
+
+        self.reply(await asyncio.to_thread(cancel))
+
+
+class ServicesHandler(_Handler):
+    @web.authenticated
+    @authorized
+    @api_errors
+    async def get(self) -> None:
+        def listing() -> list[dict[str, Any]]:
+            ws = self.access.get()
+            if ws is None:
+                return []
+            rows = _records(ws.services.list())
+            for row in rows:
+                row["url"] = str(row["scoring_uri"]).removesuffix("/score")
+            return rows
+
+        self.reply({"services": await asyncio.to_thread(listing)})
+
+
+class ServiceHandler(_Handler):
+    @web.authenticated
+    @authorized
+    @api_errors
+    async def delete(self, name: str) -> None:
+        if not _SERVICE_NAME.match(name):
+            raise BadRequest(f"{name!r} is not a service name: lowercase letters, digits and '-'.")
+
+        def delete() -> None:
+            ws = self.access.get()
+            if ws is None:
+                raise MlmagicError(f"No service {name}: the workspace has no services yet.")
+            ws.services.get(name).delete()
+
+        await asyncio.to_thread(delete)
+        self.reply({"deleted": name})
+
+
+def handlers(base_url: str, access: WorkspaceAccess) -> list[tuple[str, type, dict[str, Any]]]:
+    """The routes of the API under ``base_url``, each handler given ``access``."""
+    api = url_path_join(base_url, "mlmagic", "api")
+    routes: list[tuple[str, type]] = [
+        ("workspace", WorkspaceHandler),
+        ("environments", EnvironmentsHandler),
+        ("runs", RunsHandler),
+        (r"runs/(?P<run_id>[^/]+)", RunHandler),
+        (r"runs/(?P<run_id>[^/]+)/log", RunLogHandler),
+        (r"runs/(?P<run_id>[^/]+)/cancel", RunCancelHandler),
+        ("services", ServicesHandler),
+        (r"services/(?P<name>[^/]+)", ServiceHandler),
+    ]
+    return [(url_path_join(api, path), handler, {"access": access}) for path, handler in routes]
