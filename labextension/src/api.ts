@@ -1,0 +1,151 @@
+/**
+ * The REST API of mlmagic's Jupyter server extension (mlmagic/server/handlers.py).
+ *
+ * Requests go through ServerConnection, so they carry the server's token or cookie and
+ * its XSRF header like JupyterLab's own.
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+/** One version of an environment. */
+export interface IEnvironment {
+  name: string;
+  version: number;
+  status: string;
+  image: string;
+  created: number | null;
+  size: number | null;
+}
+
+/** A run as the panel lists it; times are epoch seconds of the server's clock. */
+export interface IRun {
+  id: string;
+  experiment: string;
+  name: string | null;
+  status: string;
+  live: boolean;
+  environment: string;
+  script: string;
+  target: string;
+  created: number;
+  started: number | null;
+  ended: number | null;
+  duration: number | null;
+  exit_code: number | null;
+  error: string | null;
+  cancel_requested: boolean;
+}
+
+/** The runs, and the server's time when it listed them. */
+export interface IRunList {
+  runs: IRun[];
+  now: number;
+}
+
+/** A deployed model. */
+export interface IService {
+  name: string;
+  state: string;
+  url: string;
+  scoring_uri: string;
+  models: string;
+  environment: string;
+}
+
+/** One reply of the log offset protocol. */
+export interface ILogChunk {
+  text: string;
+  offset: number;
+  size: number;
+  live: boolean;
+  status: string;
+}
+
+/** The workspace the server shows. */
+export interface IWorkspace {
+  path: string;
+  exists: boolean;
+  version: string;
+}
+
+/** An error answer of the API, with the server's message. */
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number
+  ) {
+    super(message);
+  }
+}
+
+let settings: ServerConnection.ISettings | null = null;
+
+function serverSettings(): ServerConnection.ISettings {
+  if (settings === null) {
+    settings = ServerConnection.makeSettings();
+  }
+  return settings;
+}
+
+/** The URL of an API path, for links the browser opens itself. */
+export function apiUrl(...path: string[]): string {
+  return URLExt.join(
+    serverSettings().baseUrl,
+    'mlmagic/api',
+    ...path.map(encodeURIComponent)
+  );
+}
+
+/** Call the API; resolve with the decoded JSON, reject with an ApiError. */
+export async function request<T>(
+  path: string[],
+  init: RequestInit = {},
+  query: Record<string, string | number> = {}
+): Promise<T> {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) {
+    params.set(key, String(value));
+  }
+  const search = params.toString();
+  const url = apiUrl(...path) + (search ? `?${search}` : '');
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, init, serverSettings());
+  } catch (error) {
+    throw new ApiError(
+      `The Jupyter server does not answer: ${(error as Error).message}`,
+      0
+    );
+  }
+  const body = await response.text();
+  let data: any = null;
+  try {
+    data = body ? JSON.parse(body) : null;
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    let message = data?.error ?? data?.message ?? response.statusText;
+    if (response.status === 404 && data?.error === undefined) {
+      message =
+        "mlmagic's server extension does not answer: enable it with " +
+        '`jupyter server extension enable mlmagic` and restart JupyterLab.';
+    }
+    throw new ApiError(message, response.status);
+  }
+  return data as T;
+}
+
+export const api = {
+  workspace: (): Promise<IWorkspace> => request(['workspace']),
+  environments: (): Promise<{ environments: IEnvironment[] }> =>
+    request(['environments']),
+  runs: (): Promise<IRunList> => request(['runs']),
+  services: (): Promise<{ services: IService[] }> => request(['services']),
+  log: (id: string, offset: number): Promise<ILogChunk> =>
+    request(['runs', id, 'log'], {}, { offset }),
+  cancel: (id: string): Promise<IRun> =>
+    request(['runs', id, 'cancel'], { method: 'POST' }),
+  deleteService: (name: string): Promise<{ deleted: string }> =>
+    request(['services', name], { method: 'DELETE' })
+};

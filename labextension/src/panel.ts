@@ -1,0 +1,273 @@
+/**
+ * The side panel: environments, runs and services of the server's workspace.
+ *
+ * It polls the API itself while it is visible (runs every 2 s, environments and services
+ * every 10 s: a service's state is a request to its container) and not at all while it
+ * is hidden. Selecting a run opens its log; live runs have a Cancel button, services a
+ * Delete button.
+ */
+import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { CommandRegistry } from '@lumino/commands';
+import { Message } from '@lumino/messaging';
+import { Widget } from '@lumino/widgets';
+
+import { api, IEnvironment, IRun, IRunList, IService } from './api';
+import { badge, element, formatDuration, formatTime } from './format';
+import { VisiblePoll } from './poll';
+import { KeyedTable } from './table';
+
+/** Milliseconds between two polls of the runs. */
+export const RUNS_INTERVAL = 2000;
+/** Environments and services are polled every this many polls of the runs. */
+const SLOW_EVERY = 5;
+/** Longest wait between polls while the server answers with errors. */
+const MAX_BACKOFF = 30000;
+
+/** The command that opens a run's log (registered by the plugin). */
+export const OPEN_LOG = 'mlmagic:open-run-log';
+
+export class MlmagicPanel extends Widget {
+  constructor(private readonly commands: CommandRegistry) {
+    super();
+    this.addClass('mlmagic-panel');
+    const header = element('div', 'mlmagic-panel-header');
+    header.append(element('span', 'mlmagic-panel-title', 'mlmagic'), this._workspace);
+    this._error.hidden = true;
+    this.node.append(
+      header,
+      this._error,
+      this._section('Environments', this._environments.node, 'mlmagic-environments'),
+      this._section('Runs', this._runs.node, 'mlmagic-runs'),
+      this._section('Services', this._services.node, 'mlmagic-services')
+    );
+    this._poll = new VisiblePoll(this, () => this._tick());
+  }
+
+  /** Poll again now (after an action). */
+  refresh(): void {
+    this._count = 0;
+    if (this.isVisible) {
+      this._poll.start();
+    }
+  }
+
+  dispose(): void {
+    this._poll.stop();
+    super.dispose();
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this.refresh();
+  }
+
+  protected onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    this._poll.stop();
+  }
+
+  protected onBeforeDetach(msg: Message): void {
+    this._poll.stop();
+    super.onBeforeDetach(msg);
+  }
+
+  private _section(title: string, body: HTMLElement, name: string): HTMLElement {
+    const section = element('section', `mlmagic-section ${name}`);
+    section.append(element('h3', 'mlmagic-section-title', title), body);
+    return section;
+  }
+
+  private async _tick(): Promise<number> {
+    const slow = this._count % SLOW_EVERY === 0;
+    this._count++;
+    const work: Promise<unknown>[] = [api.runs().then(list => this._showRuns(list))];
+    if (slow) {
+      work.push(
+        api.environments().then(r => this._showEnvironments(r.environments)),
+        api.services().then(r => this._showServices(r.services))
+      );
+      if (!this._workspace.textContent) {
+        work.push(
+          api.workspace().then(w => {
+            // The project folder and .mlmagic; the whole path in the tooltip.
+            this._workspace.textContent = w.path.split(/[\\/]/).slice(-2).join('/');
+            this._workspace.title = `The workspace this panel shows: ${w.path}`;
+          })
+        );
+      }
+    }
+    const failures = (await Promise.allSettled(work)).filter(
+      (r): r is PromiseRejectedResult => r.status === 'rejected'
+    );
+    if (failures.length) {
+      this._failures++;
+      this._showError((failures[0].reason as Error).message);
+      return Math.min(MAX_BACKOFF, RUNS_INTERVAL * 2 ** this._failures);
+    }
+    this._failures = 0;
+    this._showError(null);
+    return RUNS_INTERVAL;
+  }
+
+  private _showError(message: string | null): void {
+    this._error.hidden = message === null;
+    this._error.textContent = message ?? '';
+  }
+
+  private _showEnvironments(environments: IEnvironment[]): void {
+    this._environments.show(environments);
+  }
+
+  private _showRuns(list: IRunList): void {
+    // Durations of live runs count on from the server's clock at the time of the list.
+    this._now = list.now;
+    this._runs.show(list.runs);
+  }
+
+  private _environmentRow(env: IEnvironment): HTMLTableRowElement {
+    const row = element('tr', 'mlmagic-environment');
+    row.title = env.image;
+    row.append(
+      element('td', 'mlmagic-name', env.name),
+      element('td', 'mlmagic-version', `v${env.version}`),
+      cell(badge(env.status))
+    );
+    return row;
+  }
+
+  private _duration(run: IRun): string {
+    const end = run.ended ?? this._now;
+    return formatDuration(run.started !== null ? end - run.started : null);
+  }
+
+  private _runRow(run: IRun): HTMLTableRowElement {
+    const row = element('tr', 'mlmagic-run');
+    row.dataset.runId = run.id;
+    row.dataset.status = run.status;
+    row.title = [
+      run.id,
+      `${run.script} on ${run.environment}`,
+      `started ${new Date((run.started ?? run.created) * 1000).toLocaleString()}`,
+      run.exit_code !== null ? `exit code ${run.exit_code}` : '',
+      run.error ?? '',
+      'Click to open its log.'
+    ]
+      .filter(Boolean)
+      .join('\n');
+    const what = element('td', 'mlmagic-run-what');
+    const title = element('div');
+    title.append(element('span', 'mlmagic-experiment', run.experiment));
+    if (run.name) {
+      title.append(element('span', 'mlmagic-run-name', ` ${run.name}`));
+    }
+    const when = element('div', 'mlmagic-run-when');
+    when.append(
+      element('span', 'mlmagic-started', formatTime(run.started ?? run.created)),
+      element('span', 'mlmagic-duration', this._duration(run))
+    );
+    what.append(title, when);
+    const actions = element('td', 'mlmagic-actions');
+    if (run.live) {
+      const cancel = button('Cancel', 'mlmagic-cancel', `Cancel run ${run.id}`);
+      cancel.disabled = run.cancel_requested;
+      cancel.addEventListener('click', event => {
+        event.stopPropagation();
+        cancel.disabled = true;
+        api.cancel(run.id).then(
+          () => this.refresh(),
+          error => {
+            cancel.disabled = false;
+            this._showError((error as Error).message);
+          }
+        );
+      });
+      actions.append(cancel);
+    }
+    const status = run.cancel_requested && run.live ? 'Canceling' : run.status;
+    row.append(cell(badge(status, run.status)), what, actions);
+    row.addEventListener('click', () => {
+      void this.commands.execute(OPEN_LOG, { id: run.id });
+    });
+    return row;
+  }
+
+  private _showServices(services: IService[]): void {
+    this._services.show(services);
+  }
+
+  private _serviceRow(service: IService): HTMLTableRowElement {
+    const row = element('tr', 'mlmagic-service');
+    row.dataset.service = service.name;
+    row.title = `models ${service.models}\nenvironment ${service.environment}`;
+    const link = element('a', 'mlmagic-url', service.scoring_uri);
+    link.href = service.url;
+    link.target = '_blank';
+    link.rel = 'noopener noreferrer';
+    const remove = button('Delete', 'mlmagic-delete', `Delete service ${service.name}`);
+    remove.addEventListener('click', () => void this._delete(service.name, remove));
+    const what = element('td', 'mlmagic-service-what');
+    what.append(element('div', 'mlmagic-name', service.name), link);
+    row.append(cell(badge(service.state)), what, cell(remove));
+    return row;
+  }
+
+  private async _delete(name: string, control: HTMLButtonElement): Promise<void> {
+    const answer = await showDialog({
+      title: `Delete the service ${name}?`,
+      body: 'Its container and image are removed; its models stay registered.',
+      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
+    });
+    if (!answer.button.accept) {
+      return;
+    }
+    control.disabled = true;
+    try {
+      await api.deleteService(name);
+    } catch (error) {
+      this._showError((error as Error).message);
+    }
+    this.refresh();
+  }
+
+  private readonly _workspace = element('span', 'mlmagic-workspace');
+  private readonly _error = element('div', 'mlmagic-error');
+  private readonly _environments = new KeyedTable<IEnvironment>({
+    headings: ['Name', 'Version', 'Status'],
+    empty: 'No environments yet: define one in a notebook with %%environment NAME.',
+    key: env => `${env.name}:${env.version}`,
+    render: env => this._environmentRow(env)
+  });
+  private readonly _runs = new KeyedTable<IRun>({
+    headings: ['Status', 'Run', ''],
+    empty: 'No runs yet: %submit train.py --env NAME runs a script.',
+    key: run => run.id,
+    render: run => this._runRow(run),
+    // The duration of a live run changes on every poll: it alone is updated in place.
+    signature: run => JSON.stringify({ ...run, duration: null }),
+    refresh: (row, run) => {
+      row.querySelector('.mlmagic-duration')!.textContent = this._duration(run);
+    }
+  });
+  private readonly _services = new KeyedTable<IService>({
+    headings: ['State', 'Service', ''],
+    empty: 'No services: %deploy NAME --model MODEL --entry score.py --env ENV serves a model.',
+    key: service => service.name,
+    render: service => this._serviceRow(service)
+  });
+  private readonly _poll: VisiblePoll;
+  private _now = Date.now() / 1000;
+  private _count = 0;
+  private _failures = 0;
+}
+
+function cell(child: HTMLElement): HTMLTableCellElement {
+  const td = element('td');
+  td.append(child);
+  return td;
+}
+
+function button(label: string, className: string, title: string): HTMLButtonElement {
+  const control = element('button', `jp-Button jp-mod-styled mlmagic-button ${className}`, label);
+  control.title = title;
+  return control;
+}
