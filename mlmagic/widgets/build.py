@@ -134,6 +134,7 @@ class BuildView(View):
                 self._ended = time.time()
             self.summary = summary
             self._updated(force=True)
+        self._update_display()
 
     def text_summary(self) -> str:
         """The header, and for a failure the failing step and the last lines."""
@@ -147,6 +148,16 @@ class BuildView(View):
                     lines.append(self.error)
                 lines.extend(f"  {line}" for line in self.tail.last(10))
             return "\n".join(lines)
+
+    def html_summary(self) -> str:
+        """The header and the steps (for a failure, the last lines of the log)."""
+        with self._lock:
+            parts = [self._render_header()]
+            if not self.quiet:
+                parts.append(self._render_steps())
+                if self.state == "failed" and len(self.tail):
+                    parts.append(lines_box(self.tail.last(10)))
+            return f"<div>{''.join(parts)}</div>"
 
     def _headline(self) -> str:
         parts = [f"{self.title} {self.state}"]

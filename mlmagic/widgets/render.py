@@ -7,19 +7,28 @@ by its inputs, which the models keep bounded.
 from __future__ import annotations
 
 import html
+import os
+import urllib.parse
 from collections.abc import Iterable, Sequence
 
 from mlmagic.widgets.model import LogTail
 
 __all__ = [
     "COLOURS",
+    "JUPYTER_BASE_URL_VARIABLE",
     "STYLE",
     "badge",
     "format_duration",
+    "full_log_html",
+    "full_log_url",
     "lines_box",
     "log_box",
     "sparkline_svg",
 ]
+
+#: The base URL of the Jupyter server that started the kernel, set for its kernels by
+#: mlmagic's server extension (a widget's HTML cannot ask the page where it is served).
+JUPYTER_BASE_URL_VARIABLE = "MLMAGIC_JUPYTER_BASE_URL"
 
 #: Colour of each state a view shows.
 COLOURS = {
@@ -102,6 +111,35 @@ def log_box(tail: LogTail, *, max_height: str = "20em") -> str:
         'line-height:1.35;white-space:pre-wrap;overflow-wrap:anywhere">'
         + "\n".join(parts)
         + "</pre></div>"
+    )
+
+
+def full_log_url(run_id: str) -> str | None:
+    """Where the server serves the run's whole log, or ``None`` without mlmagic's server.
+
+    An absolute path on the page's origin: it works from any notebook URL, in JupyterLab
+    (``lab/tree/...``) as in Notebook 7 (``notebooks/...``), under any base URL.
+    """
+    base = os.environ.get(JUPYTER_BASE_URL_VARIABLE)
+    if not run_id or base is None:
+        return None
+    return f"{base.rstrip('/')}/mlmagic/api/runs/{urllib.parse.quote(run_id, safe='')}/log"
+
+
+def full_log_html(run_id: str) -> str:
+    """A link that opens the run's whole log in a new tab, else how to read it."""
+    if not run_id:
+        return ""
+    url = full_log_url(run_id)
+    if url is None:
+        return (
+            '<span style="opacity:.7;font-size:12px">full log: '
+            f"<code>mlmagic run logs {html.escape(run_id)}</code></span>"
+        )
+    return (
+        f'<a href="{html.escape(url)}" target="_blank" rel="noopener" '
+        'title="The whole log as plain text, in a new browser tab" '
+        'style="font-size:12px;color:var(--jp-content-link-color, #1565c0)">full log ↗</a>'
     )
 
 

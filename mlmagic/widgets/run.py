@@ -16,6 +16,7 @@ from mlmagic.widgets.render import (
     STYLE,
     badge,
     format_duration,
+    full_log_html,
     lines_box,
     log_box,
     sparkline_svg,
@@ -40,7 +41,8 @@ class RunView(View):
     tail_lines
         How many lines of the log are shown.
     run_id
-        Shown in a small text field, ready to be copied.
+        Shown in a small text field, ready to be copied, next to a link to the run's whole
+        log when the kernel was started by a Jupyter server with mlmagic's extension.
 
     Notes
     -----
@@ -85,7 +87,11 @@ class RunView(View):
         # The field is there to be copied from; an edit in the browser is put back.
         self.run_id_field.observe(self._keep_run_id, names="value")
         self._run_id = run_id or ""
-        footer = ipywidgets.HBox([self.cancel_button, self.run_id_field])
+        self.full_log = ipywidgets.HTML(full_log_html(self._run_id))
+        footer = ipywidgets.HBox(
+            [self.cancel_button, self.run_id_field, self.full_log],
+            layout=ipywidgets.Layout(align_items="center"),
+        )
         self.widget = ipywidgets.VBox([self._header, self._metrics_html, self._log_html, footer])
         with self._lock:
             self._flush()
@@ -100,6 +106,7 @@ class RunView(View):
         self._run_id = value
         self.run_id_field.value = value
         self.run_id_field.layout.display = "" if value else "none"
+        self.full_log.value = full_log_html(value)
 
     @property
     def status(self) -> Status:
@@ -147,6 +154,7 @@ class RunView(View):
         with self._lock:
             self._log_dirty = self._metrics_dirty = True
             self._updated(force=True)
+        self._update_display()
 
     def text_summary(self) -> str:
         """Status, stages, latest metrics, and for a failure the last lines of the log."""
@@ -178,6 +186,11 @@ class RunView(View):
                     lines.append(self.message)
                 lines.extend(f"  {line}" for line in self.tail.last(FAILURE_LINES))
             return "\n".join(lines)
+
+    def html_summary(self) -> str:
+        """The stepper, the status and the latest metrics (for a failure, the last lines)."""
+        with self._lock:
+            return f"<div>{self._render_header(time.time())}{self._render_metrics()}</div>"
 
     def _cancel_clicked(self, _button: ipywidgets.Button) -> None:
         if self._on_cancel is None or self.timeline.ended:

@@ -23,7 +23,12 @@ from mlmagic.events import (
 )
 from mlmagic.widgets import BuildView, RunView
 from mlmagic.widgets.model import LogTail, Metrics, MetricSeries, StageTimeline
-from mlmagic.widgets.render import format_duration, sparkline_svg
+from mlmagic.widgets.render import (
+    JUPYTER_BASE_URL_VARIABLE,
+    format_duration,
+    full_log_url,
+    sparkline_svg,
+)
 
 # --- LogTail ----------------------------------------------------------------------------
 
@@ -410,6 +415,111 @@ def test_views_display_as_their_widget() -> None:
     bundle = view._repr_mimebundle_()
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == view.widget.model_id
     assert bundle["text/plain"].startswith("train.py · Queued")
+    assert "train.py" in bundle["text/html"] and "Queued" in bundle["text/html"]
+
+
+def test_a_run_reads_well_without_widgets_and_keeps_log_text_out() -> None:
+    view = RunView("train.py", run_id="digits_1")
+    for i in range(200_000):
+        view.handle(RunEvent(RunEventKind.LOG, message=f"secret log line {i}"))
+    view.handle(RunEvent(RunEventKind.METRIC, name="accuracy", value=0.97, step=3))
+    _run_through(view, Status.COMPLETED, 0)
+    bundle = view._repr_mimebundle_()
+    text, page = bundle["text/plain"], bundle["text/html"]
+    assert text.startswith("train.py · Completed · exit 0 · 11.0 s")
+    assert "metrics: accuracy 0.97" in text
+    assert "Completed · exit 0" in page and "Finalizing" in page and "accuracy" in page
+    assert "secret log line" not in text + page  # the log stays in the workspace
+    assert len(page) < 10_000
+
+
+def test_a_failed_run_summary_has_the_end_of_its_log() -> None:
+    view = RunView("train.py")
+    for i in range(100):
+        view.handle(RunEvent(RunEventKind.LOG, message=f"line {i}"))
+    _run_through(view, Status.FAILED, 1)
+    page = view.html_summary()
+    assert "the run failed" in page and "line 99" in page and "line 84" not in page
+
+
+def test_a_build_reads_well_without_widgets() -> None:
+    view = BuildView("digits-env:2")
+    view.handle(BuildEvent(BuildEventKind.STEP, step="[1/2] RUN uv venv", step_index=1))
+    view.handle(BuildEvent(BuildEventKind.STEP_DONE, step="[1/2] RUN uv venv", step_index=1))
+    view.handle(BuildEvent(BuildEventKind.STEP, step="[2/2] RUN pip install x", step_index=2))
+    for i in range(1000):
+        view.handle(BuildEvent(BuildEventKind.LOG, message=f"output {i}"))
+    view.handle(
+        BuildEvent(BuildEventKind.ERROR, message="exit code 1", step="[2/2] RUN pip install x")
+    )
+    view.finish(ok=False, summary="digits-env:2 failed")
+    bundle = view._repr_mimebundle_()
+    assert "failed step: [2/2] RUN pip install x" in bundle["text/plain"]
+    page = bundle["text/html"]
+    assert "digits-env:2 failed" in page and "[1/2] RUN uv venv" in page
+    assert "output 999" in page and "output 900" not in page
+
+
+@pytest.fixture
+def ipython():  # type: ignore[no-untyped-def]
+    """A real IPython shell, whose display publisher tests can capture."""
+    import sys
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    main = sys.modules["__main__"]
+    yield InteractiveShell.instance()
+    sys.modules["__main__"] = main
+
+
+def test_a_displayed_view_publishes_its_final_state_again(ipython) -> None:  # type: ignore[no-untyped-def]
+    from IPython.display import display
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as captured:
+        view = RunView("train.py", run_id="digits_1")
+        display(view)
+        view.handle(RunEvent(RunEventKind.METRIC, name="loss", value=0.5))
+        _run_through(view, Status.COMPLETED, 0)
+    shown, updated = captured.outputs
+    widget = "application/vnd.jupyter.widget-view+json"
+    assert shown.data[widget] == updated.data[widget]
+    assert shown.transient["display_id"] == updated.transient["display_id"]
+    assert updated.update and not shown.update
+    assert shown.data["text/plain"].startswith("train.py · Queued")
+    assert updated.data["text/plain"].startswith("train.py · Completed · exit 0")
+    assert "loss 0.5" in updated.data["text/plain"] and "loss" in updated.data["text/html"]
+
+
+def test_a_view_never_displayed_publishes_nothing(ipython) -> None:  # type: ignore[no-untyped-def]
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as captured:
+        view = BuildView("digits-env:2")
+        view.finish(ok=True, summary="ready")
+    assert captured.outputs == []
+
+
+def test_the_full_log_link_goes_to_the_jupyter_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(JUPYTER_BASE_URL_VARIABLE, "/user/ann/")
+    view = RunView("train.py", run_id="digits_20240101-120000_ab12cd")
+    link = view.full_log.value
+    assert 'href="/user/ann/mlmagic/api/runs/digits_20240101-120000_ab12cd/log"' in link
+    assert 'target="_blank"' in link and "full log" in link
+    assert full_log_url("a b/c") == "/user/ann/mlmagic/api/runs/a%20b%2Fc/log"
+    monkeypatch.setenv(JUPYTER_BASE_URL_VARIABLE, "/")
+    assert full_log_url("r1") == "/mlmagic/api/runs/r1/log"
+
+
+def test_without_the_server_the_widget_says_how_to_read_the_log(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(JUPYTER_BASE_URL_VARIABLE, raising=False)
+    view = RunView("train.py")
+    assert view.full_log.value == ""
+    view.run_id = "digits_1"
+    assert "href" not in view.full_log.value
+    assert "mlmagic run logs digits_1" in view.full_log.value
 
 
 # --- BuildView --------------------------------------------------------------------------
