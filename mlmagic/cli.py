@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mlmagic.deploy.service import deploy_options
-from mlmagic.environment import Environment
+from mlmagic.environment import Environment, environment_options
 from mlmagic.events import BuildEvent, BuildEventKind, RunEvent, RunEventKind, Status, drain
 from mlmagic.exceptions import MlmagicError
 from mlmagic.run.config import submit_options
@@ -56,16 +56,7 @@ def _env_build(args: argparse.Namespace) -> int:
             f"{path} is not a file: give the path of a requirements.txt, "
             "environment.yml, Dockerfile or mlmagic YAML file."
         )
-    env = Environment.from_text(
-        args.name,
-        path.read_text(),
-        format=args.format,
-        base_image=args.base,
-        python=args.python,
-        gpu=args.gpu,
-        user_managed=args.user_managed,
-        solver=args.solver,
-    )
+    env = Environment.from_text(args.name, path.read_text(), **environment_options(args))
     ws = Workspace.current()
     if args.no_build:
         env = ws.environments.register(env)

@@ -18,7 +18,7 @@ from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, 
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from mlmagic.environment import Environment
+from mlmagic.environment import Environment, environment_options
 from mlmagic.events import Status, drain
 from mlmagic.exceptions import BuildError, MlmagicError
 from mlmagic.spec import FORMATS, SOLVERS
@@ -92,16 +92,7 @@ class MLMagics(Magics):
             pandas>=2
         """
         args = parse_argstring(self.environment, line)
-        env = Environment.from_text(
-            args.name,
-            cell,
-            format=args.format,
-            base_image=args.base,
-            python=args.python,
-            gpu=args.gpu,
-            user_managed=args.user_managed,
-            solver=args.solver,
-        )
+        env = Environment.from_text(args.name, cell, **environment_options(args))
         ws = self.workspace
         if args.no_build:
             return ws.environments.register(env)
