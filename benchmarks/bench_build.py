@@ -41,8 +41,16 @@ def mlmagic_build(ws: Workspace) -> float:
 def docker_build(context: Path, base: str) -> float:
     started = time.perf_counter()
     subprocess.run(
-        [*DOCKER, "build", "-q", "--secret", f"id=ca,src={host_ca_bundle()}",
-         "-t", "bench-plain-digits", str(context)],
+        [
+            *DOCKER,
+            "build",
+            "-q",
+            "--secret",
+            f"id=ca,src={host_ca_bundle()}",
+            "-t",
+            "bench-plain-digits",
+            str(context),
+        ],
         check=True,
         capture_output=True,
         env={**os.environ, "DOCKER_BUILDKIT": "1"},

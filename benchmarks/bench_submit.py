@@ -39,8 +39,19 @@ def mlmagic_first_line(ws: Workspace, project: Path) -> float:
 def docker_first_line(image: str, project: Path) -> float:
     started = time.perf_counter()
     process = subprocess.Popen(
-        ["docker", "run", "--rm", "-v", f"{project}:/src", "-w", "/src", image,
-         "python", "-u", "first.py"],
+        [
+            "docker",
+            "run",
+            "--rm",
+            "-v",
+            f"{project}:/src",
+            "-w",
+            "/src",
+            image,
+            "python",
+            "-u",
+            "first.py",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
