@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import mlmagic_run
 from mlmagic.engine.base import ContainerSpec, GpuRequest, Mount
-from mlmagic.run.config import data_variable, parse_gpus
+from mlmagic.run.config import data_variable
 from mlmagic.run.paths import CONTAINER, RunPaths
 
 if TYPE_CHECKING:
     from mlmagic.workspace import Workspace
 
-__all__ = ["HELPER", "container_spec", "gpu_request", "labels"]
+__all__ = ["HELPER", "container_spec", "labels"]
 
 #: The stdlib helper scripts import (and the launcher), mounted into every container.
 HELPER = Path(mlmagic_run.__file__).resolve()
@@ -26,11 +26,6 @@ _LAUNCH = (
     f'exec "$PY" {CONTAINER.helper} exec --log {CONTAINER.in_system("output.log")} '
     f'--exit-file {CONTAINER.in_system("exit.json")} -- "$PY" -u "$@"'
 )
-
-
-def gpu_request(value: str) -> GpuRequest | str | None:
-    """The engine request for ``--gpus`` (``"auto"`` is decided at Preparing)."""
-    return parse_gpus(value)
 
 
 def labels(ws: Workspace, kind: str, ident: str) -> dict[str, str]:

@@ -21,7 +21,7 @@ from mlmagic.engine.base import ContainerState
 from mlmagic.events import BuildEvent, BuildEventKind, RunEvent, RunEventKind, Stage, Status, drain
 from mlmagic.exceptions import BuildError, EngineError, MlmagicError, SpecError
 from mlmagic.run import journal
-from mlmagic.run.docker import gpu_request
+from mlmagic.run.config import parse_gpus
 from mlmagic.run.executor import Executor, executor_for
 from mlmagic.run.paths import RunPaths
 
@@ -138,10 +138,10 @@ def _prepare(ws: Workspace, run_id: str, executor: Executor) -> tuple[Environmen
         events.close()
     ws.store.update_run(run_id, image=built.image if record["target"] == "docker" else built.venv)
     config = record["config"]
-    gpus = gpu_request(config["gpus"])
+    gpus = parse_gpus(config["gpus"])
     if gpus == "auto":
         problem = executor.gpu_problem()
-        gpus = None if problem else gpu_request("all")
+        gpus = None if problem else parse_gpus("all")
         if problem:
             _note(paths, "no GPU available, running on the CPU (--gpus auto)")
     elif gpus is not None:
