@@ -140,50 +140,38 @@ class Models:
                 shutil.copytree(source, copy, symlinks=False)
             else:
                 shutil.copy2(source, copy)
-            with self._ws.store.transaction() as db:
-                row = db.execute(
-                    "SELECT MAX(version) FROM models WHERE name = ?", (name,)
-                ).fetchone()
-                version = (row[0] or 0) + 1
+
+            def place(version: int) -> str:
                 final = self._ws.path("models", name, str(version))
                 staging.rename(final)
-                db.execute(
-                    "INSERT INTO models (name, version, path, run_id, experiment, env_name, "
-                    "env_version, tags, description, created) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        name,
-                        version,
-                        str(final / copy.name),
-                        lineage.get("run_id"),
-                        lineage.get("experiment"),
-                        lineage.get("env_name"),
-                        lineage.get("env_version"),
-                        _json(tags or {}),
-                        description,
-                        time.time(),
-                    ),
-                )
+                return str(final / copy.name)
+
+            version = self._ws.store.add_model_version(
+                name,
+                {
+                    "run_id": lineage.get("run_id"),
+                    "experiment": lineage.get("experiment"),
+                    "env_name": lineage.get("env_name"),
+                    "env_version": lineage.get("env_version"),
+                    "tags": tags or {},
+                    "description": description,
+                },
+                place,
+            )
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return self.get(name, version)
 
     def get(self, name: str, version: int | None = None) -> Model:
         """The latest (or a given) version of a model."""
-        if version is None:
-            rows = self._ws.store._all(
-                "SELECT * FROM models WHERE name = ? ORDER BY version DESC LIMIT 1", (name,)
-            )
-        else:
-            rows = self._ws.store._all(
-                "SELECT * FROM models WHERE name = ? AND version = ?", (name, version)
-            )
-        if not rows:
+        row = self._ws.store.model(name, version)
+        if row is None:
             which = f"{name}:{version}" if version is not None else name
             raise MlmagicError(
                 f"No model {which}: register one with run.register_model(...) or "
                 "ws.models.register(...); %models lists them."
             )
-        return self._model(rows[0])
+        return self._model(row)
 
     def resolve(self, ref: str | Model) -> Model:
         """A model from ``name``, ``name:version`` or a Model."""
@@ -198,7 +186,7 @@ class Models:
         """Every model version: name, version, file, run, experiment, tags, created."""
         import pandas as pd
 
-        rows = self._ws.store._all("SELECT * FROM models ORDER BY name, version DESC")
+        rows = self._ws.store.models()
         frame = pd.DataFrame(
             [
                 {
@@ -207,7 +195,7 @@ class Models:
                     "file": Path(r["path"]).name,
                     "run_id": r["run_id"],
                     "experiment": r["experiment"],
-                    "tags": _load(r["tags"]),
+                    "tags": r["tags"],
                     "created": r["created"],
                 }
                 for r in rows
@@ -222,7 +210,7 @@ class Models:
         model = self.get(name, version)
         users = [
             s["name"]
-            for s in self._ws.store._all("SELECT name, config FROM services")
+            for s in self._ws.store.services()
             if model.ref in (s["config"] or {}).get("models", [])
         ]
         if users:
@@ -230,8 +218,7 @@ class Models:
                 f"Model {model.ref} is used by the service {', '.join(users)}: delete or "
                 "update the service first."
             )
-        with self._ws.store.transaction() as db:
-            db.execute("DELETE FROM models WHERE name = ? AND version = ?", (name, version))
+        self._ws.store.delete_model(name, version)
         shutil.rmtree(model.folder, ignore_errors=True)
 
     def _model(self, row: dict[str, Any]) -> Model:
@@ -243,20 +230,8 @@ class Models:
             experiment=row["experiment"],
             env_name=row["env_name"],
             env_version=row["env_version"],
-            tags=_load(row["tags"]),
+            tags=row["tags"],
             description=row["description"],
             created=row["created"],
             _workspace=self._ws,
         )
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value)
-
-
-def _load(value: Any) -> Any:
-    import json
-
-    return json.loads(value) if isinstance(value, str) else value

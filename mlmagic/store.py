@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -298,3 +298,75 @@ class Store:
     def stages(self, run_id: str) -> list[dict[str, Any]]:
         """The stages of a run, in the order they started."""
         return self._all("SELECT * FROM stages WHERE run_id = ? ORDER BY started", (run_id,))
+
+    # -- models -----------------------------------------------------------------------
+
+    def add_model_version(
+        self, name: str, values: Mapping[str, Any], place: Callable[[int], str]
+    ) -> int:
+        """Record the next version of model ``name``; return it.
+
+        ``place(version)`` moves the files to their final folder and returns the path
+        stored; it runs inside the transaction, so two processes never take one number.
+        """
+        with self.transaction() as db:
+            row = db.execute("SELECT MAX(version) FROM models WHERE name = ?", (name,)).fetchone()
+            version = (row[0] or 0) + 1
+            columns = _encode(
+                {
+                    **values,
+                    "name": name,
+                    "version": version,
+                    "path": place(version),
+                    "created": time.time(),
+                }
+            )
+            names = ", ".join(columns)
+            marks = ", ".join(f":{k}" for k in columns)
+            db.execute(f"INSERT INTO models ({names}) VALUES ({marks})", columns)
+        return version
+
+    def model(self, name: str, version: int | None = None) -> dict[str, Any] | None:
+        """One version of a model (the latest when ``version`` is ``None``)."""
+        if version is None:
+            return self._one(
+                "SELECT * FROM models WHERE name = ? ORDER BY version DESC LIMIT 1", (name,)
+            )
+        return self._one("SELECT * FROM models WHERE name = ? AND version = ?", (name, version))
+
+    def models(self) -> list[dict[str, Any]]:
+        """Every model version, by name, newest first."""
+        return self._all("SELECT * FROM models ORDER BY name, version DESC")
+
+    def delete_model(self, name: str, version: int) -> None:
+        """Forget one model version."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM models WHERE name = ? AND version = ?", (name, version))
+
+    # -- services ---------------------------------------------------------------------
+
+    def insert_service(self, name: str, values: Mapping[str, Any]) -> None:
+        """Record a new service."""
+        now = time.time()
+        columns = _encode({**values, "name": name, "created": now, "updated": now})
+        names = ", ".join(columns)
+        marks = ", ".join(f":{k}" for k in columns)
+        with self.transaction() as db:
+            db.execute(f"INSERT INTO services ({names}) VALUES ({marks})", columns)
+
+    def service(self, name: str) -> dict[str, Any] | None:
+        """One service, or ``None``."""
+        return self._one("SELECT * FROM services WHERE name = ?", (name,))
+
+    def services(self) -> list[dict[str, Any]]:
+        """Every service, by name."""
+        return self._all("SELECT * FROM services ORDER BY name")
+
+    def update_service(self, name: str, **values: Any) -> None:
+        """Change columns of a service (and its ``updated`` time)."""
+        self._update("services", {"name": name}, {**values, "updated": time.time()})
+
+    def delete_service(self, name: str) -> None:
+        """Forget a service."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM services WHERE name = ?", (name,))

@@ -97,8 +97,7 @@ class Service:
             raise DeployError(f"No service {name}: %services lists them.")
 
     def _record(self) -> dict[str, Any]:
-        rows = self._ws.store._all("SELECT * FROM services WHERE name = ?", (self.name,))
-        return rows[0] if rows else None  # type: ignore[return-value]
+        return self._ws.store.service(self.name)  # type: ignore[return-value]
 
     @property
     def config(self) -> dict[str, Any]:
@@ -213,9 +212,7 @@ class Service:
         keys = list(_KEYS.get(cache) or [secrets.token_urlsafe(32), secrets.token_urlsafe(32)])
         keys[0 if key == "Primary" else 1] = secrets.token_urlsafe(32)
         _KEYS[cache] = keys
-        self._ws.store._update(
-            "services", {"name": self.name}, {"key_hashes": [_digest(k) for k in keys]}
-        )
+        self._ws.store.update_service(self.name, key_hashes=[_digest(k) for k in keys])
         drain(self._ws.services._start(self.name))
         return keys[0], keys[1]
 
@@ -258,8 +255,7 @@ class Service:
             backend.stop(record["handle"])
         if record["image"]:
             backend.discard(self._ws, self.name, record["image"])
-        with self._ws.store.transaction() as db:
-            db.execute("DELETE FROM services WHERE name = ?", (self.name,))
+        self._ws.store.delete_service(self.name)
         _KEYS.pop((str(self._ws.root), self.name), None)
 
     def __repr__(self) -> str:
@@ -295,7 +291,7 @@ class Services:
         import pandas as pd
 
         rows = []
-        for record in self._ws.store._all("SELECT name FROM services ORDER BY name"):
+        for record in self._ws.store.services():
             service = Service(self._ws, record["name"])
             config = service.config
             rows.append(
@@ -332,7 +328,7 @@ class Services:
                 f"{name!r} is not a valid service name: use lowercase letters, digits and "
                 "'-' (at most 63), starting with a letter or digit."
             )
-        if self._ws.store._all("SELECT name FROM services WHERE name = ?", (name,)):
+        if self._ws.store.service(name) is not None:
             raise DeployError(
                 f"A service named {name} exists: delete it (ws.services.get({name!r}).delete())"
                 " or update it (svc.update(...))."
@@ -366,20 +362,15 @@ class Services:
             keys = [secrets.token_urlsafe(32), secrets.token_urlsafe(32)]
             _KEYS[(str(self._ws.root), name)] = keys
             key_hashes = [_digest(k) for k in keys]
-        now = time.time()
-        with self._ws.store.transaction() as db:
-            db.execute(
-                "INSERT INTO services (name, state, config, url, key_hashes, created, updated) "
-                "VALUES (?, 'Transitioning', ?, ?, ?, ?, ?)",
-                (
-                    name,
-                    json.dumps(config),
-                    f"http://{host}:{port}",
-                    json.dumps(key_hashes),
-                    now,
-                    now,
-                ),
-            )
+        self._ws.store.insert_service(
+            name,
+            {
+                "state": "Transitioning",
+                "config": config,
+                "url": f"http://{host}:{port}",
+                "key_hashes": key_hashes,
+            },
+        )
         yield from self._rollout(name, config)
         return Service(self._ws, name)
 
@@ -410,7 +401,7 @@ class Services:
             )
 
     def _update(self, name: str, **values: Any) -> None:
-        self._ws.store._update("services", {"name": name}, {**values, "updated": time.time()})
+        self._ws.store.update_service(name, **values)
 
     def _rollout(self, name: str, config: dict[str, Any]) -> Generator[BuildEvent, None, None]:
         """Build what ``config`` needs and (re)start the server with it."""

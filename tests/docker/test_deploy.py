@@ -175,7 +175,7 @@ def test_scoring_contract_and_failures_over_http(workspace, small):
         again = Workspace(workspace.root, engine=workspace.engine).services.get("dot-svc")
         assert again.run([0, 0, 2]) == {"dot": 6}
         # The server dies later: the state says so and the logs stay readable.
-        record = workspace.store._all("SELECT handle FROM services")[0]
+        record = workspace.store.service("dot-svc")
         service._backend().stop(record["handle"])
         assert service.state in ("Failed", "Unhealthy")
         assert isinstance(service.get_logs(), str)
@@ -240,7 +240,7 @@ def test_key_authentication(workspace, small):
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(request)
         assert info.value.code == 401
-        stored = json.dumps(workspace.store._all("SELECT * FROM services"))
+        stored = json.dumps(workspace.store.services())
         assert primary not in stored and secondary not in stored
         new_primary, _ = service.regen_key()
         assert new_primary != primary
