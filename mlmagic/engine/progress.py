@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mlmagic.events import BuildEvent, BuildEventKind
 
@@ -33,7 +33,7 @@ class _Step:
     label: str
     index: int | None
     count: int | None
-    tail: deque[str] = field(default_factory=lambda: deque(maxlen=30))
+    tail: deque[str]
 
 
 class ProgressParser:
@@ -66,8 +66,9 @@ class ProgressParser:
             started = _STEP.match(text)
             if started:
                 index, count, instruction = started.groups()
-                step = _Step(f"[{index}/{count}] {instruction}", int(index), int(count))
-                step.tail = deque(maxlen=self._tail_lines)
+                label = f"[{index}/{count}] {instruction}"
+                tail: deque[str] = deque(maxlen=self._tail_lines)
+                step = _Step(label, int(index), int(count), tail)
                 self._steps[vertex] = step
                 yield BuildEvent(
                     BuildEventKind.STEP,
