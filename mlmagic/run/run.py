@@ -6,6 +6,7 @@ of both, so ``ws.runs.get(id)`` in any process sees the same run, live or finish
 
 from __future__ import annotations
 
+import math
 import secrets
 import shutil
 import threading
@@ -212,17 +213,34 @@ class Run:
         """Block until the run ends; with ``show_output`` print its log as it streams.
 
         Interrupting the wait (Ctrl-C, the notebook's stop button) stops waiting, not the
-        run. Raises :class:`RunError` when ``timeout`` seconds pass first.
+        run. With ``timeout`` (seconds; ``None`` or infinity waits for the end), the wait
+        gives up at that deadline whether or not the script writes anything, and raises
+        :class:`RunError` saying the status the run had then; the run goes on.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        if timeout is not None and (math.isnan(timeout) or timeout < 0):
+            raise RunError(f"wait(timeout={timeout}): give a number of seconds, 0 or more.")
+        deadline = time.monotonic() + timeout if timeout is not None else None
+        if deadline is not None and math.isinf(deadline):
+            deadline = None
         try:
-            for event in self.events():
+            for event in follow(self._ws, self.id, until=deadline):
                 if show_output and event.kind is RunEventKind.LOG:
                     print(event.message, flush=True)
-                if deadline is not None and time.monotonic() > deadline:
-                    raise RunError(f"Run {self.id} is still {self.status.value} after {timeout} s.")
+                if event.kind is RunEventKind.END:
+                    return self
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
         except KeyboardInterrupt:
             print(f"Stopped waiting; run {self.id} goes on (run.cancel() stops it).")
+            return self
+        if deadline is None or timeout is None:
+            return self
+        status = self.status
+        if not status.is_terminal:
+            raise RunError(
+                f"Run {self.id} is still {status.value} after {timeout:g} s: wait again, "
+                "or run.cancel() stops it."
+            )
         return self
 
     def cancel(self) -> None:
