@@ -93,3 +93,36 @@ def test_wait_returns_the_ended_run_before_its_deadline(ws, env, project):
     run = _submit(ws, env, project, "quick.py", "print('done')\n")
     assert run.wait(timeout=120).status is Status.COMPLETED
     assert run.wait(timeout=0.001).status is Status.COMPLETED
+
+
+# -- submit refuses bad input in one line, before anything is recorded ---------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"experiment": "exp\n"}, "Experiment name"),
+        ({"experiment": "expérience"}, "Experiment name"),
+        ({"experiment": "x" * 250}, "Experiment name"),
+        ({"experiment": "-x"}, "Experiment name"),
+        ({"timeout": math.nan}, "--timeout"),
+        ({"timeout": math.inf}, "--timeout"),
+        ({"timeout": -1}, "--timeout"),
+        ({"cpus": math.nan}, "--cpus"),
+        ({"memory": "0"}, "--memory"),
+        ({"memory": "0.0g"}, "--memory"),
+        ({"shm_size": "0m"}, "--shm-size"),
+        ({"data": ["train="]}, "--data train="),
+        ({"data": {"train": ""}}, "--data train="),
+        ({"data": ["train=/no/such/folder"]}, "does not exist"),
+        ({"data": {"train\n": "."}}, "Data name"),
+    ],
+)
+def test_submit_refuses_bad_input_in_one_line(ws, env, project, options, message):
+    (project / "train.py").write_text("print('trained')\n")
+    with pytest.raises(RunError, match=message) as info:
+        ws.submit("train.py", env, source_dir=project, **options)
+    _one_line(info)
+    assert ws.store.runs() == []
+    runs = ws.root / "runs"
+    assert not runs.exists() or not any(runs.iterdir())
