@@ -95,6 +95,104 @@ def test_wait_returns_the_ended_run_before_its_deadline(ws, env, project):
     assert run.wait(timeout=0.001).status is Status.COMPLETED
 
 
+# -- register_model and downloads never follow a link -------------------------------------
+
+_LINKS_INSIDE_TO_OUTSIDE = """
+import os, mlmagic_run as r
+out = r.output_dir()
+os.makedirs(out / "model")
+(out / "model" / "weights.txt").write_text("weights")
+os.makedirs(out / "other")
+os.symlink({secret!r}, out / "other" / "secret.txt")
+# A link that stays inside the outputs, to a folder holding a link that leaves them.
+os.symlink("../other", out / "model" / "more")
+"""
+
+
+def test_register_model_refuses_a_link_met_during_the_copy(ws, env, project, host_secret):
+    script = _LINKS_INSIDE_TO_OUTSIDE.format(secret=str(host_secret))
+    run = _submit(ws, env, project, "links.py", script).wait(timeout=120)
+    assert run.status is Status.COMPLETED, run.logs()
+    with pytest.raises(MlmagicError, match="link") as info:
+        run.register_model("m", "outputs/model")
+    assert "more" in _one_line(info)
+    with pytest.raises(MlmagicError, match="link"):
+        run.register_model("m", "outputs/other/secret.txt")
+    assert ws.models.list().empty
+    assert _nothing_holds(ws.root / "models", "host secret")
+    # What holds no link registers.
+    model = run.register_model("m", "outputs/model/weights.txt")
+    assert model.version == 1 and model.path.read_text() == "weights"
+
+
+def test_register_model_refuses_a_named_pipe(ws, env, project):
+    script = (
+        "import os, mlmagic_run as r\nout = r.output_dir()\nos.makedirs(out / 'model')\n"
+        "(out / 'model' / 'a.txt').write_text('a')\nos.mkfifo(out / 'model' / 'pipe')\n"
+    )
+    run = _submit(ws, env, project, "fifo.py", script).wait(timeout=120)
+    assert run.status is Status.COMPLETED, run.logs()
+    with pytest.raises(MlmagicError, match="named pipe") as info:
+        run.register_model("m", "outputs/model")
+    assert "pipe" in _one_line(info)
+    assert ws.models.list().empty
+    assert not any(p.name.startswith(".staging") for p in (ws.root / "models").rglob("*"))
+
+
+def test_register_model_refuses_a_run_still_running(ws, env, project):
+    script = (
+        "import time, mlmagic_run as r\n(r.output_dir() / 'model.txt').write_text('m')\n"
+        "time.sleep(120)\n"
+    )
+    run = _submit(ws, env, project, "live.py", script)
+    try:
+        model_file = run.paths.outputs / "model.txt"
+        for _ in range(1200):
+            if model_file.exists() or run.status.is_terminal:
+                break
+            time.sleep(0.1)
+        assert model_file.exists(), run.logs()
+        with pytest.raises(MlmagicError, match=r"still Running.*wait.*cancel") as info:
+            run.register_model("m", "outputs/model.txt")
+        _one_line(info)
+        assert ws.models.list().empty
+    finally:
+        run.cancel()
+    run.wait(timeout=60)
+
+
+def test_run_download_refuses_a_link_met_during_the_copy(ws, env, project, host_secret, tmp_path):
+    script = _LINKS_INSIDE_TO_OUTSIDE.format(secret=str(host_secret))
+    run = _submit(ws, env, project, "links.py", script).wait(timeout=120)
+    dest = tmp_path / "download"
+    dest.mkdir()
+    with pytest.raises(MlmagicError, match="link") as info:
+        run.download("outputs/model", dest)
+    _one_line(info)
+    assert _nothing_holds(dest, "host secret")
+    assert run.download("outputs/model/weights.txt", dest).read_text() == "weights"
+
+
+def test_models_register_and_download_copy_no_link(ws, tmp_path, host_secret):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / "w.txt").write_text("w")
+    os.symlink(host_secret, folder / "linked.txt")
+    with pytest.raises(MlmagicError, match="link") as info:
+        ws.models.register("w", folder)
+    assert "linked.txt" in _one_line(info)
+    (folder / "linked.txt").unlink()
+    model = ws.models.register("w", folder)
+    # A registry copy that something replaced with a link is not followed out either.
+    stored = model.path / "w.txt"
+    stored.unlink()
+    os.symlink(host_secret, stored)
+    dest = tmp_path / "out"
+    with pytest.raises(MlmagicError, match="link"):
+        model.download(dest)
+    assert not dest.exists() or _nothing_holds(dest, "host secret")
+
+
 # -- submit refuses bad input in one line, before anything is recorded ---------------------
 
 
