@@ -65,26 +65,43 @@ def copy_out(root: Path, relative: PurePath, dest: Path, *, shown: PurePath | No
     if not parts or relative.is_absolute() or any(p in ("", ".", "..") for p in parts):
         raise ValueError(f"{relative} is not a plain path below {root}")
     label = root if shown is None else shown
-    scratch = Path(tempfile.mkdtemp(prefix=".mlmagic-copy-", dir=dest.parent))
     try:
-        folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            *parents, last = parts
-            walked = label
-            for part in parents:
-                walked = walked / part
-                child, info = _open(folder, part, walked)
-                os.close(folder)
-                folder = child
-                if not stat.S_ISDIR(info.st_mode):
-                    raise MlmagicError(f"{walked} is not a folder: check the path.")
-            _copy(folder, last, scratch / last, walked / last, depth=0)
-        finally:
-            os.close(folder)
-        _place(scratch / last, dest)
+        scratch = Path(tempfile.mkdtemp(prefix=".mlmagic-copy-", dir=dest.parent))
+    except OSError as exc:
+        raise MlmagicError(
+            f"Cannot copy to {dest}: {exc.strerror or exc}. Give a folder that exists and "
+            "that you can write."
+        ) from exc
+    try:
+        _copy_below(root, parts, scratch, label)
+        _place(scratch / parts[-1], dest)
+    except OSError as exc:
+        raise MlmagicError(
+            f"Cannot copy {label / relative} to {dest}: {exc.strerror or exc}"
+            f"{f' ({exc.filename})' if exc.filename else ''}."
+        ) from exc
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return dest
+
+
+def _copy_below(root: Path, parts: tuple[str, ...], scratch: Path, label: PurePath) -> None:
+    """Walk down ``parts`` from ``root`` without following links; copy the last into
+    ``scratch``."""
+    folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        *parents, last = parts
+        walked = label
+        for part in parents:
+            walked = walked / part
+            child, info = _open(folder, part, walked)
+            os.close(folder)
+            folder = child
+            if not stat.S_ISDIR(info.st_mode):
+                raise MlmagicError(f"{walked} is not a folder: check the path.")
+        _copy(folder, last, scratch / last, walked / last, depth=0)
+    finally:
+        os.close(folder)
 
 
 def _copy(folder: int, name: str, dest: Path, shown: PurePath, *, depth: int) -> None:
@@ -121,7 +138,9 @@ def _open(folder: int, name: str, shown: PurePath) -> tuple[int, os.stat_result]
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             _refuse_special(stat.S_IFLNK, shown)
-        raise _changed(shown) from exc
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR):
+            raise _changed(shown) from exc
+        raise
     after = os.fstat(fd)
     if (after.st_dev, after.st_ino, stat.S_IFMT(after.st_mode)) != (
         before.st_dev,
