@@ -186,10 +186,11 @@ def _check_one_line(spec: EnvironmentSpec) -> None:
 
     Every field but ``dockerfile`` and ``dockerfile_steps`` (which are instructions by
     design) is written into a line of the rendered Dockerfile or of the requirements
-    file beside it. A line break in one would end that line and start an instruction
-    of the value's choosing, so each must be a single line, and an ``env`` name a
-    variable name. The base image is written last on its line: a trailing backslash
-    would join the next instruction to it, so it must be one word without one.
+    file beside it (the registry login goes to the engine, and is held to the same
+    rule). A line break in one would end that line and start an instruction of the
+    value's choosing, so each must be a single line, and an ``env`` name a
+    variable name. A rendered base image is written last on its line: a trailing
+    backslash would join the next instruction to it, so it must be one word without one.
     """
     values: list[tuple[str, str | None]] = [
         ("base_image", spec.base_image),
@@ -221,7 +222,9 @@ def _check_one_line(spec: EnvironmentSpec) -> None:
                 "write it on one line."
             )
     image = spec.base_image
-    if image is not None and (not image or len(image.split()) != 1 or "\\" in image):
+    if spec.dockerfile is not None or image is None:
+        return  # a Dockerfile is built as written; its FROM is not rendered again
+    if not image or len(image.split()) != 1 or "\\" in image:
         raise SpecError(
             f"base_image {image!r} is not an image reference: write one word such as "
             "python:3.11-slim, with no spaces or backslashes."
