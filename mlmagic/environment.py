@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Environment", "Environments", "check_name", "environment_options"]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # Kernel packages that are the notebook itself, not the code a script needs.
 _KERNEL_ONLY = frozenset({"mlmagic", "pip", "setuptools", "wheel", "uv"})
 
@@ -57,7 +57,7 @@ def environment_options(namespace: Any) -> dict[str, Any]:
 
 def check_name(name: str, *, allow_reserved: bool = False) -> None:
     """Raise :class:`SpecError` for a name that cannot be an environment's."""
-    if not _NAME.match(name or ""):
+    if not _NAME.fullmatch(name or ""):
         raise SpecError(
             f"{name!r} is not a valid environment name: use letters, digits, '-', '_' and "
             "'.', starting with a letter or digit (at most 64 characters)."

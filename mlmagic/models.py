@@ -11,9 +11,10 @@ import re
 import shutil
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
+from mlmagic.copying import copy_out
 from mlmagic.exceptions import MlmagicError
 from mlmagic.summary import html_table
 
@@ -22,28 +23,9 @@ if TYPE_CHECKING:
 
     from mlmagic.workspace import Workspace
 
-__all__ = ["Model", "Models", "check_inside"]
+__all__ = ["Model", "Models"]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def check_inside(path: Path, root: Path) -> Path:
-    """``path`` resolved, refused unless it and every link under it stay inside ``root``."""
-    root = root.resolve()
-    resolved = path.resolve()
-    if resolved != root and root not in resolved.parents:
-        raise MlmagicError(
-            f"{path} is outside {root}: register a file or folder of the run's outputs "
-            "(like outputs/model.pkl), or use ws.models.register for any other path."
-        )
-    if resolved.is_dir():
-        for item in resolved.rglob("*"):
-            if item.is_symlink() and root not in item.resolve().parents:
-                raise MlmagicError(
-                    f"{item} links outside {root}; copy the file into outputs instead of "
-                    "linking to it."
-                )
-    return resolved
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 @dataclass
@@ -73,15 +55,14 @@ class Model:
         return self.path.parent
 
     def download(self, dest: str | Path = ".") -> Path:
-        """Copy the model's file or folder into ``dest``; return the copy's path."""
+        """Copy the model's file or folder into ``dest``; return the copy's path.
+
+        Services see the version's folder, so it is copied as :func:`copy_out` copies:
+        a link or special file found in it is refused, never followed.
+        """
         target = Path(dest)
         target.mkdir(parents=True, exist_ok=True)
-        copy = target / self.path.name
-        if self.path.is_dir():
-            shutil.copytree(self.path, copy, dirs_exist_ok=True)
-        else:
-            shutil.copy2(self.path, copy)
-        return copy
+        return copy_out(self.folder, PurePath(self.path.name), target / self.path.name)
 
     def delete(self) -> None:
         """Remove this version; refused while a service uses it."""
@@ -117,29 +98,58 @@ class Models:
     def register(
         self,
         name: str,
-        path: str | Path,
+        path: str | PurePath,
         *,
         tags: dict[str, str] | None = None,
         description: str | None = None,
         lineage: dict[str, Any] | None = None,
+        within: Path | None = None,
     ) -> Model:
-        """Copy a file or folder into the registry as the next version of ``name``."""
-        if not _NAME.match(name):
+        """Copy a file or folder into the registry as the next version of ``name``.
+
+        Parameters
+        ----------
+        name
+            The model's name: letters, digits, ``-``, ``_`` and ``.``.
+        path
+            The file or folder. The path itself may lead through links (it is the one
+            you chose); nothing under it is followed: a link, named pipe, socket or
+            device file met while copying refuses the registration, naming it.
+        tags, description
+            Kept with the version.
+        lineage
+            ``run_id``, ``experiment``, ``env_name`` and ``env_version`` of the run it
+            came from.
+        within
+            A folder ``path`` is relative to, and the copy may not leave: no part of
+            ``path`` is followed as a link either (a run's folder, which its script can
+            write).
+
+        Raises
+        ------
+        MlmagicError
+            The name is not valid, nothing is at ``path``, or the copy met something it
+            refuses. Nothing is registered then.
+        """
+        if not _NAME.fullmatch(name):
             raise MlmagicError(
                 f"{name!r} is not a valid model name: use letters, digits, '-', '_' and '.'."
             )
-        source = Path(path).expanduser()
-        if not source.exists():
-            raise MlmagicError(f"Nothing to register at {source}: check the path.")
+        if within is None:
+            source = Path(path).expanduser()
+            if not source.exists():
+                raise MlmagicError(f"Nothing to register at {source}: check the path.")
+            source = source.resolve()
+            if not source.name:
+                raise MlmagicError(f"{path}: give a file or a folder to register, not /.")
+            root, relative, shown = source.parent, PurePath(source.name), None
+        else:
+            root, relative, shown = within, PurePath(path), PurePath("")
         lineage = lineage or {}
         staging = self._ws.path("models", name, f".staging-{time.time_ns()}")
         staging.mkdir(parents=True)
         try:
-            copy = staging / source.resolve().name
-            if source.is_dir():
-                shutil.copytree(source, copy, symlinks=False)
-            else:
-                shutil.copy2(source, copy)
+            copy = copy_out(root, relative, staging / relative.name, shown=shown)
 
             def place(version: int) -> str:
                 final = self._ws.path("models", name, str(version))

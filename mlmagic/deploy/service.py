@@ -59,7 +59,7 @@ def deploy_options(namespace: Any) -> dict[str, Any]:
     return options
 
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 # Keys live only in the process that made them; the store keeps their hashes.
 _KEYS: dict[tuple[str, str], list[str]] = {}
 
@@ -323,7 +323,7 @@ class Services:
         target: str | None = None,
     ) -> Generator[BuildEvent, None, Service]:
         """Build the inference image, start the service and wait until it is healthy."""
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise DeployError(
                 f"{name!r} is not a valid service name: use lowercase letters, digits and "
                 "'-' (at most 63), starting with a letter or digit."

@@ -7,6 +7,7 @@ size that does not parse.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -17,8 +18,11 @@ from mlmagic.engine.base import GpuRequest
 from mlmagic.exceptions import RunError
 
 __all__ = [
+    "MAX_EXPERIMENT_LENGTH",
     "SUBMIT_OPTIONS",
     "RunConfig",
+    "check_experiment",
+    "check_positive",
     "data_variable",
     "parse_data",
     "parse_gpus",
@@ -27,8 +31,12 @@ __all__ = [
     "submit_options",
 ]
 
-_SIZE = re.compile(r"^\d+(\.\d+)?[bkmg]?$", re.IGNORECASE)
-_DATA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)[bkmg]?", re.IGNORECASE)
+_DATA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+#: The longest experiment name. A run id is the name plus 23 characters, and it names the
+#: run's folder and container and appears in REST routes, which take ids of up to 200.
+MAX_EXPERIMENT_LENGTH = 128
+_EXPERIMENT = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{MAX_EXPERIMENT_LENGTH - 1}}}")
 
 
 @dataclass(frozen=True)
@@ -77,14 +85,9 @@ class RunConfig:
         for value, what in ((self.shm_size, "--shm-size"), (self.memory, "--memory")):
             if value is not None:
                 parse_size(value, what)
-        if self.cpus is not None and self.cpus <= 0:
-            raise RunError(f"--cpus must be a positive number, not {self.cpus}.")
-        if self.timeout is not None and self.timeout <= 0:
-            raise RunError(f"--timeout must be a positive number of seconds, not {self.timeout}.")
-        if not re.match(r"^[\w.-]+$", self.experiment):
-            raise RunError(
-                f"Experiment name {self.experiment!r}: use letters, digits, '-', '_' and '.'."
-            )
+        check_positive(self.cpus, "--cpus")
+        check_positive(self.timeout, "--timeout", unit=" of seconds")
+        check_experiment(self.experiment)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form, stored with the run."""
@@ -133,7 +136,7 @@ def parse_gpus(value: str) -> GpuRequest | str | None:
         return GpuRequest(count=int(text))
     ids = tuple(i.strip() for i in text.removeprefix("device=").split(",") if i.strip())
     listed = text.startswith("device=") or "," in text
-    if listed and ids and all(re.match(r"^[\w-]+$", i) for i in ids):
+    if listed and ids and all(re.fullmatch(r"[\w-]+", i) for i in ids):
         return GpuRequest(device_ids=ids)
     raise RunError(
         f"--gpus {value!r} is not understood: use all, auto, none, a count (2) or device ids (0,1)."
@@ -141,10 +144,44 @@ def parse_gpus(value: str) -> GpuRequest | str | None:
 
 
 def parse_size(value: str, what: str = "size") -> str:
-    """Check a Docker size such as ``512m`` or ``2g``."""
-    if not _SIZE.match(value.strip()):
+    """Check a Docker size such as ``512m`` or ``2g``; zero is refused (Docker would
+    read it as "no limit")."""
+    match = _SIZE.fullmatch(value.strip())
+    if match is None:
         raise RunError(f"{what} {value!r} is not a size: write it like 512m or 2g.")
+    if float(match.group(1)) == 0:
+        raise RunError(
+            f"{what} {value!r} is zero: give a size like 512m or 2g, or leave {what} out "
+            "for no limit."
+        )
     return value.strip().lower()
+
+
+def check_positive(value: float | None, what: str, *, unit: str = "") -> None:
+    """Refuse a limit that is not a finite number above zero (``None``: no limit)."""
+    if value is None:
+        return
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
+        raise RunError(
+            f"{what} must be a positive number{unit}, not {value!r}: leave it out for no limit."
+        )
+
+
+def check_experiment(name: str) -> None:
+    """Refuse an experiment name that cannot be part of a run id.
+
+    A run id names a folder, a container (Docker takes ASCII letters, digits, ``_``,
+    ``.`` and ``-``) and a REST route, so the name is held to what all of them take.
+    """
+    if not isinstance(name, str) or not _EXPERIMENT.fullmatch(name):
+        raise RunError(
+            f"Experiment name {name!r}: use ASCII letters, digits, '-', '_' and '.', "
+            f"starting with a letter or digit, at most {MAX_EXPERIMENT_LENGTH} characters."
+        )
 
 
 def parse_data(items: Sequence[str] | Mapping[str, str]) -> dict[str, str]:
@@ -152,9 +189,14 @@ def parse_data(items: Sequence[str] | Mapping[str, str]) -> dict[str, str]:
     pairs = items.items() if isinstance(items, Mapping) else [_split(i) for i in items]
     data = {}
     for name, path in pairs:
-        if not _DATA_NAME.match(name):
+        if not isinstance(name, str) or not _DATA_NAME.fullmatch(name):
             raise RunError(
                 f"Data name {name!r}: start with a letter; use letters, digits, '-' and '_'."
+            )
+        if not str(path).strip():
+            raise RunError(
+                f"--data {name}= names no folder: give its path after '=', like "
+                f"--data {name}=./data."
             )
         folder = Path(path).expanduser().resolve()
         if not folder.exists():

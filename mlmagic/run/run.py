@@ -6,17 +6,20 @@ of both, so ``ws.runs.get(id)`` in any process sees the same run, live or finish
 
 from __future__ import annotations
 
+import math
+import os
 import secrets
 import shutil
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
+from mlmagic.copying import copy_out
 from mlmagic.events import RunEvent, RunEventKind, Stage, Status
 from mlmagic.exceptions import MlmagicError, RunError
-from mlmagic.models import Model, check_inside
+from mlmagic.models import Model
 from mlmagic.run import lifecycle
 from mlmagic.run.config import RunConfig, parse_data, parse_tags
 from mlmagic.run.paths import RunPaths
@@ -177,30 +180,35 @@ class Run:
         return found
 
     def download(self, name: str, dest: str | Path = ".") -> Path:
-        """Copy ``outputs/...`` or ``logs/...`` (a file or folder) to ``dest``; return it."""
-        source = self._inside_outputs(name)
+        """Copy ``outputs/...`` or ``logs/...`` (a file or folder) to ``dest``; return it.
+
+        The script wrote these folders, so nothing in them is followed: a link, named
+        pipe, socket or device file met while copying is refused, naming it, and
+        ``dest`` is left as it was.
+        """
+        relative = self._inside(name, ("outputs", "logs"), "the run's outputs or logs")
+        if not os.path.lexists(self.paths.root / relative):
+            raise MlmagicError(f"The run has no {name}: see run.files() for what it has.")
         target = Path(dest)
         if target.is_dir():
-            target = target / source.name
-        if source.is_dir():
-            shutil.copytree(source, target, dirs_exist_ok=True)
-        else:
-            shutil.copy2(source, target)
-        return target
+            target = target / relative.name
+        return copy_out(self.paths.root, relative, target, shown=PurePath(""))
 
-    def _inside_outputs(self, name: str) -> Path:
-        """The path ``name`` names inside outputs/ or logs/, refusing anything outside."""
-        if Path(name).is_absolute():
-            raise MlmagicError(f"{name!r}: give a path inside the run, like outputs/model.pkl.")
-        source = (self.paths.root / name).resolve()
-        allowed = (self.paths.outputs.resolve(), self.paths.logs.resolve())
-        if not any(source == a or a in source.parents for a in allowed):
+    def _inside(self, name: str, folders: tuple[str, ...], what: str) -> PurePath:
+        """``name`` as a plain path under one of ``folders`` of the run, else refused.
+
+        Only the words are checked here; :func:`copy_out` then opens each part without
+        following links, so no link can lead the copy out of the run.
+        """
+        path = PurePath(name)
+        if path.is_absolute() or ".." in path.parts:
             raise MlmagicError(
-                f"{name!r} is not in the run's outputs or logs: see run.files() for what it has."
+                f"{name!r} is not in {what}: give a path inside the run, like outputs/model.pkl."
             )
-        if not source.exists():
-            raise MlmagicError(f"The run has no {name}: see run.files() for what it has.")
-        return source
+        parts = [part for part in path.parts if part != "."]
+        if not parts or parts[0] not in folders:
+            raise MlmagicError(f"{name!r} is not in {what}: see run.files() for what the run has.")
+        return PurePath(*parts)
 
     # -- control -------------------------------------------------------------------------
 
@@ -212,17 +220,34 @@ class Run:
         """Block until the run ends; with ``show_output`` print its log as it streams.
 
         Interrupting the wait (Ctrl-C, the notebook's stop button) stops waiting, not the
-        run. Raises :class:`RunError` when ``timeout`` seconds pass first.
+        run. With ``timeout`` (seconds; ``None`` or infinity waits for the end), the wait
+        gives up at that deadline whether or not the script writes anything, and raises
+        :class:`RunError` saying the status the run had then; the run goes on.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        if timeout is not None and (math.isnan(timeout) or timeout < 0):
+            raise RunError(f"wait(timeout={timeout}): give a number of seconds, 0 or more.")
+        deadline = time.monotonic() + timeout if timeout is not None else None
+        if deadline is not None and math.isinf(deadline):
+            deadline = None
         try:
-            for event in self.events():
+            for event in follow(self._ws, self.id, until=deadline):
                 if show_output and event.kind is RunEventKind.LOG:
                     print(event.message, flush=True)
-                if deadline is not None and time.monotonic() > deadline:
-                    raise RunError(f"Run {self.id} is still {self.status.value} after {timeout} s.")
+                if event.kind is RunEventKind.END:
+                    return self
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
         except KeyboardInterrupt:
             print(f"Stopped waiting; run {self.id} goes on (run.cancel() stops it).")
+            return self
+        if deadline is None or timeout is None:
+            return self
+        status = self.status
+        if not status.is_terminal:
+            raise RunError(
+                f"Run {self.id} is still {status.value} after {timeout:g} s: wait again, "
+                "or run.cancel() stops it."
+            )
         return self
 
     def cancel(self) -> None:
@@ -239,22 +264,31 @@ class Run:
     ) -> Model:
         """Register a file or folder of the run's outputs as the next version of ``name``.
 
-        ``path`` is relative to the run (``outputs/model.pkl``); paths that escape the
-        outputs (``../``, absolute paths, links out) are refused. The model keeps the
-        run, its experiment and the environment version as lineage.
+        ``path`` is relative to the run (``outputs/model.pkl``, or ``model.pkl`` for
+        short). The run must have ended: its script could still change the files. The
+        copy follows no link: a link, named pipe, socket or device file in the outputs
+        is refused, naming it, and so are paths that leave the outputs (``../``,
+        absolute paths). The model keeps the run, its experiment and the environment
+        version as lineage.
         """
-        if Path(path).is_absolute():
+        status = self.status
+        if not status.is_terminal:
             raise MlmagicError(
-                f"{path!r}: give a path inside the run's outputs, like outputs/model.pkl."
+                f"Run {self.id} is still {status.value}, and its script could still change "
+                "its outputs: wait for it to end (run.wait()) or cancel it (run.cancel()), "
+                "then register the model."
             )
-        relative = Path(path)
-        if relative.parts and relative.parts[0] != "outputs":
-            relative = Path("outputs") / relative
-        source = check_inside(self.paths.root / relative, self.paths.outputs)
+        relative = PurePath(path)
+        if not relative.is_absolute() and relative.parts[:1] != ("outputs",):
+            relative = "outputs" / relative
+        relative = self._inside(str(relative), ("outputs",), "the run's outputs")
+        if not os.path.lexists(self.paths.root / relative):
+            raise MlmagicError(f"The run has no {relative}: see run.files() for what it has.")
         record = self._record()
         return self._ws.models.register(
             name,
-            source,
+            relative,
+            within=self.paths.root,
             tags=dict(tags or {}),
             description=description,
             lineage={

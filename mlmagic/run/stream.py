@@ -53,11 +53,18 @@ class _Tail:
 
 
 def follow(
-    ws: Workspace, run_id: str, *, live: bool = True, poll: float = 0.05
+    ws: Workspace,
+    run_id: str,
+    *,
+    live: bool = True,
+    poll: float = 0.05,
+    until: float | None = None,
 ) -> Iterator[RunEvent]:
     """The run's events from the beginning; with ``live``, until the run ends.
 
     The ``END`` event comes last, after every log line and metric written before it.
+    With ``until`` (a :func:`time.monotonic` time) the stream also stops then, without
+    an ``END``, even when the run writes nothing.
     """
     from mlmagic.run.lifecycle import watch
 
@@ -98,6 +105,8 @@ def follow(
                 yield RunEvent(RunEventKind.LOG, message=line)
             if end is not None:
                 yield end
+            return
+        if until is not None and time.monotonic() >= until:
             return
         if not busy:
             now = time.monotonic()

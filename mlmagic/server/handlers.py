@@ -68,8 +68,8 @@ __all__ = [
 #: Most bytes of log one reply of the offset protocol carries.
 MAX_LOG_CHUNK = 16 << 20
 _LOG_CHUNK = 1 << 20
-_RUN_ID = re.compile(r"^\w[\w.-]{0,199}$")
-_SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_RUN_ID = re.compile(r"\w[\w.-]{0,199}")
+_SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _NOT_FOUND = re.compile(r"^No (run|service|environment|model)\b")
 
 
@@ -147,7 +147,7 @@ class WorkspaceAccess:
     def run(self, run_id: str, *, watch: bool = True) -> Run:
         """A run by id; with ``watch``, a live one nobody drives any more is watched to its
         end (as ``ws.runs.get`` does)."""
-        if not _RUN_ID.match(run_id):
+        if not _RUN_ID.fullmatch(run_id):
             raise BadRequest(
                 f"{run_id!r} is not a run id: ids look like default_20240101-120000_ab12cd."
             )
@@ -388,7 +388,7 @@ class ServiceHandler(_Handler):
     @authorized
     @api_errors
     async def delete(self, name: str) -> None:
-        if not _SERVICE_NAME.match(name):
+        if not _SERVICE_NAME.fullmatch(name):
             raise BadRequest(f"{name!r} is not a service name: lowercase letters, digits and '-'.")
 
         def delete() -> None:

@@ -18,7 +18,7 @@ from mlmagic.exceptions import SpecError
 
 __all__ = ["YamlDocument", "kind", "load", "load_mapping", "string_list", "string_mapping"]
 
-_VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: A step into a document: a mapping key or a list index.
 PathStep = str | int
 
@@ -188,7 +188,7 @@ def string_mapping(document: YamlDocument, key: str) -> tuple[tuple[str, str], .
     pairs = []
     for name, item in value.items():
         line = document.line(key, str(name))
-        if not isinstance(name, str) or not _VARIABLE_NAME.match(name):
+        if not isinstance(name, str) or not _VARIABLE_NAME.fullmatch(name):
             raise SpecError(
                 f"{name!r} under {key} is not an environment variable name; use letters, "
                 "digits and underscores, not starting with a digit (for example OMP_NUM_THREADS).",

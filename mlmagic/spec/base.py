@@ -29,7 +29,10 @@ FORMATS = ("pip", "conda", "dockerfile", "yaml")
 #: How Python packages are installed: ``uv`` (pip-compatible) or ``conda`` (micromamba).
 SOLVERS = ("uv", "conda")
 
-_PYTHON_VERSION = re.compile(r"^3\.\d{1,2}$")
+_PYTHON_VERSION = re.compile(r"3\.\d{1,2}")
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Characters that end or split a Dockerfile line (tab is kept: it is only a space there).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -108,10 +111,11 @@ class EnvironmentSpec:
             raise SpecError(f"Unknown format {self.format!r}; use one of {', '.join(FORMATS)}.")
         if self.solver not in SOLVERS:
             raise SpecError(f"Unknown solver {self.solver!r}; use 'uv' or 'conda'.")
-        if self.python is not None and not _PYTHON_VERSION.match(self.python):
+        if self.python is not None and not _PYTHON_VERSION.fullmatch(self.python):
             raise SpecError(
                 f"Python version {self.python!r} is not of the form 3.X (for example 3.11)."
             )
+        _check_one_line(self)
 
     def with_options(
         self,
@@ -175,6 +179,56 @@ class EnvironmentSpec:
             # The login names who pulls, not what is built.
             data["registry"] = {"address": self.registry.address}
         return data
+
+
+def _check_one_line(spec: EnvironmentSpec) -> None:
+    """Refuse values that would change the Dockerfile's instructions when rendered.
+
+    Every field but ``dockerfile`` and ``dockerfile_steps`` (which are instructions by
+    design) is written into a line of the rendered Dockerfile or of the requirements
+    file beside it (the registry login goes to the engine, and is held to the same
+    rule). A line break in one would end that line and start an instruction of the
+    value's choosing, so each must be a single line, and an ``env`` name a
+    variable name. A rendered base image is written last on its line: a trailing
+    backslash would join the next instruction to it, so it must be one word without one.
+    """
+    values: list[tuple[str, str | None]] = [
+        ("base_image", spec.base_image),
+        ("index_url", spec.index_url),
+        *(("extra_index_urls", url) for url in spec.extra_index_urls),
+        *(("apt", name) for name in spec.apt),
+        *(("pip", requirement) for requirement in spec.pip),
+        *(("conda", package) for package in spec.conda),
+        *(("channels", channel) for channel in spec.channels),
+        *((f"env value of {name}", value) for name, value in spec.env),
+    ]
+    if spec.registry is not None:
+        values += [
+            ("registry address", spec.registry.address),
+            ("registry username", spec.registry.username),
+            ("registry password_env", spec.registry.password_env),
+        ]
+    for name, _ in spec.env:
+        if not _VARIABLE_NAME.fullmatch(name):
+            raise SpecError(
+                f"env name {name!r} is not an environment variable name: use letters, "
+                "digits and underscores, not starting with a digit (for example OMP_NUM_THREADS)."
+            )
+    for field_name, value in values:
+        if value is not None and _CONTROL.search(value):
+            raise SpecError(
+                f"{field_name} {value!r} holds a line break or another control character, "
+                "which would end its line in the Dockerfile and start another instruction: "
+                "write it on one line."
+            )
+    image = spec.base_image
+    if spec.dockerfile is not None or image is None:
+        return  # a Dockerfile is built as written; its FROM is not rendered again
+    if not image or len(image.split()) != 1 or "\\" in image:
+        raise SpecError(
+            f"base_image {image!r} is not an image reference: write one word such as "
+            "python:3.11-slim, with no spaces or backslashes."
+        )
 
 
 def _dockerfile_instructions(text: str) -> list[str]:

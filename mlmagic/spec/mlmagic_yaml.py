@@ -59,9 +59,9 @@ KEYS = (
     "user_managed",
 )
 _REGISTRY_KEYS = ("address", "password_env", "username")
-_APT_PACKAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+.\-]*(?::[a-z0-9-]+)?(?:=[A-Za-z0-9+.:~\-]+)?$")
-_PYTHON = re.compile(r"^3\.\d{1,2}$")
-_VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_APT_PACKAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9+.\-]*(?::[a-z0-9-]+)?(?:=[A-Za-z0-9+.:~\-]+)?")
+_PYTHON = re.compile(r"3\.\d{1,2}")
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def detect(text: str) -> bool:
@@ -140,7 +140,7 @@ def _python(document: _yaml.YamlDocument) -> str | None:
         return None
     # The text as written: YAML reads `python: 3.10` as the number 3.1.
     text = document.scalar_text("python")
-    if text is None or isinstance(value, bool) or not _PYTHON.match(text.strip()):
+    if text is None or isinstance(value, bool) or not _PYTHON.fullmatch(text.strip()):
         shown = text if text is not None else _yaml.kind(value)
         raise SpecError(
             f"python must be a Python version of the form 3.X, such as '3.11', not {shown}.",
@@ -213,7 +213,7 @@ def _apt(document: _yaml.YamlDocument) -> tuple[str, ...]:
     packages = []
     for line, raw in _yaml.string_list(document, "apt"):
         name = raw.strip()
-        if not _APT_PACKAGE.match(name):
+        if not _APT_PACKAGE.fullmatch(name):
             raise SpecError(
                 f"{raw!r} is not a Debian package name; apt takes one name per item, "
                 "optionally with =version, for example apt: [git, curl].",
@@ -294,7 +294,7 @@ def _registry(document: _yaml.YamlDocument) -> RegistryLogin | None:
                 line=document.line("registry"),
             )
     password_env = fields.get("password_env")
-    if password_env is not None and not _VARIABLE_NAME.match(password_env):
+    if password_env is not None and not _VARIABLE_NAME.fullmatch(password_env):
         raise SpecError(
             f"registry password_env names an environment variable, and {password_env!r} is "
             "not a variable name; use letters, digits and underscores (REGISTRY_TOKEN).",

@@ -252,23 +252,44 @@ def test_key_authentication(workspace, small):
         service.delete()
 
 
-def test_register_model_refuses_paths_outside_the_outputs(workspace, tmp_path):
+def test_register_model_refuses_paths_outside_the_outputs(workspace, tmp_path, target):
     Environment.from_text("serve-env", "six\n").build(workspace, show_output=False)
+    secret = tmp_path / "host-secret.txt"
+    secret.write_text("host secret")
     project = tmp_path / "p"
     project.mkdir()
     (project / "t.py").write_text(
-        "import os, mlmagic_run as r\n(r.output_dir() / 'm.txt').write_text('m')\n"
-        "os.symlink('/etc/passwd', r.output_dir() / 'link')\n"
-        "os.makedirs(r.output_dir() / 'folder')\n"
-        "os.symlink('/etc', r.output_dir() / 'folder' / 'out')\n"
+        "import os, stat, sys, mlmagic_run as r\nout = r.output_dir()\n"
+        "(out / 'm.txt').write_text('m')\n"
+        "os.symlink('/etc/passwd', out / 'link')\n"
+        "os.makedirs(out / 'folder')\n"
+        "os.symlink('/etc', out / 'folder' / 'out')\n"
+        # A link that stays inside the outputs, to a folder with a link out of them: the
+        # host path of the secret is what the host side would follow.
+        "os.makedirs(out / 'model')\nos.makedirs(out / 'inner')\n"
+        f"os.symlink({str(secret)!r}, out / 'inner' / 'secret')\n"
+        "os.symlink('../inner', out / 'model' / 'more')\n"
+        # Root in a container may make device nodes (CAP_MKNOD): /dev/null's numbers.
+        "os.makedirs(out / 'devices')\n"
+        "if sys.argv[1] == 'docker':\n"
+        "    os.mknod(out / 'devices' / 'null', stat.S_IFCHR | 0o600, os.makedev(1, 3))\n"
+        "else:\n    os.mkfifo(out / 'devices' / 'null')\n"
     )
-    run = workspace.submit("t.py", "serve-env", source_dir=project).wait()
+    run = workspace.submit("t.py", "serve-env", args=[target], source_dir=project).wait()
+    assert run.status is Status.COMPLETED, run.logs()
     assert run.register_model("m", "outputs/m.txt").version == 1
     assert run.register_model("m", "m.txt").version == 2
     for bad in ("../system/output.log", "/etc/passwd", "outputs/link", "outputs/folder"):
         with pytest.raises(MlmagicError):
             run.register_model("m", bad)
+    with pytest.raises(MlmagicError, match="outputs/model/more is a symbolic link"):
+        run.register_model("m", "outputs/model")
+    kind = "a device file" if target == "docker" else "a named pipe"
+    with pytest.raises(MlmagicError, match=f"outputs/devices/null is {kind}"):
+        run.register_model("m", "outputs/devices")
     assert list(workspace.models.list()["version"]) == [2, 1]
+    stored = [p for p in (workspace.root / "models").rglob("*") if p.is_file()]
+    assert stored and all(p.read_text() != "host secret" for p in stored)
 
 
 def test_cli_deploys_an_azure_inference_config(workspace, small, capsys, target):

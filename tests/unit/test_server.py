@@ -303,12 +303,14 @@ async def test_bad_input_is_400(jp_fetch: Any, ws: Workspace) -> None:
         (("runs",), {"limit": "5000"}, "limit=5000: give a number from 1 to 1000."),
         (("runs", ".hidden"), {}, "'.hidden' is not a run id"),
         (("runs", "a b", "log"), {}, "'a b' is not a run id"),
+        (("runs", "digits_1\n"), {}, "'digits_1\\n' is not a run id"),
     ]
     for path, params, message in cases:
         code, error = await _error(jp_fetch, *path, params=params)
         assert (code, error[: len(message)]) == (400, message), path
-    code, error = await _error(jp_fetch, "services", "Bad_Name", method="DELETE")
-    assert code == 400 and "is not a service name" in error
+    for name in ("Bad_Name", "nope\n"):
+        code, error = await _error(jp_fetch, "services", name, method="DELETE")
+        assert code == 400 and "is not a service name" in error, name
 
 
 async def test_cancel_an_ended_run_is_409(jp_fetch: Any, ws: Workspace) -> None:
