@@ -14,6 +14,7 @@ import pytest
 
 from mlmagic import DeployError, Environment, MlmagicError
 from mlmagic.events import Status
+from mlmagic.exceptions import ConflictError, NotFoundError
 
 TRAIN = textwrap.dedent(
     """
@@ -151,7 +152,7 @@ def test_scoring_contract_and_failures_over_http(workspace, small):
         assert info.value.code == 404
         assert service.url.startswith("http://127.0.0.1:")
         # The name is taken, the port is taken.
-        with pytest.raises(DeployError, match="exists: delete it"):
+        with pytest.raises(ConflictError, match="exists: delete it"):
             workspace.deploy(
                 "dot-svc",
                 models=[model],
@@ -176,7 +177,7 @@ def test_scoring_contract_and_failures_over_http(workspace, small):
         assert again.run([0, 0, 2]) == {"dot": 6}
         # The server dies later: the state says so and the logs stay readable.
         record = workspace.store.service("dot-svc")
-        service._backend().stop(record["handle"])
+        workspace.target(record.target).stop_service(record.handle)
         assert service.state in ("Failed", "Unhealthy")
         assert isinstance(service.get_logs(), str)
     finally:
@@ -207,7 +208,7 @@ def test_init_failure_is_reported_within_seconds(workspace, small):
 def test_bad_input_is_one_line(workspace, small):
     model, app = small
     common = {"entry_script": "score.py", "environment": "serve-env", "source_dir": app}
-    with pytest.raises(DeployError, match="No model nope"):
+    with pytest.raises(NotFoundError, match="No model nope"):
         workspace.deploy("a-svc", models=["nope"], **common)
     with pytest.raises(MlmagicError, match="No environment nope-env"):
         workspace.deploy("a-svc", models=[model], **{**common, "environment": "nope-env"})
@@ -240,7 +241,8 @@ def test_key_authentication(workspace, small):
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(request)
         assert info.value.code == 401
-        stored = json.dumps(workspace.store.services())
+        with workspace.store.transaction() as db:
+            stored = json.dumps([list(row) for row in db.execute("SELECT * FROM services")])
         assert primary not in stored and secondary not in stored
         new_primary, _ = service.regen_key()
         assert new_primary != primary
