@@ -119,7 +119,7 @@ class HttpReady:
     @property
     def what(self) -> str:
         """What is waited for, in the words of an error message."""
-        return f"an answer 200 to GET {self.url}/"
+        return f"GET {self.url}/ to answer 200"
 
     def wait(self, name: str, target: Target, handle: str) -> Generator[BuildEvent, None, float]:
         """Wait, yielding each new log line of the server; return the seconds it took.
@@ -145,14 +145,14 @@ class HttpReady:
                 time.sleep(self.interval)  # let the last lines reach the log
                 code = state.exit_code if state and state.exit_code is not None else "?"
                 raise NotReady(
-                    f"{name} stopped while starting (exit {code}) after {waited:.1f} s of "
+                    f"{name} stopped while starting (exit {code}), {waited:.1f} s into "
                     f"waiting for {self.what}",
                     target.service_logs(name, handle)[-_TAIL:],
                 )
             if waited > self.timeout:
                 raise NotReady(
-                    f"{name} did not become ready: no {self.what} within "
-                    f"{self.timeout:g} s (MLMagic.health_timeout)",
+                    f"{name} did not become ready: waited {waited:.1f} s for {self.what} "
+                    f"(MLMagic.health_timeout is {self.timeout:g} s)",
                     lines[-_TAIL:],
                 )
             time.sleep(self.interval)

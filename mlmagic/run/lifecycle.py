@@ -281,12 +281,15 @@ def finalize(
         failed_stage=stage.value if stage and status is Status.FAILED else None,
     )
     if closed:
-        journal.append(
-            paths.events,
-            RunEvent(RunEventKind.END, status=status, exit_code=exit_code, message=message),
-        )
-        if record.handle:
-            ws.target(record.target).remove(record.handle)
+        # What it ran in goes before the END event, so whoever sees the end sees it gone.
+        try:
+            if record.handle:
+                ws.target(record.target).remove(record.handle)
+        finally:
+            journal.append(
+                paths.events,
+                RunEvent(RunEventKind.END, status=status, exit_code=exit_code, message=message),
+            )
     return closed
 
 

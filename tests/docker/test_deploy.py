@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 import textwrap
 import time
 import urllib.error
@@ -250,6 +252,57 @@ def test_key_authentication(workspace, small):
             service.run([1, 1, 1], key=primary)
         assert service.run([1, 1, 1]) == {"dot": 6}
         assert primary not in service.get_logs()
+    finally:
+        service.delete()
+
+
+_REGEN_PRIMARY = """
+import sys
+from mlmagic import Workspace
+service = Workspace(sys.argv[1]).services.get(sys.argv[2])
+primary, secondary = service.regen_key("Primary")
+assert secondary is None, "a new process cannot know the secondary key"
+print(primary)
+"""
+
+
+def _score(url: str, key: str) -> int:
+    request = urllib.request.Request(
+        url, data=b"[1,1,1]", method="POST", headers={"Authorization": f"Bearer {key}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_regenerating_one_key_from_another_process_keeps_the_other(workspace, small):
+    model, app = small
+    service = workspace.deploy(
+        "regen-svc",
+        models=[model],
+        entry_script="score.py",
+        environment="serve-env",
+        source_dir=app,
+        auth=True,
+    )
+    try:
+        primary, secondary = service.get_keys()
+        assert primary != secondary
+        child = subprocess.run(
+            [sys.executable, "-c", _REGEN_PRIMARY, str(workspace.root), "regen-svc"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ},
+        )
+        assert child.returncode == 0, child.stderr
+        new_primary = child.stdout.strip().splitlines()[-1]
+        assert new_primary not in (primary, secondary, "")
+        assert _score(service.scoring_uri, new_primary) == 200
+        assert _score(service.scoring_uri, secondary) == 200  # the other key still works
+        assert _score(service.scoring_uri, primary) == 401  # the replaced one does not
     finally:
         service.delete()
 
