@@ -118,14 +118,15 @@ class Service:
         return self._ws.services.keys
 
     @property
-    def config(self) -> ServiceConfig:
-        """What it serves and how."""
-        return self._record().config
+    def config(self) -> dict[str, Any]:
+        """What it serves and how, as a plain dict (a copy: changing it changes nothing;
+        :meth:`update` does)."""
+        return self._record().config.to_dict()
 
     @property
     def target(self) -> str:
         """Where it runs (``docker``: a container; ``local``: a process)."""
-        return self.config.target
+        return self._record().target
 
     @property
     def url(self) -> str:
@@ -158,7 +159,7 @@ class Service:
             headers={"Content-Type": "application/json"},
             method="POST",
         )
-        if self.config.auth:
+        if self._record().config.auth:
             known = self._keys.known(self.name)
             key = key or next((known[n] for n in KEY_NAMES if n in known), None)
             if key is None:
@@ -194,7 +195,7 @@ class Service:
         return "\n".join(lines[-num_lines:])
 
     def _check_auth(self) -> None:
-        if not self.config.auth:
+        if not self._record().config.auth:
             raise DeployError(f"{self.name} was deployed without --auth: it takes no keys.")
 
     def get_keys(self) -> tuple[str, str]:
@@ -227,7 +228,7 @@ class Service:
 
     def reload(self) -> Service:
         """Rebuild the top layers from the entry script and source folder; restart."""
-        drain(rollout(self._ws, self.name, self.config))
+        drain(rollout(self._ws, self.name, self._record().config))
         return self
 
     def update(
@@ -251,7 +252,7 @@ class Service:
             changes["entry_script"] = entry_script
         if workers is not None:
             changes["workers"] = workers
-        config = replace(self.config, **changes)
+        config = replace(self._record().config, **changes)
         check_entry(config)
         drain(rollout(self._ws, self.name, config))
         return self

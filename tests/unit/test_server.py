@@ -22,11 +22,20 @@ from tornado.httpclient import HTTPClientError
 from mlmagic import Environment, Workspace
 from mlmagic.deploy.config import ServiceConfig
 from mlmagic.events import Status
+from mlmagic.exceptions import (
+    ConflictError,
+    DeployError,
+    EngineError,
+    MlmagicError,
+    NotFoundError,
+    SpecError,
+)
 from mlmagic.records import RunRecord, ServiceRecord
 from mlmagic.run import lifecycle
 from mlmagic.run.config import RunConfig
 from mlmagic.run.paths import RunPaths
 from mlmagic.server import MLMagicServer
+from mlmagic.server.handlers import BadRequest, error_status
 from mlmagic.widgets.render import JUPYTER_BASE_URL_VARIABLE
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
@@ -371,3 +380,13 @@ def test_the_default_workspace_is_found_like_a_kernel_finds_it(
     assert settings.workspace_path(tmp_path / "new") == tmp_path / "new" / ".mlmagic"
     monkeypatch.setenv("MLMAGIC_WORKSPACE", str(tmp_path / "chosen"))
     assert settings.workspace_path(project) == tmp_path / "chosen"
+
+
+def test_errors_map_by_type_not_by_their_text() -> None:
+    assert error_status(NotFoundError("the model digits:9 is gone")) == 404
+    assert error_status(ConflictError("digits-svc is taken")) == 409
+    assert error_status(EngineError("No Docker engine answers")) == 503
+    assert error_status(BadRequest("limit=0")) == error_status(SpecError("bad line")) == 400
+    # Text that reads like "not found" is not a type: it maps as what it is.
+    assert error_status(MlmagicError("No run x in /w")) == 500
+    assert error_status(DeployError("No service x")) == 500
