@@ -14,9 +14,11 @@ from mlmagic._version import __version__
 from mlmagic.environment import Environment
 from mlmagic.exceptions import (
     BuildError,
+    ConflictError,
     DeployError,
     EngineError,
     MlmagicError,
+    NotFoundError,
     RunError,
     SpecError,
 )
@@ -29,10 +31,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BuildError",
+    "ConflictError",
     "DeployError",
     "EngineError",
     "Environment",
     "MlmagicError",
+    "NotFoundError",
     "RunError",
     "SpecError",
     "Workspace",

@@ -22,11 +22,9 @@ from typing import TYPE_CHECKING, Any
 from mlmagic import spec as specs
 from mlmagic.build.context import cache_key, image_tag, resolve_base
 from mlmagic.build.dockerfile import render
-from mlmagic.build.image import build_image, resolved_packages
-from mlmagic.build.venv import build_venv, check_local, venv_packages, venv_path
 from mlmagic.config import get_config
 from mlmagic.events import BuildEvent, BuildEventKind, drain
-from mlmagic.exceptions import BuildError, MlmagicError, SpecError
+from mlmagic.exceptions import BuildError, MlmagicError, NotFoundError, SpecError
 from mlmagic.spec.conda import require_mappable
 from mlmagic.spec.curated import CURATED, RESERVED_PREFIX
 from mlmagic.summary import html_table
@@ -267,7 +265,7 @@ class Environments:
 
         Raises
         ------
-        MlmagicError
+        NotFoundError
             No such environment or version.
         """
         row = self._ws.store.environment(name, version)
@@ -277,7 +275,7 @@ class Environments:
             known = sorted({r["name"] for r in self._ws.store.environments()})
             which = f"{name}:{version}" if version is not None else name
             hint = f" Known: {', '.join(known)}." if known else ""
-            raise MlmagicError(
+            raise NotFoundError(
                 f"No environment {which} in {self._ws.root}.{hint} Define it with "
                 "%%environment NAME (or `mlmagic env build FILE --name NAME`)."
             )
@@ -292,13 +290,18 @@ class Environments:
             raise MlmagicError(f"{ref!r}: the version after ':' must be a number, e.g. {name}:2.")
         return self.get(name, int(version) if version else None)
 
+    def rows(self) -> list[dict[str, Any]]:
+        """Every version of every environment as a plain row: name, version, image,
+        status, created (epoch seconds), size, venv; by name, newest version first."""
+        columns = ("name", "version", "image", "status", "created", "size", "venv")
+        return [{c: row[c] for c in columns} for row in self._ws.store.environments()]
+
     def list(self) -> pd.DataFrame:
         """Every version of every environment: name, version, image, status, created, size."""
         import pandas as pd
 
-        rows = self._ws.store.environments()
         columns = ["name", "version", "image", "status", "created", "size", "venv"]
-        frame = pd.DataFrame([{c: r[c] for c in columns} for r in rows], columns=columns)
+        frame = pd.DataFrame(self.rows(), columns=columns)
         frame["created"] = pd.to_datetime(frame["created"], unit="s")
         return frame
 
@@ -312,95 +315,70 @@ class Environments:
     def build(
         self, env: Environment, *, rebuild: bool = False, target: str | None = None
     ) -> Generator[BuildEvent, None, Environment]:
-        """Register and build ``env``, yielding events; the generator returns the version.
+        """Register and materialise ``env`` on a target, yielding events; the generator
+        returns the ready version.
 
         On the ``docker`` target the environment becomes an image; on ``local`` a
-        virtual environment (see :mod:`mlmagic.build.venv`). An image or venv of the same
-        content that already exists is a cache hit: one lookup, no build. A failed build
-        marks the version failed (never ready) and raises :class:`BuildError`; the whole
-        log stays in the workspace.
+        virtual environment (see :mod:`mlmagic.targets`). One of the same content that
+        already exists is a cache hit: one lookup, no build. A failed build marks the
+        version failed (never ready), yields an ``ERROR`` event and raises
+        :class:`BuildError`; the whole log stays in the workspace.
         """
         if env.spec.solver == "uv":
             require_mappable(env.spec)
-        if self._ws.resolve_target(target) == "local":
-            check_local(env.spec)
-            return (yield from self._build_local(self.register(env), rebuild))
+        where = self._ws.target(self._ws.resolve_target(target))
         registered = self.register(env)
-        assert registered.version is not None and registered.image is not None
-        name, version, tag = registered.name, registered.version, registered.image
-        started = time.monotonic()
-        engine = self._ws.engine
-        if not rebuild and engine.image_info(tag) is not None:
-            yield BuildEvent(BuildEventKind.START, image=tag, message="cache hit")
-            if registered.status != "ready":
-                self._mark_ready(registered)
-            done = self.get(name, version)
-            done.cache_hit = True
-            yield BuildEvent(
-                BuildEventKind.DONE, image=tag, cached=True, duration=time.monotonic() - started
-            )
-            return done
-        log_path = self._ws.path("environments", name, f"v{version}.log")
-        self._ws.store.update_environment(
-            name, version, status="building", error=None, log_path=str(log_path)
-        )
-        base = resolve_base(env.spec, self._ws.config)
-        try:
-            yield from build_image(
-                engine, registered.spec, base, tag, log_path=log_path, no_cache=rebuild
-            )
-        except BuildError as exc:
-            self._ws.store.update_environment(name, version, status="failed", error=str(exc))
-            raise
-        except BaseException as exc:
-            # Interrupted or the engine went away: never leave it looking ready or building.
-            self._ws.store.update_environment(
-                name, version, status="failed", error=f"build interrupted: {exc!r}"
-            )
-            raise
-        self._mark_ready(registered)
-        done = self.get(name, version)
-        done.cache_hit = False
-        return done
-
-    def _build_local(
-        self, registered: Environment, rebuild: bool
-    ) -> Generator[BuildEvent, None, Environment]:
-        assert registered.version is not None and registered.image is not None
+        assert registered.version is not None
         name, version = registered.name, registered.version
-        key = registered.image.partition(":")[2]
-        log_path = self._ws.path("environments", name, f"v{version}-local.log")
-        cached = False
-        try:
-            for event in build_venv(registered.spec, key, log_path=log_path, rebuild=rebuild):
-                if event.kind is BuildEventKind.START:
-                    self._ws.store.update_environment(name, version, log_path=str(log_path))
-                cached = cached or (event.kind is BuildEventKind.DONE and event.cached)
-                yield event
-        except BuildError as exc:
-            self._ws.store.update_environment(name, version, status="failed", error=str(exc))
-            raise
-        path = venv_path(key)
-        values: dict[str, Any] = {"venv": str(path), "status": "ready", "error": None}
-        if registered.packages is None:
-            values["packages"] = venv_packages(path)
-        self._ws.store.update_environment(name, version, **values)
-        done = self.get(name, version)
-        done.cache_hit = cached
-        return done
-
-    def _mark_ready(self, env: Environment) -> None:
-        assert env.version is not None and env.image is not None
-        info = self._ws.engine.image_info(env.image)
-        self._ws.store.update_environment(
-            env.name,
-            env.version,
-            status="ready",
-            built=time.time(),
-            size=info.size if info else None,
-            packages=resolved_packages(self._ws.engine, env.image),
-            error=None,
+        store = self._ws.store
+        started = time.monotonic()
+        found = None if rebuild else where.find_environment(registered)
+        if found is not None:
+            yield BuildEvent(BuildEventKind.START, image=registered.image, message="cache hit")
+            made = found
+            yield BuildEvent(
+                BuildEventKind.DONE,
+                image=registered.image,
+                cached=True,
+                duration=time.monotonic() - started,
+            )
+        else:
+            log_path = self._ws.path("environments", name, where.log_name(version))
+            store.update_environment(
+                name, version, status="building", error=None, log_path=str(log_path)
+            )
+            try:
+                made = yield from where.build_environment(
+                    registered, log_path=log_path, rebuild=rebuild
+                )
+            except BuildError as exc:
+                store.update_environment(name, version, status="failed", error=str(exc))
+                yield BuildEvent(
+                    BuildEventKind.ERROR, message=str(exc).splitlines()[0], step=exc.step
+                )
+                raise
+            except BaseException as exc:
+                # Refused, interrupted, or the engine went away: never leave it looking
+                # ready or building.
+                error = str(exc) if isinstance(exc, MlmagicError) else f"interrupted: {exc!r}"
+                store.update_environment(name, version, status="failed", error=error)
+                raise
+        values: dict[str, Any] = {"status": "ready", "error": None}
+        values.update(
+            {
+                key: value
+                for key, value in (
+                    ("venv", made.venv),
+                    ("size", made.size),
+                    ("packages", made.packages),
+                )
+                if value is not None
+            }
         )
+        store.update_environment(name, version, **values)
+        done = self.get(name, version)
+        done.cache_hit = made.cached
+        return done
 
 
 def _from_row(row: dict[str, Any]) -> Environment:

@@ -1,8 +1,21 @@
 """Typed events yielded by every long operation.
 
-Builds yield :class:`BuildEvent`; runs and deployments yield :class:`RunEvent`. Widgets,
-the CLI printer and the REST handlers consume the same iterators; no view parses log text
-to find state.
+Widgets, the CLI printer and the REST handlers consume the same iterators; no view parses
+log text to find state. Two kinds of stream exist:
+
+- **Builds and deployments** yield :class:`BuildEvent`. An environment's build:
+  ``START``, then per step ``STEP``, ``LOG``... and ``STEP_DONE``, then ``DONE`` (the
+  image or venv, ``cached`` on a cache hit) or ``ERROR`` just before the
+  :class:`~mlmagic.exceptions.BuildError` is raised. A deployment
+  (:meth:`mlmagic.deploy.service.Services.deploy`, ``reload``, ``update``) is the
+  environment's build, then the build of what the service runs from (the inference
+  image's steps, or the local folder's), then ``STEP`` "starting the server", ``STEP``
+  "waiting for init()" with the server's lines as ``LOG``, and ``DONE`` with the
+  service's URL in ``image`` and the wait in ``duration``; or ``ERROR`` (why, in one
+  line) just before the :class:`~mlmagic.exceptions.DeployError` is raised.
+- **Runs** yield :class:`RunEvent`: ``STAGE`` changes, the environment's build as
+  ``BUILD`` events wrapping :class:`BuildEvent`, the script's ``LOG`` lines, ``METRIC``
+  values and one ``END``.
 """
 
 from __future__ import annotations
@@ -55,7 +68,7 @@ class BuildEventKind(str, Enum):
 
 @dataclass(frozen=True)
 class BuildEvent:
-    """One thing that happened while materialising an environment.
+    """One thing that happened while building an environment or deploying a service.
 
     Attributes
     ----------
@@ -70,7 +83,8 @@ class BuildEvent:
     cached
         ``True`` when a step, or the whole build (``DONE``), came from the cache.
     image
-        The image tag, on ``START`` and ``DONE``.
+        The image tag (or venv folder), on ``START`` and ``DONE``; a deployment's
+        ``DONE`` carries the service's URL here.
     duration
         Seconds the step or the build took, on ``STEP_DONE`` and ``DONE``.
     time
@@ -128,7 +142,7 @@ class RunEventKind(str, Enum):
 
 @dataclass(frozen=True)
 class RunEvent:
-    """One thing that happened during a run (or a deployment).
+    """One thing that happened during a run.
 
     Attributes
     ----------

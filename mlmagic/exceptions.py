@@ -9,12 +9,26 @@ every message says what happened and what to do about it, in one line where it c
     ├── BuildError      an image (or virtual environment) could not be built
     ├── EngineError     no container engine answers, or it refused a request
     ├── RunError        a run could not be submitted, or failed
-    └── DeployError     a service could not be deployed, or failed
+    ├── DeployError     a service could not be deployed, or failed
+    ├── NotFoundError   no environment, run, model or service by that name or id
+    └── ConflictError   a name is taken, or a thing is in use or in the wrong state
+
+Front ends map by type, never by message text: the REST layer answers
+:class:`NotFoundError` with 404 and :class:`ConflictError` with 409.
 """
 
 from __future__ import annotations
 
-__all__ = ["BuildError", "DeployError", "EngineError", "MlmagicError", "RunError", "SpecError"]
+__all__ = [
+    "BuildError",
+    "ConflictError",
+    "DeployError",
+    "EngineError",
+    "MlmagicError",
+    "NotFoundError",
+    "RunError",
+    "SpecError",
+]
 
 
 class MlmagicError(Exception):
@@ -85,3 +99,12 @@ class RunError(MlmagicError):
 
 class DeployError(MlmagicError):
     """A service could not be deployed, or it stopped serving."""
+
+
+class NotFoundError(MlmagicError, LookupError):
+    """No environment, run, model or service has the name, version or id asked for."""
+
+
+class ConflictError(MlmagicError):
+    """The request contradicts the current state: a name is taken, a model is in use by a
+    service, a run has already ended."""

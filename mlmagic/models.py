@@ -15,7 +15,7 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from mlmagic.copying import copy_out
-from mlmagic.exceptions import MlmagicError
+from mlmagic.exceptions import ConflictError, MlmagicError, NotFoundError
 from mlmagic.summary import html_table
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ class Models:
         row = self._ws.store.model(name, version)
         if row is None:
             which = f"{name}:{version}" if version is not None else name
-            raise MlmagicError(
+            raise NotFoundError(
                 f"No model {which}: register one with run.register_model(...) or "
                 "ws.models.register(...); %models lists them."
             )
@@ -218,13 +218,9 @@ class Models:
     def delete(self, name: str, version: int) -> None:
         """Remove a version and its files; refused while a service uses it."""
         model = self.get(name, version)
-        users = [
-            s["name"]
-            for s in self._ws.store.services()
-            if model.ref in (s["config"] or {}).get("models", [])
-        ]
+        users = [s.name for s in self._ws.store.services() if model.ref in s.config.models]
         if users:
-            raise MlmagicError(
+            raise ConflictError(
                 f"Model {model.ref} is used by the service {', '.join(users)}: delete or "
                 "update the service first."
             )

@@ -1,9 +1,14 @@
-"""The workspace's SQLite database: schema and queries.
+"""The workspace's SQLite database: schema, migrations and queries.
 
 One file, WAL mode, a busy timeout, and every write in a short ``BEGIN IMMEDIATE``
 transaction, so several kernels, the CLI and the Jupyter server can use one workspace at
 once. A connection is opened per thread (sqlite3 connections are not shared across
-threads). Rows come back as plain dicts; JSON columns are decoded.
+threads). Runs and services come back as typed records (:mod:`mlmagic.records`);
+environments and models as plain dicts with their JSON columns decoded.
+
+The schema's version is SQLite's ``user_version``. Opening an older database migrates it
+in place, in one transaction; a newer one (written by a newer mlmagic) is refused with one
+line that says to upgrade, and is never changed.
 """
 
 from __future__ import annotations
@@ -17,14 +22,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mlmagic.deploy.config import ServiceConfig
+from mlmagic.events import Status
 from mlmagic.exceptions import MlmagicError
+from mlmagic.records import KEY_NAMES, RunRecord, ServiceRecord
+from mlmagic.run.config import RunConfig
 
 __all__ = ["SCHEMA_VERSION", "Store"]
 
-SCHEMA_VERSION = 1
+#: The version of the schema this code reads and writes.
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS environments (
+CREATE TABLE environments (
     name TEXT NOT NULL,
     version INTEGER NOT NULL,
     spec TEXT NOT NULL,
@@ -32,7 +42,6 @@ CREATE TABLE IF NOT EXISTS environments (
     image TEXT NOT NULL,
     status TEXT NOT NULL,
     created REAL NOT NULL,
-    built REAL,
     size INTEGER,
     packages TEXT,
     dockerfile TEXT NOT NULL,
@@ -41,19 +50,14 @@ CREATE TABLE IF NOT EXISTS environments (
     venv TEXT,
     PRIMARY KEY (name, version)
 );
-CREATE TABLE IF NOT EXISTS runs (
+CREATE TABLE runs (
     id TEXT PRIMARY KEY,
     experiment TEXT NOT NULL,
-    name TEXT,
     status TEXT NOT NULL,
-    target TEXT NOT NULL,
     env_name TEXT,
     env_version INTEGER,
     image TEXT,
-    script TEXT NOT NULL,
-    args TEXT NOT NULL,
     config TEXT NOT NULL,
-    tags TEXT NOT NULL,
     handle TEXT,
     owner TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
@@ -66,15 +70,15 @@ CREATE TABLE IF NOT EXISTS runs (
     snapshot_files INTEGER,
     snapshot_bytes INTEGER
 );
-CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment, created);
-CREATE TABLE IF NOT EXISTS stages (
+CREATE INDEX runs_by_experiment ON runs (experiment, created);
+CREATE TABLE stages (
     run_id TEXT NOT NULL REFERENCES runs (id),
     stage TEXT NOT NULL,
     started REAL NOT NULL,
     ended REAL,
     PRIMARY KEY (run_id, stage)
 );
-CREATE TABLE IF NOT EXISTS models (
+CREATE TABLE models (
     name TEXT NOT NULL,
     version INTEGER NOT NULL,
     path TEXT NOT NULL,
@@ -87,21 +91,62 @@ CREATE TABLE IF NOT EXISTS models (
     created REAL NOT NULL,
     PRIMARY KEY (name, version)
 );
-CREATE TABLE IF NOT EXISTS services (
+CREATE TABLE services (
     name TEXT PRIMARY KEY,
     state TEXT NOT NULL,
     config TEXT NOT NULL,
     image TEXT,
     handle TEXT,
-    url TEXT,
-    key_hashes TEXT NOT NULL DEFAULT '[]',
+    url TEXT NOT NULL,
+    key_hashes TEXT NOT NULL DEFAULT '{}',
     created REAL NOT NULL,
-    updated REAL NOT NULL,
     error TEXT
 );
 """
 
-_JSON_COLUMNS = frozenset({"spec", "packages", "args", "config", "tags", "key_hashes"})
+_JSON_COLUMNS = frozenset({"spec", "packages", "config", "tags", "key_hashes"})
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _rebuild(db: sqlite3.Connection, table: str, create: str, columns: str) -> None:
+    """Give ``table`` the definition ``create`` (of ``<table>_new``), keeping ``columns``."""
+    db.execute(create)
+    db.execute(f"INSERT INTO {table}_new ({columns}) SELECT {columns} FROM {table}")
+    db.execute(f"DROP TABLE {table}")
+    db.execute(f"ALTER TABLE {table}_new RENAME TO {table}")
+
+
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    """Schema 1 → 2: script, args, name, tags and target of a run live only in its config
+    (where schema 1 also kept them); the never-read ``environments.built`` and
+    ``services.updated`` go; key digests are stored by key name, not by position."""
+    new = {
+        stmt.split()[2]: stmt for stmt in _statements(_SCHEMA) if stmt.startswith("CREATE TABLE")
+    }
+    for table, dropped in (
+        ("environments", {"built"}),
+        ("runs", {"script", "args", "name", "tags", "target"}),
+        ("services", {"updated"}),
+    ):
+        old = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+        kept = ", ".join(c for c in old if c not in dropped)
+        create = new[table].replace(f"CREATE TABLE {table} ", f"CREATE TABLE {table}_new ", 1)
+        _rebuild(db, table, create, kept)
+    db.execute("CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment, created)")
+    for name, hashes in db.execute("SELECT name, key_hashes FROM services").fetchall():
+        listed = json.loads(hashes or "[]")
+        if isinstance(listed, list):
+            named = dict(zip(KEY_NAMES, listed, strict=False))
+            db.execute(
+                "UPDATE services SET key_hashes = ? WHERE name = ?", (json.dumps(named), name)
+            )
+
+
+#: ``_MIGRATIONS[n]`` takes a database from schema ``n`` to ``n + 1``.
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2}
 
 
 def _decode(row: sqlite3.Row) -> dict[str, Any]:
@@ -113,10 +158,38 @@ def _decode(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def _encode(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        key: json.dumps(value) if key in _JSON_COLUMNS and value is not None else value
-        for key, value in values.items()
-    }
+    encoded = {}
+    for key, value in values.items():
+        if isinstance(value, (RunConfig, ServiceConfig)):
+            value = value.to_dict()
+        elif isinstance(value, Status):
+            value = value.value
+        if key in _JSON_COLUMNS and value is not None:
+            value = json.dumps(value)
+        encoded[key] = value
+    return encoded
+
+
+def _run(row: sqlite3.Row) -> RunRecord:
+    data = _decode(row)
+    data["config"] = RunConfig.from_dict(data["config"])
+    data["status"] = Status(data["status"])
+    data["cancel_requested"] = bool(data["cancel_requested"])
+    return RunRecord(**data)
+
+
+def _service(row: sqlite3.Row) -> ServiceRecord:
+    data = _decode(row)
+    data["config"] = ServiceConfig.from_dict(data["config"])
+    return ServiceRecord(**data)
+
+
+def _check_not_newer(version: int) -> None:
+    if version > SCHEMA_VERSION:
+        raise MlmagicError(
+            f"This workspace was written by a newer mlmagic (schema {version}, this one reads "
+            f"up to {SCHEMA_VERSION}): upgrade mlmagic with `pip install -U mlmagic`."
+        )
 
 
 class Store:
@@ -131,9 +204,37 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
+        self._open()
+
+    def _open(self) -> None:
+        """Create the schema, or migrate an older one; refuse a newer one."""
         db = self._connection()
-        # executescript commits as it goes; each CREATE ... IF NOT EXISTS is idempotent.
-        db.executescript(f"{_SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        _check_not_newer(version)
+        # Foreign keys are off while tables are rebuilt (SQLite's documented procedure);
+        # the pragma has no effect inside a transaction, so it is set around it.
+        db.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with self.transaction() as tx:
+                # Read again under the lock: another process may have done it meanwhile.
+                version = tx.execute("PRAGMA user_version").fetchone()[0]
+                _check_not_newer(version)
+                if version == 0:
+                    for statement in _statements(_SCHEMA):
+                        tx.execute(statement)
+                for step in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
+                    _MIGRATIONS[step](tx)
+                if tx.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                    raise MlmagicError(
+                        f"The workspace database {self.path} has stages of runs that do not "
+                        "exist; it was not changed. Restore it from a backup, or move it "
+                        "away to start a new workspace."
+                    )
+                tx.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        finally:
+            db.execute("PRAGMA foreign_keys=ON")
 
     def _connection(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -229,25 +330,49 @@ class Store:
 
     # -- runs -------------------------------------------------------------------------
 
-    def insert_run(self, values: Mapping[str, Any]) -> None:
-        """Record a new run (``values`` has at least the NOT NULL columns)."""
-        columns = _encode({"created": time.time(), **values})
+    def insert_run(self, record: RunRecord) -> None:
+        """Record a new run."""
+        values = {
+            "id": record.id,
+            "experiment": record.experiment,
+            "status": record.status,
+            "env_name": record.env_name,
+            "env_version": record.env_version,
+            "image": record.image,
+            "config": record.config,
+            "owner": record.owner,
+            "created": record.created or time.time(),
+            "snapshot_files": record.snapshot_files,
+            "snapshot_bytes": record.snapshot_bytes,
+        }
+        columns = _encode(values)
         names = ", ".join(columns)
         marks = ", ".join(f":{k}" for k in columns)
         with self.transaction() as db:
             db.execute(f"INSERT INTO runs ({names}) VALUES ({marks})", columns)
 
-    def run(self, run_id: str) -> dict[str, Any] | None:
+    def run(self, run_id: str) -> RunRecord | None:
         """One run, or ``None``."""
-        return self._one("SELECT * FROM runs WHERE id = ?", (run_id,))
+        row = self._connection().execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _run(row) if row else None
 
-    def runs(self, experiment: str | None = None) -> list[dict[str, Any]]:
-        """Runs (of one experiment), newest first."""
-        if experiment is None:
-            return self._all("SELECT * FROM runs ORDER BY created DESC")
-        return self._all(
-            "SELECT * FROM runs WHERE experiment = ? ORDER BY created DESC", (experiment,)
+    def runs(self, experiment: str | None = None, limit: int | None = None) -> list[RunRecord]:
+        """Runs (of one experiment), newest first; at most ``limit`` of them."""
+        where = "WHERE experiment = :experiment" if experiment is not None else ""
+        rows = self._connection().execute(
+            f"SELECT * FROM runs {where} ORDER BY created DESC LIMIT :limit",
+            {"experiment": experiment, "limit": -1 if limit is None else limit},
         )
+        return [_run(r) for r in rows.fetchall()]
+
+    def cancel_requested(self, run_id: str) -> bool:
+        """Whether someone asked the run to stop (``True`` for a run that is gone)."""
+        row = (
+            self._connection()
+            .execute("SELECT cancel_requested FROM runs WHERE id = ?", (run_id,))
+            .fetchone()
+        )
+        return row is None or bool(row[0])
 
     def update_run(self, run_id: str, **values: Any) -> None:
         """Change columns of a run."""
@@ -345,26 +470,38 @@ class Store:
 
     # -- services ---------------------------------------------------------------------
 
-    def insert_service(self, name: str, values: Mapping[str, Any]) -> None:
+    def insert_service(self, record: ServiceRecord) -> None:
         """Record a new service."""
-        now = time.time()
-        columns = _encode({**values, "name": name, "created": now, "updated": now})
+        columns = _encode(
+            {
+                "name": record.name,
+                "state": record.state,
+                "config": record.config,
+                "url": record.url,
+                "key_hashes": record.key_hashes,
+                "created": record.created or time.time(),
+            }
+        )
         names = ", ".join(columns)
         marks = ", ".join(f":{k}" for k in columns)
         with self.transaction() as db:
             db.execute(f"INSERT INTO services ({names}) VALUES ({marks})", columns)
 
-    def service(self, name: str) -> dict[str, Any] | None:
+    def service(self, name: str) -> ServiceRecord | None:
         """One service, or ``None``."""
-        return self._one("SELECT * FROM services WHERE name = ?", (name,))
+        row = (
+            self._connection().execute("SELECT * FROM services WHERE name = ?", (name,)).fetchone()
+        )
+        return _service(row) if row else None
 
-    def services(self) -> list[dict[str, Any]]:
+    def services(self) -> list[ServiceRecord]:
         """Every service, by name."""
-        return self._all("SELECT * FROM services ORDER BY name")
+        rows = self._connection().execute("SELECT * FROM services ORDER BY name").fetchall()
+        return [_service(r) for r in rows]
 
     def update_service(self, name: str, **values: Any) -> None:
-        """Change columns of a service (and its ``updated`` time)."""
-        self._update("services", {"name": name}, {**values, "updated": time.time()})
+        """Change columns of a service."""
+        self._update("services", {"name": name}, values)
 
     def delete_service(self, name: str) -> None:
         """Forget a service."""

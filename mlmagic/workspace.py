@@ -20,6 +20,7 @@ from mlmagic.engine.base import ContainerEngine
 from mlmagic.environment import Environments
 from mlmagic.exceptions import EngineError, MlmagicError
 from mlmagic.store import Store
+from mlmagic.targets import Target, TargetContext, names, target_class
 
 if TYPE_CHECKING:
     from mlmagic.deploy.service import Service, Services
@@ -29,8 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["TARGETS", "WORKSPACE_DIRNAME", "Workspace", "find_workspace"]
 
-#: Where environments, runs and services go.
-TARGETS = ("auto", "docker", "local")
+#: Where environments, runs and services go: every registered target, or ``auto``.
+TARGETS = ("auto", *names())
 
 WORKSPACE_DIRNAME = ".mlmagic"
 _DATABASE = "mlmagic.db"
@@ -79,6 +80,7 @@ class Workspace:
             ) from exc
         self._config = config
         self._auto_target: str | None = None
+        self._targets: dict[str, Target] = {}
         if engine is not None:
             self.__dict__["engine"] = engine
 
@@ -98,11 +100,14 @@ class Workspace:
         return self._config or get_config()
 
     def resolve_target(self, target: str | None = None) -> str:
-        """``docker`` or ``local``: the one asked for, else the setting; ``auto`` picks
-        Docker when an engine answers and says so once when it falls back to local."""
+        """The name of the target to use: the one asked for, else the setting.
+
+        This is the one place a target is picked: ``auto`` is Docker when an engine
+        answers, else local, and says so once when it falls back.
+        """
         choice = target or self.config.target
         if choice not in TARGETS:
-            raise MlmagicError(f"Unknown target {choice!r}: use docker, local or auto.")
+            raise MlmagicError(f"Unknown target {choice!r}: use {', '.join(TARGETS)}.")
         if choice != "auto":
             return choice
         if self._auto_target is None:
@@ -119,6 +124,18 @@ class Workspace:
                     file=sys.stderr,
                 )
         return self._auto_target
+
+    def target(self, name: str) -> Target:
+        """The target registered as ``name`` (see :mod:`mlmagic.targets`), one per name."""
+        if name not in self._targets:
+            cls = target_class(name)
+            context = TargetContext(
+                root=self.root,
+                config=self.config,
+                engine=self.engine if cls.uses_engine else None,
+            )
+            self._targets[name] = cls(context)
+        return self._targets[name]
 
     @cached_property
     def store(self) -> Store:

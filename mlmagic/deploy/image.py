@@ -24,36 +24,24 @@ from pathlib import Path
 from mlmagic.build.context import write_build_secrets
 from mlmagic.build.dockerfile import BUILD_SETTINGS_SECRET, CA_SECRET
 from mlmagic.build.image import logged_build
+from mlmagic.deploy.staging import SERVE_REQUIREMENT, model_subdir, stage_inference
 from mlmagic.engine.base import BuildRequest, ContainerEngine
 from mlmagic.events import BuildEvent
-from mlmagic.exceptions import DeployError
 from mlmagic.models import Model
-from mlmagic.run.snapshot import snapshot
 
-__all__ = [
-    "APP_DIR",
-    "MODEL_DIR",
-    "SERVE_PORT",
-    "build_inference_image",
-    "copy_app",
-    "model_dir",
-    "render",
-]
+__all__ = ["APP_DIR", "MODEL_DIR", "SERVE_PORT", "build_inference_image", "model_dir", "render"]
 
 #: Where things live in an inference image.
 APP_DIR = "/var/mlmagic/app"
 MODEL_DIR = "/var/mlmagic/models"
 SERVE_PORT = 5001
 _SERVE_DEPS = "/opt/mlmagic/serve-deps"
-_SERVE_REQUIREMENT = "uvicorn[standard]>=0.30"
-_SERVE_SOURCE = Path(__file__).resolve().parent.parent / "serve"
 
 
 def model_dir(models: Sequence[Model]) -> str:
     """``AZUREML_MODEL_DIR`` in the container: one model's folder, or the root of several."""
-    if len(models) == 1:
-        return f"{MODEL_DIR}/{models[0].name}/{models[0].version}"
-    return MODEL_DIR
+    subdir = model_subdir([m.ref for m in models])
+    return f"{MODEL_DIR}/{subdir}" if subdir else MODEL_DIR
 
 
 def render(env_image: str, entry_script: str, models: Sequence[Model]) -> str:
@@ -69,7 +57,7 @@ def render(env_image: str, entry_script: str, models: Sequence[Model]) -> str:
             f". /run/secrets/{BUILD_SETTINGS_SECRET}",
             "PY=$(command -v python || command -v python3)",
             f'mlmagic-uv pip install --python "$PY" --target {_SERVE_DEPS} '
-            f"{shlex.quote(_SERVE_REQUIREMENT)}",
+            f"{shlex.quote(SERVE_REQUIREMENT)}",
             f'SITE=$("$PY" -c "{purelib}")',
             'mkdir -p "$SITE"',
             f'echo {_SERVE_DEPS} > "$SITE/zz-mlmagic-serve.pth"',
@@ -83,7 +71,7 @@ def render(env_image: str, entry_script: str, models: Sequence[Model]) -> str:
             "USER root",
             "COPY uv /usr/local/bin/mlmagic-uv",
             f"RUN --mount=type=cache,id=mlmagic-uv,target=/root/.cache/uv {secrets} {install}",
-            "COPY mlmagic_serve /opt/mlmagic/lib/mlmagic_serve",
+            "COPY lib/mlmagic_serve /opt/mlmagic/lib/mlmagic_serve",
             f"COPY models {MODEL_DIR}",
             f"COPY app {APP_DIR}",
             f'ENV PYTHONPATH=/opt/mlmagic/lib MLMAGIC_ENTRY_SCRIPT="{entry}" '
@@ -96,25 +84,6 @@ def render(env_image: str, entry_script: str, models: Sequence[Model]) -> str:
             "",
         ]
     )
-
-
-def copy_app(
-    source_dir: Path, dest: Path, entry_script: str, *, exclude: Sequence[Path] = ()
-) -> None:
-    """Copy the entry script's folder as a run's snapshot is copied; check the script made it.
-
-    Raises
-    ------
-    DeployError
-        The folder's ignore rules leave the entry script out.
-    """
-    info = snapshot(source_dir, dest, exclude=exclude)
-    if not (dest / entry_script).is_file():
-        rules = info.ignore_file.name if info.ignore_file else "the ignore rules"
-        raise DeployError(
-            f"{entry_script} is left out of the copy of {source_dir} by {rules}: change that "
-            "file, or add a .mlignore (used instead of .amlignore and .gitignore)."
-        )
 
 
 def build_inference_image(
@@ -136,15 +105,13 @@ def build_inference_image(
         context.mkdir()
         (context / "Dockerfile").write_text(render(env_image, entry_script, models))
         shutil.copy2(find_uv_bin(), context / "uv")
-        shutil.copytree(
-            _SERVE_SOURCE,
-            context / "mlmagic_serve",
-            ignore=shutil.ignore_patterns("__pycache__"),
+        stage_inference(
+            context,
+            models=models,
+            source_dir=source_dir,
+            entry_script=entry_script,
+            exclude=exclude,
         )
-        for model in models:
-            shutil.copytree(model.folder, context / "models" / model.name / str(model.version))
-        (context / "models").mkdir(exist_ok=True)
-        copy_app(source_dir, context / "app", entry_script, exclude=exclude)
         secrets = write_build_secrets(Path(tmp) / "secrets")
         request = BuildRequest(context_dir=context, tag=tag, secrets=secrets)
         yield from logged_build(engine, request, log_path, f"the inference image {tag}")

@@ -1,32 +1,32 @@
-"""Services: a model served from a labelled container, found again by any kernel.
+"""Services: a model served from a labelled container (or process), found again by any
+kernel.
 
-:meth:`Services.deploy` is a generator of :class:`BuildEvent` (the inference image's
-build, then the steps "starting the container" and "waiting for init()") that returns the
-:class:`Service`. A service's container carries the workspace's labels, so a new kernel
-finds it; its record holds the configuration and the hashes of its keys, never the keys.
+:meth:`Services.deploy` is a generator of :class:`BuildEvent` (see :mod:`mlmagic.events`)
+that returns the :class:`Service`; the steps themselves are in :mod:`.rollout`. A
+service's record holds its :class:`~mlmagic.deploy.config.ServiceConfig` and the digests
+of its keys (:mod:`.keys`), never the keys.
 """
 
 from __future__ import annotations
 
-import builtins
 import contextlib
-import hashlib
 import json
 import re
-import secrets
 import socket
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Generator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlmagic.deploy.backends import ServiceBackend, backend_for
-from mlmagic.events import BuildEvent, BuildEventKind, drain
-from mlmagic.exceptions import DeployError, MlmagicError
+from mlmagic.deploy.config import ServiceConfig
+from mlmagic.deploy.keys import KeyRing, check_key_name, digest
+from mlmagic.deploy.rollout import check_entry, healthy, resolve_models, restart, rollout
+from mlmagic.events import BuildEvent, drain
+from mlmagic.exceptions import ConflictError, DeployError, NotFoundError
+from mlmagic.records import KEY_NAMES, ServiceRecord
 from mlmagic.run.config import parse_gpus
-from mlmagic.run.snapshot import ignored_by
 from mlmagic.summary import html_table
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from mlmagic.models import Model
     from mlmagic.workspace import Workspace
 
-__all__ = ["DEPLOY_OPTIONS", "Service", "Services", "deploy_options"]
+__all__ = ["DEPLOY_OPTIONS", "Service", "Services", "deploy_options", "free_port"]
 
 #: Keywords of ``ws.deploy`` that the magic and the CLI take as options of the same name.
 DEPLOY_OPTIONS = (
@@ -60,12 +60,6 @@ def deploy_options(namespace: Any) -> dict[str, Any]:
 
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-# Keys live only in the process that made them; the store keeps their hashes.
-_KEYS: dict[tuple[str, str], list[str]] = {}
-
-
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -87,33 +81,56 @@ def _check_port(host: str, port: int) -> None:
             ) from exc
 
 
+def _live_state(ws: Workspace, record: ServiceRecord) -> str:
+    """The state of a service, asked of its server now unless it is mid-rollout or failed."""
+    if record.state in ("Transitioning", "Failed"):
+        return record.state
+    running = ws.target(record.target).state(record.handle) if record.handle else None
+    if running is None:
+        return "Failed"
+    if not running.running:
+        return "Failed" if running.exit_code else "Unhealthy"
+    return "Healthy" if healthy(record.url) else "Unhealthy"
+
+
 class Service:
-    """A deployed model: its URL, state, logs, and calls to it."""
+    """A deployed model: its URL, state, logs, and calls to it.
+
+    Raises
+    ------
+    NotFoundError
+        No service has that name.
+    """
 
     def __init__(self, workspace: Workspace, name: str) -> None:
         self._ws = workspace
         self.name = name
-        if self._record() is None:
-            raise DeployError(f"No service {name}: %services lists them.")
+        self._record()
 
-    def _record(self) -> dict[str, Any]:
-        return self._ws.store.service(self.name)  # type: ignore[return-value]
+    def _record(self) -> ServiceRecord:
+        record = self._ws.store.service(self.name)
+        if record is None:
+            raise NotFoundError(f"No service {self.name}: %services lists them.")
+        return record
+
+    @property
+    def _keys(self) -> KeyRing:
+        return self._ws.services.keys
 
     @property
     def config(self) -> dict[str, Any]:
-        return dict(self._record()["config"])
+        """What it serves and how, as a plain dict (a copy: changing it changes nothing;
+        :meth:`update` does)."""
+        return self._record().config.to_dict()
 
     @property
     def target(self) -> str:
-        """``docker`` (a container) or ``local`` (a process)."""
-        return str(self.config.get("target", "docker"))
-
-    def _backend(self) -> ServiceBackend:
-        return backend_for(self._ws, self.target)
+        """Where it runs (``docker``: a container; ``local``: a process)."""
+        return self._record().target
 
     @property
     def url(self) -> str:
-        return str(self._record()["url"])
+        return self._record().url
 
     @property
     def scoring_uri(self) -> str:
@@ -127,27 +144,13 @@ class Service:
     @property
     def state(self) -> str:
         """Transitioning, Healthy, Unhealthy or Failed, checked now."""
-        record = self._record()
-        if record["state"] in ("Transitioning", "Failed"):
-            return str(record["state"])
-        container = self._backend().state(record["handle"]) if record["handle"] else None
-        if container is None:
-            return "Failed"
-        if not container.running:
-            return "Failed" if container.exit_code else "Unhealthy"
-        return "Healthy" if self._healthy() else "Unhealthy"
-
-    def _healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.url + "/", timeout=5) as answer:
-                return bool(answer.status == 200)
-        except (OSError, urllib.error.URLError):
-            return False
+        return _live_state(self._ws, self._record())
 
     def run(self, data: Any, *, key: str | None = None, timeout: float = 60) -> Any:
         """Send ``data`` as JSON to the service; return its decoded answer.
 
-        Raises :class:`DeployError` with the server's message for an error answer.
+        Without ``key``, a key this process made is used. Raises :class:`DeployError`
+        with the server's message for an error answer.
         """
         body = data if isinstance(data, (bytes, str)) else json.dumps(data)
         request = urllib.request.Request(
@@ -156,8 +159,9 @@ class Service:
             headers={"Content-Type": "application/json"},
             method="POST",
         )
-        if self.config.get("auth"):
-            key = key or next(iter(_KEYS.get((str(self._ws.root), self.name), [])), None)
+        if self._record().config.auth:
+            known = self._keys.known(self.name)
+            key = key or next((known[n] for n in KEY_NAMES if n in known), None)
             if key is None:
                 raise DeployError(
                     f"{self.name} needs a key: pass run(data, key=...), or svc.regen_key() "
@@ -185,40 +189,46 @@ class Service:
     def get_logs(self, num_lines: int = 5000) -> str:
         """The last ``num_lines`` lines the service printed (also after it died)."""
         record = self._record()
-        if not record["handle"]:
+        if not record.handle:
             return ""
-        lines = self._backend().logs(self._ws, self.name, record["handle"])
+        lines = self._ws.target(record.target).service_logs(self.name, record.handle)
         return "\n".join(lines[-num_lines:])
+
+    def _check_auth(self) -> None:
+        if not self._record().config.auth:
+            raise DeployError(f"{self.name} was deployed without --auth: it takes no keys.")
 
     def get_keys(self) -> tuple[str, str]:
         """The primary and secondary keys, when this process made them."""
-        keys = _KEYS.get((str(self._ws.root), self.name))
-        if not self.config.get("auth"):
-            raise DeployError(f"{self.name} was deployed without --auth: it takes no keys.")
-        if not keys:
+        self._check_auth()
+        known = self._keys.known(self.name)
+        if not all(n in known for n in KEY_NAMES):
             raise DeployError(
-                "Keys are stored hashed and this process did not make them: "
-                "svc.regen_key() makes new ones."
+                "Keys are stored hashed and this process did not make both of them: "
+                "svc.regen_key('Primary') (or 'Secondary') makes a new one."
             )
-        return keys[0], keys[1]
+        return known["Primary"], known["Secondary"]
 
-    def regen_key(self, key: str = "Primary") -> tuple[str, str]:
-        """Make a new primary (or secondary) key; restarts the container, no rebuild."""
-        if not self.config.get("auth"):
-            raise DeployError(f"{self.name} was deployed without --auth: it takes no keys.")
-        if key not in ("Primary", "Secondary"):
-            raise DeployError("key must be 'Primary' or 'Secondary'.")
-        cache = (str(self._ws.root), self.name)
-        keys = list(_KEYS.get(cache) or [secrets.token_urlsafe(32), secrets.token_urlsafe(32)])
-        keys[0 if key == "Primary" else 1] = secrets.token_urlsafe(32)
-        _KEYS[cache] = keys
-        self._ws.store.update_service(self.name, key_hashes=[_digest(k) for k in keys])
-        drain(self._ws.services._start(self.name))
-        return keys[0], keys[1]
+    def regen_key(self, key: str = "Primary") -> tuple[str | None, str | None]:
+        """Replace the primary (or secondary) key; restarts the server, no rebuild.
+
+        Only the named key changes: the other one keeps working, whichever process
+        made it. Returns the primary and secondary keys this process knows (``None``
+        for one it did not make).
+        """
+        self._check_auth()
+        check_key_name(key)
+        made = self._keys.make(self.name, (key,))
+        record = self._record()
+        hashes = {**record.key_hashes, key: digest(made[key])}
+        self._ws.store.update_service(self.name, key_hashes=hashes)
+        drain(restart(self._ws, self.name))
+        known = self._keys.known(self.name)
+        return known.get("Primary"), known.get("Secondary")
 
     def reload(self) -> Service:
         """Rebuild the top layers from the entry script and source folder; restart."""
-        drain(self._ws.services._rollout(self.name, self.config))
+        drain(rollout(self._ws, self.name, self._record().config))
         return self
 
     def update(
@@ -231,79 +241,94 @@ class Service:
         workers: int | None = None,
     ) -> Service:
         """Change the models, code, environment or workers; rebuild and restart."""
-        services = self._ws.services
-        config = self.config
+        changes: dict[str, Any] = {}
         if models is not None:
-            config["models"] = [m.ref for m in services._models(models)]
+            changes["models"] = tuple(m.ref for m in resolve_models(self._ws, models))
         if environment is not None:
-            config["environment"] = self._ws.environments.resolve(environment).ref
+            changes["environment"] = self._ws.environments.resolve(environment).ref
         if source_dir is not None:
-            config["source_dir"] = str(Path(source_dir).resolve())
+            changes["source_dir"] = str(Path(source_dir).resolve())
         if entry_script is not None:
-            config["entry_script"] = entry_script
+            changes["entry_script"] = entry_script
         if workers is not None:
-            config["workers"] = workers
-        services._check_entry(config)
-        drain(services._rollout(self.name, config))
+            changes["workers"] = workers
+        config = replace(self._record().config, **changes)
+        check_entry(config)
+        drain(rollout(self._ws, self.name, config))
         return self
 
     def delete(self) -> None:
-        """Stop and remove the container, its image and its record."""
+        """Stop and remove the server, what it ran from, and its record."""
         record = self._record()
-        backend = self._backend()
-        if record["handle"]:
-            backend.stop(record["handle"])
-        if record["image"]:
-            backend.discard(self._ws, self.name, record["image"])
+        target = self._ws.target(record.target)
+        if record.handle:
+            target.stop_service(record.handle)
+        if record.image:
+            target.discard_service(self.name, record.image)
         self._ws.store.delete_service(self.name)
-        _KEYS.pop((str(self._ws.root), self.name), None)
+        self._keys.forget(self.name)
 
     def __repr__(self) -> str:
         record = self._record()
-        return f"<Service {self.name} {record['state']} {record['url']}/score>"
+        return f"<Service {self.name} {record.state} {record.url}/score>"
 
     def _repr_html_(self) -> str:
         record = self._record()
         rows = [
             ("service", self.name),
-            ("state", self.state),
-            ("scoring URI", self.scoring_uri),
-            ("models", ", ".join(record["config"]["models"])),
-            ("environment", record["config"]["environment"]),
-            ("entry script", record["config"]["entry_script"]),
-            ("error", record["error"]),
+            ("state", _live_state(self._ws, record)),
+            ("scoring URI", f"{record.url}/score"),
+            ("models", ", ".join(record.config.models)),
+            ("environment", record.config.environment),
+            ("entry script", record.config.entry_script),
+            ("error", record.error),
         ]
         return html_table("Service", rows)
 
 
 class Services:
-    """The services of one workspace (``ws.services``)."""
+    """The services of one workspace (``ws.services``).
+
+    Attributes
+    ----------
+    keys
+        The scoring keys this process made, per service.
+    """
 
     def __init__(self, workspace: Workspace) -> None:
         self._ws = workspace
+        self.keys = KeyRing()
 
     def get(self, name: str) -> Service:
-        """A service by name."""
+        """A service by name; :class:`NotFoundError` when there is none."""
         return Service(self._ws, name)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One plain row per service (name, state checked now, URLs, models, environment,
+        target, created, error), for the list and the REST API."""
+        rows = []
+        for record in self._ws.store.services():
+            rows.append(
+                {
+                    "name": record.name,
+                    "state": _live_state(self._ws, record),
+                    "url": record.url,
+                    "scoring_uri": f"{record.url}/score",
+                    "models": ", ".join(record.config.models),
+                    "environment": record.config.environment,
+                    "target": record.target,
+                    "created": record.created,
+                    "error": record.error,
+                }
+            )
+        return rows
 
     def list(self) -> pd.DataFrame:
         """name, state, URL, models, environment."""
         import pandas as pd
 
-        rows = []
-        for record in self._ws.store.services():
-            service = Service(self._ws, record["name"])
-            config = service.config
-            rows.append(
-                {
-                    "name": service.name,
-                    "state": service.state,
-                    "scoring_uri": service.scoring_uri,
-                    "models": ", ".join(config["models"]),
-                    "environment": config["environment"],
-                }
-            )
-        return pd.DataFrame(rows, columns=["name", "state", "scoring_uri", "models", "environment"])
+        columns = ["name", "state", "scoring_uri", "models", "environment"]
+        return pd.DataFrame([{c: r[c] for c in columns} for r in self.rows()], columns=columns)
 
     def deploy(
         self,
@@ -322,14 +347,24 @@ class Services:
         cpus: float | None = None,
         target: str | None = None,
     ) -> Generator[BuildEvent, None, Service]:
-        """Build the inference image, start the service and wait until it is healthy."""
+        """Build what the service runs from, start it and wait until it is ready.
+
+        Raises
+        ------
+        ConflictError
+            A service of that name exists.
+        NotFoundError
+            A model or the environment is not registered.
+        DeployError
+            Anything else about the request, the build or the start.
+        """
         if not _NAME.fullmatch(name):
             raise DeployError(
                 f"{name!r} is not a valid service name: use lowercase letters, digits and "
                 "'-' (at most 63), starting with a letter or digit."
             )
         if self._ws.store.service(name) is not None:
-            raise DeployError(
+            raise ConflictError(
                 f"A service named {name} exists: delete it (ws.services.get({name!r}).delete())"
                 " or update it (svc.update(...))."
             )
@@ -342,133 +377,32 @@ class Services:
             port = free_port(host)
         else:
             _check_port(host, port)
-        config = {
-            "models": [m.ref for m in self._models(models)],
-            "entry_script": entry_script,
-            "source_dir": str(Path(source_dir or Path.cwd()).resolve()),
-            "environment": env.ref,
-            "port": port,
-            "host": host,
-            "workers": workers,
-            "auth": auth,
-            "gpus": gpus,
-            "memory": memory,
-            "cpus": cpus,
-            "target": self._ws.resolve_target(target),
-        }
-        self._check_entry(config)
-        key_hashes: list[str] = []
-        if auth:
-            keys = [secrets.token_urlsafe(32), secrets.token_urlsafe(32)]
-            _KEYS[(str(self._ws.root), name)] = keys
-            key_hashes = [_digest(k) for k in keys]
-        self._ws.store.insert_service(
-            name,
-            {
-                "state": "Transitioning",
-                "config": config,
-                "url": f"http://{host}:{port}",
-                "key_hashes": key_hashes,
-            },
+        config = ServiceConfig(
+            models=tuple(m.ref for m in resolve_models(self._ws, models)),
+            entry_script=entry_script,
+            source_dir=str(Path(source_dir or Path.cwd()).resolve()),
+            environment=env.ref,
+            port=port,
+            host=host,
+            workers=workers,
+            auth=auth,
+            gpus=gpus,
+            memory=memory,
+            cpus=cpus,
+            target=self._ws.resolve_target(target),
         )
-        yield from self._rollout(name, config)
+        check_entry(config)
+        key_hashes = {}
+        if auth:
+            key_hashes = {n: digest(k) for n, k in self.keys.make(name).items()}
+        self._ws.store.insert_service(
+            ServiceRecord(
+                name=name,
+                state="Transitioning",
+                config=config,
+                url=f"http://{host}:{port}",
+                key_hashes=key_hashes,
+            )
+        )
+        yield from rollout(self._ws, name, config)
         return Service(self._ws, name)
-
-    # -- internals shared by deploy, reload and update ----------------------------------
-
-    def _models(self, refs: Sequence[str | Model]) -> builtins.list[Model]:
-        if not refs:
-            raise DeployError("Give at least one model: --model NAME[:VERSION].")
-        try:
-            return [self._ws.models.resolve(r) for r in refs]
-        except MlmagicError as exc:
-            raise DeployError(str(exc)) from exc
-
-    @staticmethod
-    def _check_entry(config: dict[str, Any]) -> None:
-        source = Path(config["source_dir"])
-        entry = config["entry_script"]
-        if not (source / entry).is_file():
-            raise DeployError(
-                f"No entry script {entry} in {source}: check --entry, or pass --source-dir "
-                "with the folder that holds it."
-            )
-        rules = ignored_by(source, entry)
-        if rules is not None:
-            raise DeployError(
-                f"{entry} is left out of the copy of {source} by {rules.name}: change that "
-                "file, or add a .mlignore (used instead of .amlignore and .gitignore)."
-            )
-
-    def _update(self, name: str, **values: Any) -> None:
-        self._ws.store.update_service(name, **values)
-
-    def _rollout(self, name: str, config: dict[str, Any]) -> Generator[BuildEvent, None, None]:
-        """Build what ``config`` needs and (re)start the server with it."""
-        self._update(name, state="Transitioning", config=config, error=None)
-        target = config.get("target", "docker")
-        env = self._ws.environments.resolve(config["environment"])
-        models = self._models(config["models"])
-        backend = backend_for(self._ws, target)
-        try:
-            built = yield from self._ws.environments.build(env, target=target)
-            artefact = yield from backend.build(self._ws, name, config, built, models)
-        except MlmagicError as exc:
-            self._update(name, state="Failed", error=str(exc))
-            raise
-        previous = Service(self._ws, name)._record()["image"]
-        self._update(name, image=artefact)
-        yield from self._start(name)
-        if previous and previous != artefact:
-            backend.discard(self._ws, name, previous)
-
-    def _start(self, name: str) -> Generator[BuildEvent, None, None]:
-        """Replace the server with a fresh one; wait until it is healthy."""
-        service = Service(self._ws, name)
-        backend = service._backend()
-        record = service._record()
-        if record["handle"]:
-            backend.stop(record["handle"])
-        yield BuildEvent(BuildEventKind.STEP, step="starting the server")
-        try:
-            handle = backend.start(self._ws, name, record)
-        except MlmagicError as exc:
-            self._update(name, state="Failed", error=str(exc))
-            raise DeployError(str(exc)) from exc
-        self._update(name, handle=handle)
-        yield BuildEvent(BuildEventKind.STEP, step="waiting for init()")
-        yield from self._wait_healthy(service, backend, handle)
-
-    def _wait_healthy(
-        self, service: Service, backend: ServiceBackend, handle: str
-    ) -> Generator[BuildEvent, None, None]:
-        deadline = time.monotonic() + self._ws.config.health_timeout
-        shown = 0
-        while True:
-            lines = backend.logs(self._ws, service.name, handle)
-            for line in lines[shown:]:
-                yield BuildEvent(BuildEventKind.LOG, message=line, step="waiting for init()")
-            shown = len(lines)
-            if service._healthy():
-                self._update(service.name, state="Healthy")
-                yield BuildEvent(BuildEventKind.DONE, image=service.url)
-                return
-            state = backend.state(handle)
-            if state is None or not state.running:
-                time.sleep(0.2)  # let the last lines reach the log
-                lines = backend.logs(self._ws, service.name, handle)
-                tail = "\n".join(lines[-15:])
-                code = state.exit_code if state and state.exit_code is not None else "?"
-                error = f"{service.name} stopped while starting (exit {code})"
-                self._update(service.name, state="Failed", error=f"{error}\n{tail}")
-                raise DeployError(
-                    f"{error}. Fix it, then ws.services.get({service.name!r}).reload() (or "
-                    f".delete()). Its last lines:\n{tail}"
-                )
-            if time.monotonic() > deadline:
-                self._update(service.name, state="Unhealthy", error="no answer to its health check")
-                raise DeployError(
-                    f"{service.name} did not become healthy in "
-                    f"{self._ws.config.health_timeout:g} s: see svc.get_logs()."
-                )
-            time.sleep(0.2)

@@ -1,8 +1,8 @@
 """The container engine contract: the only way the rest of mlmagic reaches Docker.
 
-Everything outside :mod:`mlmagic.engine` talks to a :class:`ContainerEngine`, so tests of
-control flow can use :class:`~mlmagic.engine.fake.FakeEngine` and another engine (Podman)
-could plug in. Implementations raise :class:`~mlmagic.exceptions.EngineError` for an engine
+Everything outside :mod:`mlmagic.engine` talks to a :class:`ContainerEngine`, so another
+engine (Podman) could plug in. (There is no fake engine: control flow is tested against
+the real one.) Implementations raise :class:`~mlmagic.exceptions.EngineError` for an engine
 that does not answer or refuses a request, with a message that says what to do, and
 :class:`~mlmagic.exceptions.BuildError` for a build that fails.
 """
@@ -180,11 +180,9 @@ class ContainerEngine(ABC):
         """The container's state, or ``None`` when it no longer exists."""
 
     @abstractmethod
-    def logs(self, container_id: str, *, follow: bool = False) -> Iterator[str]:
-        """The container's output as lines (without the newline), from the start.
-
-        With ``follow`` the iterator ends when the container stops.
-        """
+    def logs(self, container_id: str) -> Iterator[str]:
+        """The container's output so far as lines (without the newline), from the start;
+        empty when the container is gone."""
 
     @abstractmethod
     def stop(self, container_id: str, timeout: float = 10) -> None:
@@ -193,10 +191,6 @@ class ContainerEngine(ABC):
     @abstractmethod
     def remove(self, container_id: str) -> None:
         """Remove a stopped container; no error when it is gone."""
-
-    @abstractmethod
-    def find(self, labels: Mapping[str, str]) -> list[ContainerState]:
-        """Containers (running or not) that carry all of these labels."""
 
     @abstractmethod
     def gpu_problem(self) -> str | None:

@@ -219,7 +219,7 @@ class DockerEngine(ContainerEngine):
             return None
         return _state(attrs)
 
-    def logs(self, container_id: str, *, follow: bool = False) -> Iterator[str]:
+    def logs(self, container_id: str) -> Iterator[str]:
         """The container's output as lines, from the start."""
         try:
             stream = self._api(
@@ -227,7 +227,7 @@ class DockerEngine(ContainerEngine):
                 self._client.api.logs,
                 container_id,
                 stream=True,
-                follow=follow,
+                follow=False,
                 stdout=True,
                 stderr=True,
             )
@@ -253,17 +253,6 @@ class DockerEngine(ContainerEngine):
             self._api(
                 "remove a container", self._client.api.remove_container, container_id, force=True
             )
-
-    def find(self, labels: Mapping[str, str]) -> list[ContainerState]:
-        """Containers carrying all of ``labels``."""
-        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
-        found = self._api("list containers", self._client.api.containers, all=True, filters=filters)
-        states = []
-        for summary in found:
-            state = self.state(summary["Id"])
-            if state is not None:
-                states.append(state)
-        return states
 
     def gpu_problem(self) -> str | None:
         """``None`` when the engine can give NVIDIA GPUs, else what is missing."""

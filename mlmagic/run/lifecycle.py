@@ -15,15 +15,17 @@ import os
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from mlmagic.engine.base import ContainerState
+from mlmagic.engine.base import ContainerState, GpuRequest
 from mlmagic.events import BuildEvent, BuildEventKind, RunEvent, RunEventKind, Stage, Status, drain
 from mlmagic.exceptions import BuildError, EngineError, MlmagicError, SpecError
+from mlmagic.records import RunRecord
 from mlmagic.run import journal
 from mlmagic.run.config import parse_gpus
-from mlmagic.run.executor import Executor, executor_for
 from mlmagic.run.paths import RunPaths
+from mlmagic.targets.base import Target
 
 if TYPE_CHECKING:
     from mlmagic.environment import Environment
@@ -66,42 +68,50 @@ def owner_alive(owner: str | None) -> bool:
     return True
 
 
+def _paths(ws: Workspace, run_id: str) -> RunPaths:
+    return RunPaths(ws.path("runs", run_id))
+
+
 def enter_stage(ws: Workspace, run_id: str, stage: Stage) -> bool:
     """Record that ``stage`` starts; ``False`` when the run has already ended."""
     if not ws.store.start_stage(run_id, stage.value):
         return False
-    paths = RunPaths(ws.path("runs", run_id))
-    journal.append(paths.events, RunEvent(RunEventKind.STAGE, stage=stage))
+    journal.append(_paths(ws, run_id).events, RunEvent(RunEventKind.STAGE, stage=stage))
     return True
 
 
 def drive(ws: Workspace, run_id: str) -> None:
-    """Take a queued run to its end (the submitting process's thread)."""
+    """Take a queued run to its end (the submitting process's thread).
+
+    The record is read once; what changes under it (a cancel request from another
+    process) is asked of the store by a narrow query at each step.
+    """
     with _watching_lock:
         _watching.add(run_id)
     stage = Stage.PREPARING
     try:
         record = ws.store.run(run_id)
         assert record is not None
-        executor = executor_for(ws, record["target"])
-        env, gpus = _prepare(ws, run_id, executor)
+        target = ws.target(record.target)
+        paths = _paths(ws, run_id)
+        env, gpus = _prepare(ws, record, paths, target)
         stage = Stage.STARTING
         _check_canceled(ws, run_id, stage)
         if not enter_stage(ws, run_id, Stage.STARTING):
             return
-        record = ws.store.run(run_id)
-        assert record is not None
         try:
-            handle = executor.start(ws, record, env, gpus)
+            handle = target.start_run(record, paths, env, gpus)
         except MlmagicError as exc:
             raise _Stop(Status.FAILED, f"the script could not start: {exc}", stage) from exc
-        ws.store.update_run(run_id, handle=handle, started=time.time())
+        started = time.time()
+        ws.store.update_run(run_id, handle=handle, started=started)
+        record = replace(record, handle=handle, started=started)
         stage = Stage.RUNNING
         entered = enter_stage(ws, run_id, Stage.RUNNING)
-        if not entered or (ws.store.run(run_id) or {}).get("cancel_requested"):
+        if not entered or ws.store.cancel_requested(run_id):
             # Canceled while it was starting: stop what was started.
-            executor.stop(handle, timeout=5)
-        _follow(ws, run_id, executor, handle)
+            target.stop(handle, timeout=5)
+        _follow(ws, record, target)
     except _Stop as stop:
         finalize(ws, run_id, status=stop.status, message=stop.message, stage=stop.stage)
     except BaseException as exc:
@@ -111,15 +121,15 @@ def drive(ws: Workspace, run_id: str) -> None:
             _watching.discard(run_id)
 
 
-def _prepare(ws: Workspace, run_id: str, executor: Executor) -> tuple[Environment, object]:
+def _prepare(
+    ws: Workspace, record: RunRecord, paths: RunPaths, target: Target
+) -> tuple[Environment, GpuRequest | None]:
     """Materialise the environment (an image or a venv); check GPUs."""
+    run_id = record.id
     if not enter_stage(ws, run_id, Stage.PREPARING):
         raise _Stop(Status.CANCELED, "canceled before it started", Stage.QUEUED)
-    record = ws.store.run(run_id)
-    assert record is not None
-    paths = RunPaths(ws.path("runs", run_id))
-    env = ws.environments.get(record["env_name"], record["env_version"])
-    events = ws.environments.build(env, target=record["target"])
+    env = ws.environments.get(record.env_name or "", record.env_version)
+    events = ws.environments.build(env, target=record.target)
 
     def record_event(event: BuildEvent) -> None:
         journal.append(paths.events, RunEvent(RunEventKind.BUILD, build=event))
@@ -136,46 +146,44 @@ def _prepare(ws: Workspace, run_id: str, executor: Executor) -> tuple[Environmen
         raise _Stop(Status.FAILED, str(exc), Stage.PREPARING) from exc
     finally:
         events.close()
-    ws.store.update_run(run_id, image=built.image if record["target"] == "docker" else built.venv)
-    config = record["config"]
-    gpus = parse_gpus(config["gpus"])
-    if gpus == "auto":
-        problem = executor.gpu_problem()
-        gpus = None if problem else parse_gpus("all")
+    ws.store.update_run(run_id, image=target.location(built))
+    asked = parse_gpus(record.config.gpus)
+    gpus = asked if isinstance(asked, GpuRequest) else None
+    if asked == "auto":
+        problem = target.gpu_problem()
+        gpus = None if problem else GpuRequest(count=-1)
         if problem:
             _note(paths, "no GPU available, running on the CPU (--gpus auto)")
     elif gpus is not None:
-        problem = executor.gpu_problem()
+        problem = target.gpu_problem()
         if problem:
             raise _Stop(Status.FAILED, problem, Stage.PREPARING)
-    if record["target"] == "local" and (config.get("memory") or config.get("cpus")):
-        _note(paths, "--memory and --cpus are not enforced on the local target")
+    for note in target.notes(record.config):
+        _note(paths, note)
     return built, gpus
 
 
 def _check_canceled(ws: Workspace, run_id: str, stage: Stage) -> None:
-    record = ws.store.run(run_id)
-    if record is None or record["cancel_requested"]:
+    if ws.store.cancel_requested(run_id):
         raise _Stop(Status.CANCELED, f"canceled while {stage.value.lower()}", stage)
 
 
-def _follow(ws: Workspace, run_id: str, executor: Executor, handle: str) -> None:
-    """Wait for the script to end (or time out) and finalise the run."""
-    record = ws.store.run(run_id)
-    assert record is not None
-    timeout = record["config"].get("timeout")
-    started = record["started"] or time.time()
+def _follow(ws: Workspace, record: RunRecord, target: Target) -> None:
+    """Wait for the script of a started run to end (or time out) and finalise the run."""
+    assert record.handle is not None
+    handle, timeout = record.handle, record.config.timeout
+    started = record.started or time.time()
     while True:
-        state = executor.state(handle)
+        state = target.state(handle)
         if state is None or not state.running:
-            finalize(ws, run_id, state=state)
+            finalize(ws, record.id, state=state)
             return
         if timeout and time.time() - started > timeout:
-            executor.stop(handle, timeout=10)
+            target.stop(handle, timeout=10)
             finalize(
                 ws,
-                run_id,
-                state=executor.state(handle),
+                record.id,
+                state=target.state(handle),
                 status=Status.FAILED,
                 message=f"timed out after {timeout:g} s (--timeout)",
             )
@@ -190,7 +198,7 @@ def watch(ws: Workspace, run_id: str) -> None:
     this process watches the container (in a thread) and closes the record at its end.
     """
     record = ws.store.run(run_id)
-    if record is None or Status(record["status"]).is_terminal or owner_alive(record["owner"]):
+    if record is None or record.status.is_terminal or owner_alive(record.owner):
         return
     with _watching_lock:
         if run_id in _watching:
@@ -199,9 +207,12 @@ def watch(ws: Workspace, run_id: str) -> None:
 
     def _watch() -> None:
         try:
-            handle = record["handle"]
-            if handle is None:
-                stage = Stage(record["status"]) if record["status"] != "Queued" else Stage.QUEUED
+            if record.handle is None:
+                stage = (
+                    Stage(record.status.value)
+                    if record.status is not Status.QUEUED
+                    else Stage.QUEUED
+                )
                 finalize(
                     ws,
                     run_id,
@@ -211,7 +222,7 @@ def watch(ws: Workspace, run_id: str) -> None:
                     stage=stage,
                 )
                 return
-            _follow(ws, run_id, executor_for(ws, record["target"]), handle)
+            _follow(ws, record, ws.target(record.target))
         finally:
             with _watching_lock:
                 _watching.discard(run_id)
@@ -222,14 +233,14 @@ def watch(ws: Workspace, run_id: str) -> None:
 def cancel(ws: Workspace, run_id: str) -> None:
     """Ask a run to stop: before it starts it never will; a running container is stopped."""
     record = ws.store.run(run_id)
-    if record is None or Status(record["status"]).is_terminal:
+    if record is None or record.status.is_terminal:
         return
     ws.store.update_run(run_id, cancel_requested=1)
-    if record["handle"]:
-        executor = executor_for(ws, record["target"])
-        executor.stop(record["handle"], timeout=10)
-        finalize(ws, run_id, state=executor.state(record["handle"]))
-    elif not owner_alive(record["owner"]):
+    if record.handle:
+        target = ws.target(record.target)
+        target.stop(record.handle, timeout=10)
+        finalize(ws, run_id, state=target.state(record.handle))
+    elif not owner_alive(record.owner):
         finalize(ws, run_id, status=Status.CANCELED, message="canceled before it started")
 
 
@@ -245,18 +256,20 @@ def finalize(
     """Close the run's record once; ``False`` when another process already did.
 
     The outcome comes from ``status``/``message`` when given, else from the container's
-    exit (its state, or the launcher's exit file when the container is gone).
+    exit (its state, or the launcher's exit file when the container is gone). The record
+    is read here, once: whichever process finalises needs its latest handle and cancel
+    request.
     """
     record = ws.store.run(run_id)
-    if record is None or Status(record["status"]).is_terminal:
+    if record is None or record.status.is_terminal:
         return False
-    paths = RunPaths(ws.path("runs", run_id))
-    if record["handle"]:
+    paths = _paths(ws, run_id)
+    if record.handle:
         enter_stage(ws, run_id, Stage.FINALIZING)
     exit_code = _exit_code(state, paths)
     if status is None:
         status, message, stage = _outcome(record, state, exit_code)
-    if record["cancel_requested"] and status is not Status.COMPLETED:
+    if record.cancel_requested and status is not Status.COMPLETED:
         status, message = Status.CANCELED, message or "canceled"
     ended = time.time()
     closed = ws.store.finish_run(
@@ -268,12 +281,15 @@ def finalize(
         failed_stage=stage.value if stage and status is Status.FAILED else None,
     )
     if closed:
-        journal.append(
-            paths.events,
-            RunEvent(RunEventKind.END, status=status, exit_code=exit_code, message=message),
-        )
-        if record["handle"]:
-            executor_for(ws, record["target"]).remove(record["handle"])
+        # What it ran in goes before the END event, so whoever sees the end sees it gone.
+        try:
+            if record.handle:
+                ws.target(record.target).remove(record.handle)
+        finally:
+            journal.append(
+                paths.events,
+                RunEvent(RunEventKind.END, status=status, exit_code=exit_code, message=message),
+            )
     return closed
 
 
@@ -287,12 +303,12 @@ def _exit_code(state: ContainerState | None, paths: RunPaths) -> int | None:
 
 
 def _outcome(
-    record: dict[str, Any], state: ContainerState | None, exit_code: int | None
+    record: RunRecord, state: ContainerState | None, exit_code: int | None
 ) -> tuple[Status, str, Stage | None]:
     if exit_code == 0:
         return Status.COMPLETED, "", None
     if state is not None and state.oom_killed:
-        limit = (record["config"] or {}).get("memory")
+        limit = record.config.memory
         return (
             Status.FAILED,
             f"killed for memory (exit {exit_code}, OOMKilled) with --memory {limit or 'unset'}: "

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from mlmagic.copying import copy_out
 from mlmagic.events import RunEvent, RunEventKind, Stage, Status
-from mlmagic.exceptions import MlmagicError, RunError
+from mlmagic.exceptions import MlmagicError, NotFoundError, RunError
 from mlmagic.models import Model
+from mlmagic.records import RunRecord
 from mlmagic.run import lifecycle
 from mlmagic.run.config import RunConfig, parse_data, parse_tags
 from mlmagic.run.paths import RunPaths
@@ -55,72 +56,78 @@ class Run:
         self._ws = workspace
         self.id = run_id
         self.paths = RunPaths(workspace.path("runs", run_id))
-        if self._record() is None:
-            raise MlmagicError(f"No run {run_id} in {workspace.root}: see %runs for the runs.")
+        self._record()
 
-    def _record(self) -> dict[str, Any]:
+    def _record(self) -> RunRecord:
         record = self._ws.store.run(self.id)
-        return record  # type: ignore[return-value]
+        if record is None:
+            raise NotFoundError(f"No run {self.id} in {self._ws.root}: see %runs for the runs.")
+        return record
 
     # -- state -------------------------------------------------------------------------
 
     @property
+    def record(self) -> RunRecord:
+        """The run's stored record, read now."""
+        return self._record()
+
+    @property
     def status(self) -> Status:
         """Queued, Preparing, Starting, Running, Finalizing, Completed, Failed or Canceled."""
-        return Status(self._record()["status"])
+        return self._record().status
 
     @property
     def experiment(self) -> str:
-        return str(self._record()["experiment"])
+        return self._record().experiment
 
     @property
     def name(self) -> str | None:
-        return self._record()["name"]
+        return self._record().config.name
 
     @property
     def exit_code(self) -> int | None:
-        return self._record()["exit_code"]
+        return self._record().exit_code
 
     @property
     def error(self) -> str | None:
         """Why the run failed or was canceled, with the stage it failed in."""
         record = self._record()
-        if not record["error"]:
+        if not record.error:
             return None
-        stage = f" (in {record['failed_stage']})" if record["failed_stage"] else ""
-        return f"{record['error']}{stage}"
+        stage = f" (in {record.failed_stage})" if record.failed_stage else ""
+        return f"{record.error}{stage}"
 
     @property
     def environment(self) -> Environment:
         """The exact environment version the run used."""
         record = self._record()
-        return self._ws.environments.get(record["env_name"], record["env_version"])
+        return self._ws.environments.get(record.env_name or "", record.env_version)
 
     @property
     def details(self) -> dict[str, Any]:
         """Script, arguments, image, snapshot size, exit code and stage times."""
         record = self._record()
-        started, ended = record["started"], record["ended"]
+        config = record.config
         return {
             "id": self.id,
-            "experiment": record["experiment"],
-            "name": record["name"],
-            "status": record["status"],
-            "script": record["script"],
-            "args": record["args"],
-            "environment": f"{record['env_name']}:{record['env_version']}",
-            "image": record["image"],
-            "target": record["target"],
-            "snapshot_files": record["snapshot_files"],
-            "snapshot_bytes": record["snapshot_bytes"],
-            "exit_code": record["exit_code"],
+            "experiment": record.experiment,
+            "name": config.name,
+            "status": record.status.value,
+            "script": config.script,
+            "args": list(config.args),
+            "environment": record.environment,
+            "image": record.image,
+            "target": record.target,
+            "snapshot_files": record.snapshot_files,
+            "snapshot_bytes": record.snapshot_bytes,
+            "exit_code": record.exit_code,
             "error": self.error,
-            "created": record["created"],
-            "started": started,
-            "ended": ended,
-            "duration": (ended - started) if started and ended else None,
-            "tags": record["tags"],
-            "config": record["config"],
+            "created": record.created,
+            "started": record.started,
+            "ended": record.ended,
+            "duration": record.duration,
+            "tags": dict(config.tags),
+            "config": config.to_dict(),
             "stages": {
                 s["stage"]: (s["started"], s["ended"]) for s in self._ws.store.stages(self.id)
             },
@@ -293,9 +300,9 @@ class Run:
             description=description,
             lineage={
                 "run_id": self.id,
-                "experiment": record["experiment"],
-                "env_name": record["env_name"],
-                "env_version": record["env_version"],
+                "experiment": record.experiment,
+                "env_name": record.env_name,
+                "env_version": record.env_version,
             },
         )
 
@@ -303,9 +310,8 @@ class Run:
 
     def __repr__(self) -> str:
         record = self._record()
-        code = f" exit {record['exit_code']}" if record["exit_code"] is not None else ""
-        env = f"{record['env_name']}:{record['env_version']}"
-        return f"<Run {self.id} {record['status']}{code} · {env}>"
+        code = f" exit {record.exit_code}" if record.exit_code is not None else ""
+        return f"<Run {self.id} {record.status.value}{code} · {record.environment}>"
 
     def _repr_html_(self) -> str:
         details = self.details
@@ -338,24 +344,28 @@ class Runs:
         lifecycle.watch(self._ws, run_id)
         return run
 
+    def records(
+        self, experiment: str | None = None, *, limit: int | None = None
+    ) -> list[RunRecord]:
+        """The records of the runs (of one experiment), newest first, at most ``limit``."""
+        return self._ws.store.runs(experiment, limit=limit)
+
     def list(self, experiment: str | None = None) -> pd.DataFrame:
         """One row per run: status, duration, params and the last value of each metric."""
         import pandas as pd
 
         rows = []
-        for record in self._ws.store.runs(experiment):
-            run = Run(self._ws, record["id"])
+        for record in self.records(experiment):
+            run = Run(self._ws, record.id)
             row = {
-                "id": record["id"],
-                "experiment": record["experiment"],
-                "name": record["name"],
-                "status": record["status"],
-                "environment": f"{record['env_name']}:{record['env_version']}",
-                "created": pd.to_datetime(record["created"], unit="s"),
-                "duration": (record["ended"] - record["started"])
-                if record["ended"] and record["started"]
-                else None,
-                "exit_code": record["exit_code"],
+                "id": record.id,
+                "experiment": record.experiment,
+                "name": record.config.name,
+                "status": record.status.value,
+                "environment": record.environment,
+                "created": pd.to_datetime(record.created, unit="s"),
+                "duration": record.duration,
+                "exit_code": record.exit_code,
             }
             row.update({f"param.{k}": v for k, v in run.params.items()})
             records, _ = read_metrics(run.paths.metrics)
@@ -434,23 +444,18 @@ def submit(
         )
     paths.create()
     ws.store.insert_run(
-        {
-            "id": run_id,
-            "experiment": experiment,
-            "name": name,
-            "status": Status.QUEUED.value,
-            "target": config.target,
-            "env_name": env.name,
-            "env_version": env.version,
-            "image": env.image,
-            "script": config.script,
-            "args": list(config.args),
-            "config": config.to_dict(),
-            "tags": dict(config.tags),
-            "owner": lifecycle.owner_id(),
-            "snapshot_files": info.files,
-            "snapshot_bytes": info.bytes,
-        }
+        RunRecord(
+            id=run_id,
+            experiment=experiment,
+            status=Status.QUEUED,
+            config=config,
+            env_name=env.name,
+            env_version=env.version,
+            image=env.image,
+            owner=lifecycle.owner_id(),
+            snapshot_files=info.files,
+            snapshot_bytes=info.bytes,
+        )
     )
     lifecycle.enter_stage(ws, run_id, Stage.QUEUED)
     thread = threading.Thread(

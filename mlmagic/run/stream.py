@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from mlmagic.events import RunEvent, RunEventKind, Status
+from mlmagic.events import RunEvent, RunEventKind
 from mlmagic.run import journal
 from mlmagic.run.paths import RunPaths
 from mlmagic_run import read_metrics
@@ -116,7 +116,7 @@ def follow(
                 stored = ws.store.run(run_id)
                 if stored is None:
                     return
-                if not Status(stored["status"]).is_terminal:
+                if not stored.status.is_terminal:
                     watch(ws, run_id)
                 elif closed_at is None:
                     closed_at = now
@@ -124,9 +124,9 @@ def follow(
                     # Closed, but its journal never got the end (a writer died in between).
                     end = RunEvent(
                         RunEventKind.END,
-                        status=Status(stored["status"]),
-                        exit_code=stored["exit_code"],
-                        message=stored["error"] or "",
+                        status=stored.status,
+                        exit_code=stored.exit_code,
+                        message=stored.error or "",
                     )
                     continue
             time.sleep(poll)

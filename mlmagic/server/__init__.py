@@ -1,6 +1,7 @@
 """The jupyter_server extension: REST handlers over the public API, for the labextension.
 
-Enabled by the install (``etc/jupyter/jupyter_server_config.d/mlmagic.json``); the
+Enabled by the install (``etc/jupyter/jupyter_server_config.d/mlmagic.json``, which
+names the package: :func:`mlmagic._jupyter_server_extension_points` points here); the
 handlers live under ``{base_url}mlmagic/api/`` (see :mod:`mlmagic.server.handlers`).
 
 The workspace is the one of the directory JupyterLab was started in (its ``root_dir``),
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from traitlets import Bool, Unicode
 from traitlets.config import Configurable
@@ -50,10 +51,6 @@ class MLMagicServer(Configurable):
         if self.workspace:
             return (root / Path(self.workspace).expanduser()).resolve()
         return find_workspace(root)
-
-
-def _jupyter_server_extension_points() -> list[dict[str, Any]]:
-    return [{"module": "mlmagic.server"}]
 
 
 def _load_jupyter_server_extension(server_app: ServerApp) -> None:

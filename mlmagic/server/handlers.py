@@ -18,9 +18,11 @@ byte ``N`` (at most ``limit`` bytes, default 1 MiB), cut on a character boundary
 request asks from the ``offset`` returned. The log is complete once a reply has ``live``
 false and ``offset == size`` (``live`` is read before the file, so no line can follow).
 
-Errors are mapped once, by :func:`api_errors`, to ``{"error": message}``: bad input 400,
-an unknown run, service or environment 404, a conflict with the current state 409, no
-container engine 503. Every call into mlmagic runs in a worker thread: listing services
+Errors are mapped once, by :func:`api_errors`, by their type (never their text), to
+``{"error": message}``: bad input 400, :class:`~mlmagic.exceptions.NotFoundError` 404,
+:class:`~mlmagic.exceptions.ConflictError` 409, no container engine 503. Rows come from
+the workspace's collections (``ws.runs``, ``ws.environments``, ``ws.services``).
+Every call into mlmagic runs in a worker thread: listing services
 asks each container and its health route, and cancelling waits for the container to stop.
 """
 
@@ -30,13 +32,12 @@ import asyncio
 import codecs
 import functools
 import json
-import math
 import re
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from jupyter_server.auth.decorator import authorized
@@ -45,18 +46,14 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from mlmagic._version import __version__
-from mlmagic.events import Status
-from mlmagic.exceptions import EngineError, MlmagicError
+from mlmagic.exceptions import ConflictError, EngineError, MlmagicError, NotFoundError
+from mlmagic.records import RunRecord
 from mlmagic.run.run import Run
 from mlmagic.workspace import Workspace
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 __all__ = [
     "MAX_LOG_CHUNK",
     "BadRequest",
-    "Conflict",
     "WorkspaceAccess",
     "api_errors",
     "error_status",
@@ -70,29 +67,29 @@ MAX_LOG_CHUNK = 16 << 20
 _LOG_CHUNK = 1 << 20
 _RUN_ID = re.compile(r"\w[\w.-]{0,199}")
 _SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-_NOT_FOUND = re.compile(r"^No (run|service|environment|model)\b")
 
 
 class BadRequest(MlmagicError):
     """The request itself is wrong: a malformed id or parameter (400)."""
 
 
-class Conflict(MlmagicError):
-    """The request contradicts the current state, like cancelling an ended run (409)."""
+#: Exception types and their HTTP status, most specific first.
+_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (EngineError, 503),
+    (BadRequest, 400),
+    (ValueError, 400),
+)
 
 
 def error_status(exc: Exception) -> int:
-    """The HTTP status for an exception raised while answering a request."""
+    """The HTTP status for an exception raised while answering a request (by its type)."""
     if isinstance(exc, web.HTTPError):
         return exc.status_code
-    if isinstance(exc, (BadRequest, ValueError)):
-        return 400
-    if isinstance(exc, Conflict):
-        return 409
-    if isinstance(exc, EngineError):
-        return 503
-    if isinstance(exc, MlmagicError) and _NOT_FOUND.match(str(exc)):
-        return 404
+    for kind, status in _STATUS:
+        if isinstance(exc, kind):
+            return status
     return 500
 
 
@@ -153,7 +150,7 @@ class WorkspaceAccess:
             )
         ws = self.get()
         if ws is None:
-            raise MlmagicError(f"No run {run_id} in {self.root}: the workspace has no runs yet.")
+            raise NotFoundError(f"No run {run_id} in {self.root}: the workspace has no runs yet.")
         return ws.runs.get(run_id) if watch else Run(ws, run_id)
 
 
@@ -186,43 +183,26 @@ def read_log(run: Run, offset: int, limit: int = _LOG_CHUNK) -> dict[str, Any]:
     }
 
 
-def run_row(record: dict[str, Any], now: float) -> dict[str, Any]:
-    """A run as the panel lists it, from its stored record."""
-    started, ended = record["started"], record["ended"]
+def run_row(record: RunRecord, now: float) -> dict[str, Any]:
+    """A run as the panel lists it, from its record."""
+    started, ended = record.started, record.ended
     return {
-        "id": record["id"],
-        "experiment": record["experiment"],
-        "name": record["name"],
-        "status": record["status"],
-        "live": not Status(record["status"]).is_terminal,
-        "environment": f"{record['env_name']}:{record['env_version']}",
-        "script": record["script"],
-        "target": record["target"],
-        "created": record["created"],
+        "id": record.id,
+        "experiment": record.experiment,
+        "name": record.config.name,
+        "status": record.status.value,
+        "live": not record.status.is_terminal,
+        "environment": record.environment,
+        "script": record.config.script,
+        "target": record.target,
+        "created": record.created,
         "started": started,
         "ended": ended,
         "duration": ((ended or now) - started) if started else None,
-        "exit_code": record["exit_code"],
-        "error": record["error"],
-        "cancel_requested": bool(record["cancel_requested"]),
+        "exit_code": record.exit_code,
+        "error": record.error,
+        "cancel_requested": record.cancel_requested,
     }
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of a DataFrame as JSON-ready dicts: times in epoch seconds, NaN as null."""
-    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
-
-
-def _plain(value: Any) -> Any:
-    import pandas as pd
-
-    if isinstance(value, pd.Timestamp):
-        return value.timestamp()
-    if hasattr(value, "item"):  # a numpy scalar
-        value = value.item()
-    if value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return value
 
 
 class _Handler(APIHandler):
@@ -273,7 +253,7 @@ class EnvironmentsHandler(_Handler):
     async def get(self) -> None:
         def listing() -> list[dict[str, Any]]:
             ws = self.access.get()
-            return [] if ws is None else _records(ws.environments.list())
+            return [] if ws is None else ws.environments.rows()
 
         self.reply({"environments": await asyncio.to_thread(listing)})
 
@@ -291,7 +271,7 @@ class RunsHandler(_Handler):
             now = time.time()
             if ws is None:
                 return {"runs": [], "now": now}
-            rows = [run_row(r, now) for r in ws.store.runs(experiment)[:limit]]
+            rows = [run_row(r, now) for r in ws.runs.records(experiment, limit=limit)]
             for row in rows:
                 if row["live"]:
                     ws.runs.get(row["id"])  # watched to its end if its kernel is gone
@@ -354,14 +334,11 @@ class RunCancelHandler(_Handler):
             run = self.access.run(run_id, watch=False)
             status = run.status
             if status.is_terminal:
-                raise Conflict(
+                raise ConflictError(
                     f"Run {run_id} has already ended ({status.value}): nothing to cancel."
                 )
             run.cancel()
-            ws = self.access.get()
-            record = ws.store.run(run_id) if ws is not None else None
-            assert record is not None
-            return run_row(record, time.time())
+            return run_row(run.record, time.time())
 
         self.reply(await asyncio.to_thread(cancel))
 
@@ -373,12 +350,7 @@ class ServicesHandler(_Handler):
     async def get(self) -> None:
         def listing() -> list[dict[str, Any]]:
             ws = self.access.get()
-            if ws is None:
-                return []
-            rows = _records(ws.services.list())
-            for row in rows:
-                row["url"] = str(row["scoring_uri"]).removesuffix("/score")
-            return rows
+            return [] if ws is None else ws.services.rows()
 
         self.reply({"services": await asyncio.to_thread(listing)})
 
@@ -394,7 +366,7 @@ class ServiceHandler(_Handler):
         def delete() -> None:
             ws = self.access.get()
             if ws is None:
-                raise MlmagicError(f"No service {name}: the workspace has no services yet.")
+                raise NotFoundError(f"No service {name}: the workspace has no services yet.")
             ws.services.get(name).delete()
 
         await asyncio.to_thread(delete)

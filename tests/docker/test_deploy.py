@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 import textwrap
 import time
 import urllib.error
@@ -14,6 +16,7 @@ import pytest
 
 from mlmagic import DeployError, Environment, MlmagicError
 from mlmagic.events import Status
+from mlmagic.exceptions import ConflictError, NotFoundError
 
 TRAIN = textwrap.dedent(
     """
@@ -151,7 +154,7 @@ def test_scoring_contract_and_failures_over_http(workspace, small):
         assert info.value.code == 404
         assert service.url.startswith("http://127.0.0.1:")
         # The name is taken, the port is taken.
-        with pytest.raises(DeployError, match="exists: delete it"):
+        with pytest.raises(ConflictError, match="exists: delete it"):
             workspace.deploy(
                 "dot-svc",
                 models=[model],
@@ -176,7 +179,7 @@ def test_scoring_contract_and_failures_over_http(workspace, small):
         assert again.run([0, 0, 2]) == {"dot": 6}
         # The server dies later: the state says so and the logs stay readable.
         record = workspace.store.service("dot-svc")
-        service._backend().stop(record["handle"])
+        workspace.target(record.target).stop_service(record.handle)
         assert service.state in ("Failed", "Unhealthy")
         assert isinstance(service.get_logs(), str)
     finally:
@@ -207,7 +210,7 @@ def test_init_failure_is_reported_within_seconds(workspace, small):
 def test_bad_input_is_one_line(workspace, small):
     model, app = small
     common = {"entry_script": "score.py", "environment": "serve-env", "source_dir": app}
-    with pytest.raises(DeployError, match="No model nope"):
+    with pytest.raises(NotFoundError, match="No model nope"):
         workspace.deploy("a-svc", models=["nope"], **common)
     with pytest.raises(MlmagicError, match="No environment nope-env"):
         workspace.deploy("a-svc", models=[model], **{**common, "environment": "nope-env"})
@@ -240,7 +243,8 @@ def test_key_authentication(workspace, small):
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(request)
         assert info.value.code == 401
-        stored = json.dumps(workspace.store.services())
+        with workspace.store.transaction() as db:
+            stored = json.dumps([list(row) for row in db.execute("SELECT * FROM services")])
         assert primary not in stored and secondary not in stored
         new_primary, _ = service.regen_key()
         assert new_primary != primary
@@ -248,6 +252,57 @@ def test_key_authentication(workspace, small):
             service.run([1, 1, 1], key=primary)
         assert service.run([1, 1, 1]) == {"dot": 6}
         assert primary not in service.get_logs()
+    finally:
+        service.delete()
+
+
+_REGEN_PRIMARY = """
+import sys
+from mlmagic import Workspace
+service = Workspace(sys.argv[1]).services.get(sys.argv[2])
+primary, secondary = service.regen_key("Primary")
+assert secondary is None, "a new process cannot know the secondary key"
+print(primary)
+"""
+
+
+def _score(url: str, key: str) -> int:
+    request = urllib.request.Request(
+        url, data=b"[1,1,1]", method="POST", headers={"Authorization": f"Bearer {key}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_regenerating_one_key_from_another_process_keeps_the_other(workspace, small):
+    model, app = small
+    service = workspace.deploy(
+        "regen-svc",
+        models=[model],
+        entry_script="score.py",
+        environment="serve-env",
+        source_dir=app,
+        auth=True,
+    )
+    try:
+        primary, secondary = service.get_keys()
+        assert primary != secondary
+        child = subprocess.run(
+            [sys.executable, "-c", _REGEN_PRIMARY, str(workspace.root), "regen-svc"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ},
+        )
+        assert child.returncode == 0, child.stderr
+        new_primary = child.stdout.strip().splitlines()[-1]
+        assert new_primary not in (primary, secondary, "")
+        assert _score(service.scoring_uri, new_primary) == 200
+        assert _score(service.scoring_uri, secondary) == 200  # the other key still works
+        assert _score(service.scoring_uri, primary) == 401  # the replaced one does not
     finally:
         service.delete()
 

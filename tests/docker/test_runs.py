@@ -41,8 +41,9 @@ def workspace(target_workspace):
 
 
 def _no_container_left(ws, run_id, target):
-    if target == "docker":
-        assert ws.engine.find({"mlmagic.id": run_id}) == []
+    handle = ws.store.run(run_id).handle
+    assert handle, "the run never started"
+    assert ws.target(target).state(handle) is None
 
 
 @pytest.fixture
@@ -179,9 +180,7 @@ def test_killed_for_memory_says_so(workspace, env, project, target):
 
 
 def test_gpu_request_fails_fast_without_gpus_and_auto_falls_back(workspace, env, project, target):
-    from mlmagic.run.executor import executor_for
-
-    problem = executor_for(workspace, target).gpu_problem()
+    problem = workspace.target(target).gpu_problem()
     if problem is None:
         pytest.skip("this machine can give GPUs")
     run = workspace.submit("train.py", env, source_dir=project, gpus="all").wait(timeout=60)

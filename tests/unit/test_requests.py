@@ -12,8 +12,12 @@ from mlmagic.build.image import build_image
 from mlmagic.config import MLMagic
 from mlmagic.engine.base import ContainerSpec, GpuRequest, PortBinding
 from mlmagic.engine.docker import DockerEngine, run_arguments
-from mlmagic.run.config import parse_gpus
-from mlmagic.run.docker import container_spec
+from mlmagic.events import Status
+from mlmagic.records import RunRecord
+from mlmagic.run.config import RunConfig, parse_gpus
+from mlmagic.run.paths import RunPaths
+from mlmagic.targets import TargetContext
+from mlmagic.targets.docker import DockerTarget
 
 
 @pytest.mark.parametrize(
@@ -60,13 +64,18 @@ def test_gpu_request_limits_and_ports_reach_docker():
 
 def test_a_run_container_mounts_labels_and_environment(tmp_path):
     ws = Workspace(tmp_path / ".mlmagic", config=MLMagic())
-    record = {
-        "id": "exp_1_abc",
-        "script": "train.py",
-        "args": ["--C", "1"],
-        "config": {"data": {"digits": str(tmp_path)}, "memory": "1g"},
-    }
-    spec = container_spec(ws, record, "mlmagic-env:x", GpuRequest(count=1))
+    config = RunConfig(
+        script="train.py",
+        environment="e:1",
+        source_dir=str(tmp_path),
+        args=("--C", "1"),
+        data={"digits": str(tmp_path)},
+        memory="1g",
+    )
+    record = RunRecord(id="exp_1_abc", experiment="default", status=Status.QUEUED, config=config)
+    paths = RunPaths(ws.path("runs", record.id))
+    target = DockerTarget(TargetContext(root=ws.root, config=ws.config))
+    spec = target.run_container(record, paths, "mlmagic-env:x", GpuRequest(count=1))
     targets = {m.target: m for m in spec.mounts}
     assert targets["/mlmagic/data/digits"].read_only
     assert targets["/mlmagic/lib/mlmagic_run.py"].read_only

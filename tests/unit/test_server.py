@@ -20,9 +20,22 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from mlmagic import Environment, Workspace
+from mlmagic.deploy.config import ServiceConfig
+from mlmagic.events import Status
+from mlmagic.exceptions import (
+    ConflictError,
+    DeployError,
+    EngineError,
+    MlmagicError,
+    NotFoundError,
+    SpecError,
+)
+from mlmagic.records import RunRecord, ServiceRecord
 from mlmagic.run import lifecycle
+from mlmagic.run.config import RunConfig
 from mlmagic.run.paths import RunPaths
 from mlmagic.server import MLMagicServer
+from mlmagic.server.handlers import BadRequest, error_status
 from mlmagic.widgets.render import JUPYTER_BASE_URL_VARIABLE
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
@@ -89,20 +102,24 @@ def add_run(
 ) -> RunPaths:
     """A run record, its stages and its log, as the run's lifecycle writes them."""
     env = ws.environments.register(Environment.from_text("six-env", "six\n"))
+    experiment = run_id.split("_")[0]
+    config = RunConfig(
+        script="train.py",
+        environment=env.ref,
+        source_dir=str(ws.root.parent),
+        args=("--C", "0.5"),
+        experiment=experiment,
+    )
     ws.store.insert_run(
-        {
-            "id": run_id,
-            "experiment": run_id.split("_")[0],
-            "status": "Queued",
-            "target": "docker",
-            "env_name": env.name,
-            "env_version": env.version,
-            "script": "train.py",
-            "args": ["--C", "0.5"],
-            "config": {"gpus": "none"},
-            "tags": {},
-            "owner": owner or lifecycle.owner_id(),
-        }
+        RunRecord(
+            id=run_id,
+            experiment=experiment,
+            status=Status.QUEUED,
+            config=config,
+            env_name=env.name,
+            env_version=env.version,
+            owner=owner or lifecycle.owner_id(),
+        )
     )
     at = time.time() - 60
     for i, stage in enumerate(stages):
@@ -116,18 +133,17 @@ def add_run(
 
 def add_service(ws: Workspace, name: str, state: str = "Failed") -> None:
     """A service record (its container long gone) as a deployment leaves it."""
-    config = {
-        "models": ["digits:1"],
-        "environment": "six-env:1",
-        "entry_script": "score.py",
-        "target": "local",
-    }
-    with ws.store.transaction() as db:
-        db.execute(
-            "INSERT INTO services (name, state, config, url, created, updated) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (name, state, json.dumps(config), "http://127.0.0.1:5001", time.time(), time.time()),
-        )
+    config = ServiceConfig(
+        models=("digits:1",),
+        environment="six-env:1",
+        entry_script="score.py",
+        source_dir=str(ws.root.parent),
+        port=5001,
+        target="local",
+    )
+    ws.store.insert_service(
+        ServiceRecord(name=name, state=state, config=config, url="http://127.0.0.1:5001")
+    )
 
 
 # --- lists ------------------------------------------------------------------------------
@@ -366,3 +382,13 @@ def test_the_default_workspace_is_found_like_a_kernel_finds_it(
     assert settings.workspace_path(tmp_path / "new") == tmp_path / "new" / ".mlmagic"
     monkeypatch.setenv("MLMAGIC_WORKSPACE", str(tmp_path / "chosen"))
     assert settings.workspace_path(project) == tmp_path / "chosen"
+
+
+def test_errors_map_by_type_not_by_their_text() -> None:
+    assert error_status(NotFoundError("the model digits:9 is gone")) == 404
+    assert error_status(ConflictError("digits-svc is taken")) == 409
+    assert error_status(EngineError("No Docker engine answers")) == 503
+    assert error_status(BadRequest("limit=0")) == error_status(SpecError("bad line")) == 400
+    # Text that reads like "not found" is not a type: it maps as what it is.
+    assert error_status(MlmagicError("No run x in /w")) == 500
+    assert error_status(DeployError("No service x")) == 500

@@ -1,0 +1,191 @@
+"""The contract of a target: where an environment is made and its runs and services run.
+
+A target is to mlmagic what a build pack is to repo2docker: one module per kind of place
+(:mod:`.docker`, :mod:`.local`; later a gang of containers, Ray), each implementing
+:class:`Target`, chosen by name from one registry (:mod:`mlmagic.targets`). Nothing
+outside this package asks which target it is talking to.
+
+A target is given what it needs, not the whole workspace (:class:`TargetContext`), and
+works on typed records (:class:`~mlmagic.records.RunRecord`,
+:class:`~mlmagic.records.ServiceRecord`) and a run's :class:`~mlmagic.run.paths.RunPaths`.
+What it starts it answers for by a *handle* (a container id, ``local:<pid>:<start>``)
+that is stored with the record, so any process can look at, stop or finalise it later.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from mlmagic.config import MLMagic
+from mlmagic.engine.base import ContainerEngine, ContainerState, GpuRequest
+from mlmagic.events import BuildEvent
+
+if TYPE_CHECKING:
+    from mlmagic.deploy.config import ServiceConfig
+    from mlmagic.environment import Environment
+    from mlmagic.models import Model
+    from mlmagic.records import RunRecord, ServiceRecord
+    from mlmagic.run.config import RunConfig
+    from mlmagic.run.paths import RunPaths
+
+__all__ = ["Materialised", "Target", "TargetContext"]
+
+
+@dataclass(frozen=True)
+class TargetContext:
+    """What a target needs of its workspace.
+
+    Attributes
+    ----------
+    root
+        The workspace folder: labels name it; per-service files live under it.
+    config
+        The settings in force.
+    engine
+        The container engine, for targets whose :attr:`Target.uses_engine` is true.
+    """
+
+    root: Path
+    config: MLMagic
+    engine: ContainerEngine | None = None
+
+
+@dataclass(frozen=True)
+class Materialised:
+    """What a target made of an environment version (the store records it).
+
+    Attributes
+    ----------
+    cached
+        Nothing was built: it existed already.
+    venv
+        The virtual environment's folder, for targets that make one.
+    size
+        Bytes on disk, when known.
+    packages
+        The resolved ``name==version`` list, when it was read (``None``: keep what is
+        stored).
+    """
+
+    cached: bool
+    venv: str | None = None
+    size: int | None = None
+    packages: list[str] | None = None
+
+
+class Target(ABC):
+    """Where environments are materialised and runs and services are started.
+
+    Parameters
+    ----------
+    context
+        The workspace's folder, settings and (for :attr:`uses_engine`) engine.
+    """
+
+    #: The name users give (``--target NAME``), and the registry's key.
+    name: ClassVar[str]
+    #: Whether it needs a container engine (given in ``context.engine``).
+    uses_engine: ClassVar[bool] = False
+
+    def __init__(self, context: TargetContext) -> None:
+        self.context = context
+
+    # -- environments -----------------------------------------------------------------
+
+    @abstractmethod
+    def log_name(self, version: int) -> str:
+        """The file name of the build log of an environment version."""
+
+    @abstractmethod
+    def find_environment(self, env: Environment) -> Materialised | None:
+        """What already exists of a registered environment version here, or ``None``.
+
+        Cheap (one lookup); ``None`` leaves it to :meth:`build_environment`, which may
+        still find it and report a cache hit.
+        """
+
+    @abstractmethod
+    def build_environment(
+        self, env: Environment, *, log_path: Path, rebuild: bool = False
+    ) -> Generator[BuildEvent, None, Materialised]:
+        """Materialise a registered environment version, yielding build events.
+
+        Called when :meth:`find_environment` found nothing, or to rebuild. Raises
+        :class:`~mlmagic.exceptions.SpecError` for what this target cannot make and
+        :class:`~mlmagic.exceptions.BuildError` for a failed build; every line goes to
+        ``log_path``.
+        """
+
+    @abstractmethod
+    def location(self, env: Environment) -> str | None:
+        """What a run of ``env`` starts from here (an image tag, a venv folder)."""
+
+    # -- runs ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def gpu_problem(self) -> str | None:
+        """``None`` when GPUs can be given here, else what is missing (one line)."""
+
+    def notes(self, config: RunConfig) -> list[str]:
+        """Lines for the run's log about options this target takes but cannot honour."""
+        return []
+
+    @abstractmethod
+    def start_run(
+        self, record: RunRecord, paths: RunPaths, env: Environment, gpus: GpuRequest | None
+    ) -> str:
+        """Start the run's script under the launcher; return its handle.
+
+        The script writes its output, metrics and exit file under ``paths``. Raises an
+        :class:`~mlmagic.exceptions.MlmagicError` when it cannot start.
+        """
+
+    @abstractmethod
+    def state(self, handle: str) -> ContainerState | None:
+        """The state of what the handle names (a run or a service); ``None`` once gone."""
+
+    @abstractmethod
+    def stop(self, handle: str, timeout: float = 10) -> None:
+        """Ask it to stop (SIGTERM), then kill it after ``timeout`` seconds."""
+
+    @abstractmethod
+    def remove(self, handle: str) -> None:
+        """Remove what is left of it after it ended; no error when nothing is."""
+
+    # -- services -----------------------------------------------------------------------
+
+    @abstractmethod
+    def build_service(
+        self,
+        name: str,
+        config: ServiceConfig,
+        env: Environment,
+        models: Sequence[Model],
+    ) -> Generator[BuildEvent, None, str]:
+        """Make what the service runs from (an image, a folder); the generator returns
+        it (stored as the service's ``image``)."""
+
+    @abstractmethod
+    def start_service(self, record: ServiceRecord) -> str:
+        """Start the scoring server of ``record``; return its handle.
+
+        Raises :class:`~mlmagic.exceptions.DeployError` when it cannot start (a port
+        that is taken says so).
+        """
+
+    @abstractmethod
+    def service_logs(self, name: str, handle: str) -> list[str]:
+        """Every line the server printed (also after it ended)."""
+
+    def stop_service(self, handle: str) -> None:
+        """Stop the server and remove what is left of it."""
+        self.stop(handle, timeout=5)
+        self.remove(handle)
+
+    @abstractmethod
+    def discard_service(self, name: str, artefact: str) -> None:
+        """Remove what :meth:`build_service` made; no error when it is gone."""

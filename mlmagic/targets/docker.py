@@ -1,0 +1,216 @@
+"""The Docker target: environments are images, runs and services are containers.
+
+Every container carries the workspace's labels (:func:`~mlmagic.targets.labels.labels`),
+mounts the helper module read-only, and is answered for by its container id.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Generator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlmagic.build.context import resolve_base
+from mlmagic.build.image import build_image, resolved_packages
+from mlmagic.deploy.image import SERVE_PORT, build_inference_image
+from mlmagic.engine.base import (
+    ContainerEngine,
+    ContainerSpec,
+    ContainerState,
+    GpuRequest,
+    Mount,
+    PortBinding,
+)
+from mlmagic.events import BuildEvent
+from mlmagic.exceptions import DeployError, MlmagicError
+from mlmagic.run.config import data_variable, parse_gpus
+from mlmagic.run.paths import CONTAINER, RunPaths
+from mlmagic.targets.base import Materialised, Target
+from mlmagic.targets.labels import HELPER, labels, workspace_id
+from mlmagic.targets.serving import server_settings
+
+if TYPE_CHECKING:
+    from mlmagic.deploy.config import ServiceConfig
+    from mlmagic.environment import Environment
+    from mlmagic.models import Model
+    from mlmagic.records import RunRecord, ServiceRecord
+
+__all__ = ["DockerTarget"]
+
+# The image's python (our environments put one on PATH; a user's image may have python3).
+_LAUNCH = (
+    "PY=$(command -v python || command -v python3) || "
+    '{ echo "mlmagic: no python in the image" >&2; exit 127; }; '
+    f'exec "$PY" {CONTAINER.helper} exec --log {CONTAINER.in_system("output.log")} '
+    f'--exit-file {CONTAINER.in_system("exit.json")} -- "$PY" -u "$@"'
+)
+
+
+class DockerTarget(Target):
+    """Images built by the engine; runs and services in labelled containers."""
+
+    name = "docker"
+    uses_engine = True
+
+    @property
+    def engine(self) -> ContainerEngine:
+        """The container engine of the workspace."""
+        assert self.context.engine is not None
+        return self.context.engine
+
+    # -- environments -----------------------------------------------------------------
+
+    def log_name(self, version: int) -> str:
+        return f"v{version}.log"
+
+    def find_environment(self, env: Environment) -> Materialised | None:
+        assert env.image is not None
+        if self.engine.image_info(env.image) is None:
+            return None
+        # Built by another workspace (or before a crash): read what the store lacks.
+        return Materialised(cached=True) if env.status == "ready" else self._inspect(env.image)
+
+    def build_environment(
+        self, env: Environment, *, log_path: Path, rebuild: bool = False
+    ) -> Generator[BuildEvent, None, Materialised]:
+        assert env.image is not None
+        base = resolve_base(env.spec, self.context.config)
+        yield from build_image(
+            self.engine, env.spec, base, env.image, log_path=log_path, no_cache=rebuild
+        )
+        return self._inspect(env.image, cached=False)
+
+    def _inspect(self, tag: str, *, cached: bool = True) -> Materialised:
+        info = self.engine.image_info(tag)
+        return Materialised(
+            cached=cached,
+            size=info.size if info else None,
+            packages=resolved_packages(self.engine, tag),
+        )
+
+    def location(self, env: Environment) -> str | None:
+        return env.image
+
+    # -- runs ---------------------------------------------------------------------------
+
+    def gpu_problem(self) -> str | None:
+        return self.engine.gpu_problem()
+
+    def start_run(
+        self, record: RunRecord, paths: RunPaths, env: Environment, gpus: GpuRequest | None
+    ) -> str:
+        assert env.image is not None
+        return self.engine.start(self.run_container(record, paths, env.image, gpus))
+
+    def run_container(
+        self, record: RunRecord, paths: RunPaths, image: str, gpus: GpuRequest | None
+    ) -> ContainerSpec:
+        """The container of a run on ``image`` (pure: nothing is started)."""
+        config = record.config
+        mounts = [
+            Mount(paths.snapshot, CONTAINER.src),
+            Mount(paths.outputs, CONTAINER.outputs),
+            Mount(paths.logs, CONTAINER.logs),
+            Mount(paths.system, CONTAINER.system),
+            Mount(HELPER, CONTAINER.helper, read_only=True),
+        ]
+        environment = {
+            "MLMAGIC_RUN_ID": record.id,
+            "MLMAGIC_OUTPUT_DIR": CONTAINER.outputs,
+            "MLMAGIC_METRICS_FILE": CONTAINER.in_system("metrics.jsonl"),
+            "MLMAGIC_PARAMS_FILE": CONTAINER.in_system("params.json"),
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": CONTAINER.lib,
+        }
+        for name, host_path in config.data.items():
+            target = f"{CONTAINER.data}/{name}"
+            mounts.append(Mount(Path(host_path), target, read_only=True))
+            environment[data_variable(name)] = target
+        user = None
+        if os.getuid() != 0:
+            # Files the script writes stay the user's own on the host.
+            user = f"{os.getuid()}:{os.getgid()}"
+            environment["HOME"] = "/tmp"
+        shm_size = config.shm_size or (self.context.config.default_shm_size if gpus else None)
+        return ContainerSpec(
+            image=image,
+            command=["sh", "-c", _LAUNCH, "mlmagic-run", config.script, *config.args],
+            labels=labels(self.context.root, "run", record.id),
+            environment=environment,
+            mounts=mounts,
+            working_dir=CONTAINER.src,
+            name=f"mlmagic-run-{record.id}",
+            gpus=gpus,
+            shm_size=shm_size,
+            memory=config.memory,
+            cpus=config.cpus,
+            user=user,
+        )
+
+    def state(self, handle: str) -> ContainerState | None:
+        return self.engine.state(handle)
+
+    def stop(self, handle: str, timeout: float = 10) -> None:
+        self.engine.stop(handle, timeout=timeout)
+
+    def remove(self, handle: str) -> None:
+        self.engine.remove(handle)
+
+    # -- services -----------------------------------------------------------------------
+
+    def build_service(
+        self,
+        name: str,
+        config: ServiceConfig,
+        env: Environment,
+        models: Sequence[Model],
+    ) -> Generator[BuildEvent, None, str]:
+        assert env.image is not None
+        root = self.context.root
+        # One tag per workspace and rollout: two folders may both have a "digits-svc".
+        tag = f"mlmagic-service-{name}:{workspace_id(root)}-{int(time.time() * 1000)}"
+        yield from build_inference_image(
+            self.engine,
+            env_image=env.image,
+            models=models,
+            source_dir=Path(config.source_dir),
+            entry_script=config.entry_script,
+            tag=tag,
+            log_path=root / "services" / name / "build.log",
+            exclude=[root],
+        )
+        return tag
+
+    def start_service(self, record: ServiceRecord) -> str:
+        config = record.config
+        assert record.image is not None
+        gpus = parse_gpus(config.gpus or "none")
+        spec = ContainerSpec(
+            image=record.image,
+            command=[],
+            labels=labels(self.context.root, "service", record.name),
+            environment=server_settings(record),
+            name=f"mlmagic-service-{record.name}-{int(time.time())}",
+            gpus=gpus if isinstance(gpus, GpuRequest) else None,
+            memory=config.memory,
+            cpus=config.cpus,
+            ports=[PortBinding(SERVE_PORT, config.port, config.host)],
+        )
+        try:
+            return self.engine.start(spec)
+        except MlmagicError as exc:
+            message = str(exc)
+            if "allocated" in message or "address already in use" in message:
+                message = (
+                    f"Port {config.port} on {config.host} is taken: choose another with "
+                    "--port, or leave it out to pick a free one."
+                )
+            raise DeployError(message) from exc
+
+    def service_logs(self, name: str, handle: str) -> list[str]:
+        return list(self.engine.logs(handle))
+
+    def discard_service(self, name: str, artefact: str) -> None:
+        self.engine.remove_image(artefact)

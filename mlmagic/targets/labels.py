@@ -1,0 +1,37 @@
+"""What every container and process mlmagic starts carries: labels and the helper module.
+
+Runs and services both use these, so they live with the targets rather than with either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import mlmagic_run
+
+__all__ = ["HELPER", "labels", "workspace_id"]
+
+#: The stdlib helper scripts import (and the launcher), mounted into every container and
+#: run from its place by local processes.
+HELPER = Path(mlmagic_run.__file__).resolve()
+
+
+def labels(root: Path, kind: str, ident: str) -> dict[str, str]:
+    """The labels of a container (or network) of the workspace at ``root``.
+
+    Parameters
+    ----------
+    root
+        The workspace folder.
+    kind
+        ``run``, ``service`` or ``compute``.
+    ident
+        The run's id or the service's name.
+    """
+    return {"mlmagic.workspace": str(root), "mlmagic.kind": kind, "mlmagic.id": ident}
+
+
+def workspace_id(root: Path) -> str:
+    """A short id of the workspace folder, so two folders never share an image tag."""
+    return hashlib.sha256(str(root).encode()).hexdigest()[:10]
