@@ -53,6 +53,7 @@ def container_spec(
         "MLMAGIC_PARAMS_FILE": CONTAINER.in_system("params.json"),
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": CONTAINER.lib,
+        "MLMAGIC_LOG_MAX_BYTES": str(ws.config.run_log_max_bytes),
     }
     for name, host_path in config.get("data", {}).items():
         target = f"{CONTAINER.data}/{name}"

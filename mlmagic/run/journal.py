@@ -9,15 +9,18 @@ the Jupyter server) can replay and follow it. Each event is one ``os.write`` on 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
+import stat
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from mlmagic.events import BuildEvent, BuildEventKind, RunEvent, RunEventKind, Stage, Status
+from mlmagic.exceptions import RunError
 
-__all__ = ["append", "decode", "encode"]
+__all__ = ["append", "decode", "encode", "note"]
 
 
 def encode(event: RunEvent) -> str:
@@ -49,13 +52,41 @@ def decode(line: str) -> RunEvent:
 
 
 def append(path: Path, event: RunEvent) -> None:
-    """Append ``event`` to the journal at ``path``."""
+    """Append ``event`` to the journal at ``path``.
+
+    Raises
+    ------
+    RunError
+        ``path`` is a symbolic link (never followed) or not a regular file.
+    OSError
+        The journal cannot be written (its folder is gone, the disk is full).
+    """
     line = (encode(event) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    # O_NONBLOCK: a FIFO put in its place fails at once instead of hanging the writer.
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
     try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise RunError(
+            f"The run's journal {path} is a symbolic link, not mlmagic's file: nothing was "
+            "written through it. Remove the link to record the run's events again."
+        ) from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RunError(
+                f"The run's journal {path} is not a regular file: nothing was written to it. "
+                "Remove it to record the run's events again."
+            )
         os.write(fd, line)
     finally:
         os.close(fd)
+
+
+def note(path: Path, text: str) -> None:
+    """Append a line from mlmagic to the run's log stream (a build log event)."""
+    append(path, RunEvent(RunEventKind.BUILD, build=BuildEvent(BuildEventKind.LOG, message=text)))
 
 
 def _plain(value: Any) -> Any:

@@ -135,6 +135,7 @@ class ProcessExecutor(Executor):
                 "MLMAGIC_PARAMS_FILE": str(paths.params),
                 "PYTHONUNBUFFERED": "1",
                 "PYTHONPATH": str(lib),
+                "MLMAGIC_LOG_MAX_BYTES": str(ws.config.run_log_max_bytes),
                 "VIRTUAL_ENV": str(env.venv),
                 "PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             }

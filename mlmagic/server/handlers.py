@@ -31,12 +31,13 @@ import codecs
 import functools
 import json
 import math
+import os
 import re
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from jupyter_server.auth.decorator import authorized
@@ -48,6 +49,7 @@ from mlmagic._version import __version__
 from mlmagic.events import Status
 from mlmagic.exceptions import EngineError, MlmagicError
 from mlmagic.run.run import Run
+from mlmagic.run.untrusted import RefusedFile, open_run_file
 from mlmagic.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -160,18 +162,16 @@ class WorkspaceAccess:
 def read_log(run: Run, offset: int, limit: int = _LOG_CHUNK) -> dict[str, Any]:
     """The reply of the log offset protocol: the log of ``run`` from byte ``offset``."""
     status = run.status  # before the file: a run that had ended has its whole log written
-    path = run.paths.output_log
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        size = 0
+    size, data = 0, b""
+    file = _open_log(run)
+    if file is not None:
+        with file:
+            size = os.fstat(file.fileno()).st_size
+            if offset < size:
+                file.seek(offset)
+                data = file.read(min(limit, size - offset))
     if offset > size:
         raise BadRequest(f"offset {offset} is past the end of the log ({size} bytes).")
-    data = b""
-    if offset < size:
-        with open(path, "rb") as file:
-            file.seek(offset)
-            data = file.read(min(limit, size - offset))
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     last = offset + len(data) >= size and status.is_terminal
     text = decoder.decode(data, final=last)
@@ -184,6 +184,14 @@ def read_log(run: Run, offset: int, limit: int = _LOG_CHUNK) -> dict[str, Any]:
         "live": not status.is_terminal,
         "status": status.value,
     }
+
+
+def _open_log(run: Run) -> IO[bytes] | None:
+    """The run's log, opened without following a link the script may have put there."""
+    try:
+        return open_run_file(run.paths, run.paths.output_log)
+    except RefusedFile as exc:
+        raise Conflict(str(exc)) from exc
 
 
 def run_row(record: dict[str, Any], now: float) -> dict[str, Any]:
@@ -330,9 +338,8 @@ class RunLogHandler(_Handler):
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Content-Disposition", f"inline; filename*=UTF-8''{quote(run.id)}.log")
         self.set_header("Cache-Control", "no-store")
-        try:
-            file = open(run.paths.output_log, "rb")  # noqa: SIM115 (closed below, across awaits)
-        except FileNotFoundError:
+        file = await asyncio.to_thread(_open_log, run)
+        if file is None:
             self.finish(b"", set_content_type=text_plain)
             return
         try:
