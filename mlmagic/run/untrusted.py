@@ -211,19 +211,18 @@ def note_once(paths: RunPaths, key: str, text: str) -> None:
     written is left as it is: a note is only a note.
     """
     marker = (str(paths.root), key)
-    with _noted_lock:
+    needle = json.dumps(key)[1:-1].encode()  # the key as it appears in a JSON line
+    with _noted_lock:  # one note at a time in this process: no two threads say it twice
         if marker in _noted:
             return
+        try:
+            fd = _open_inside(paths.root, paths.events.relative_to(paths.root).parts)
+            with os.fdopen(fd, "rb") as file:
+                if not any(needle in line for line in file):
+                    journal.note(paths.events, text)
+        except (OSError, _NotAFile):
+            return  # no journal to note in now: a later reader tries again
         _noted.add(marker)
-    needle = json.dumps(key)[1:-1].encode()  # the key as it appears in a JSON line
-    try:
-        fd = _open_inside(paths.root, paths.events.relative_to(paths.root).parts)
-        with os.fdopen(fd, "rb") as file:
-            if any(needle in line for line in file):
-                return
-        journal.note(paths.events, text)
-    except (OSError, RunError, _NotAFile):
-        pass
 
 
 def _open_inside(root: Path, parts: tuple[str, ...]) -> int:
