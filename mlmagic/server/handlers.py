@@ -19,9 +19,11 @@ request asks from the ``offset`` returned. The log is complete once a reply has 
 false and ``offset == size`` (``live`` is read before the file, so no line can follow).
 
 Errors are mapped once, by :func:`api_errors`, to ``{"error": message}``: bad input 400,
-an unknown run, service or environment 404, a conflict with the current state 409, no
-container engine 503. Every call into mlmagic runs in a worker thread: listing services
-asks each container and its health route, and cancelling waits for the container to stop.
+an unknown run, service or environment 404, a conflict with the current state 409 (also
+a log that is not a regular file of the run: a script replaced it with a link or a FIFO,
+which is never followed), no container engine 503. Every call into mlmagic runs in a
+worker thread: listing services asks each container and its health route, and cancelling
+waits for the container to stop.
 """
 
 from __future__ import annotations

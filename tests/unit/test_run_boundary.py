@@ -243,3 +243,29 @@ def test_the_log_keeps_at_most_run_log_max_bytes(ws: Workspace, project: Path) -
     dropped = 5001 - kept.count("\n")
     assert f"{dropped} more lines" in rest and "were not kept" in rest
     assert json.loads(run.paths.exit_file.read_text())["exit_code"] == 0
+
+
+# --- runs made before the journal left system/ ------------------------------------------
+
+
+def test_an_older_run_replays_its_journal_from_system_and_a_new_run_never_does(
+    ws: Workspace, project: Path
+) -> None:
+    spoof = json.dumps({"kind": "end", "status": "Failed", "message": "spoofed by the script"})
+    code = f"""
+        import os, pathlib
+        system = pathlib.Path(os.environ["MLMAGIC_METRICS_FILE"]).parent
+        (system / "events.jsonl").write_text({spoof!r} + "\\n")
+        print("done")
+    """
+    run = submit(ws, project, code)
+    events = list(run.events(live=False))
+    assert events[-1].status is Status.COMPLETED and "spoofed" not in (events[-1].message or "")
+
+    # An older run: its journal is in system/, and it has none of its own.
+    run.paths.legacy_events.unlink()
+    run.paths.events.rename(run.paths.legacy_events)
+    replayed = list(run.events(live=False))
+    stages = [e.stage.value for e in replayed if e.kind is RunEventKind.STAGE]
+    assert stages == ["Queued", "Preparing", "Starting", "Running", "Finalizing"]
+    assert replayed[-1].kind is RunEventKind.END and replayed[-1].status is Status.COMPLETED
