@@ -408,21 +408,24 @@ class _LogFile:
             os.makedirs(folder, exist_ok=True)
         self.fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self.kept = 0
+        self.full = False  # the limit was reached: output is counted, not kept
         self.dropped_bytes = self.dropped_lines = 0
         self.at_line_start = True
 
     def write(self, chunk: bytes) -> bytes:
         """Keep ``chunk`` (or what fits); a message for stdout when the file fails."""
-        if self.dropped_bytes or self.fd is None:
+        if self.fd is None:
+            return b""  # said once already, on stdout
+        if self.full:
             self._drop(chunk)
             return b""
         if self.max_bytes and self.kept + len(chunk) > self.max_bytes:
             room = self.max_bytes - self.kept
             # End the kept part on a whole line when the room holds one.
             cut = chunk.rfind(b"\n", 0, room) + 1 or room
-            kept, chunk = chunk[:cut], chunk[cut:]
-            ok = self._keep(kept) and self._keep(self._limit_note(), count=False)
-            self._drop(chunk)
+            self.full = True
+            self._drop(chunk[cut:])
+            ok = self._keep(chunk[:cut]) and self._keep(self._limit_note(), count=False)
         else:
             ok = self._keep(chunk)
         if ok:
@@ -433,7 +436,7 @@ class _LogFile:
     def close(self) -> bytes:
         """Say how much was dropped, close the file; the same words, for stdout."""
         message = b""
-        if self.dropped_bytes:
+        if self.full:
             message = (
                 f"{_PREFIX} {self.dropped_lines} more lines ({self.dropped_bytes} bytes) of "
                 "output were not kept in this log (its limit, MLMagic.run_log_max_bytes, "
