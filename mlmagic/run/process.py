@@ -121,7 +121,7 @@ class ProcessExecutor(Executor):
             elif link.is_dir():
                 shutil.rmtree(link)
             link.symlink_to(folder)
-        lib = paths.system / "lib"
+        lib = paths.lib
         lib.mkdir(exist_ok=True)
         shutil.copy2(HELPER, lib / "mlmagic_run.py")
         python = str(venv_python(Path(env.venv)))
