@@ -126,6 +126,17 @@ def test_links_in_the_run_folder_never_reach_host_files(workspace, env, project,
     assert secret.read_text() == SECRET
 
 
+def test_the_log_stops_at_run_log_max_bytes(workspace, env, project):
+    workspace.config.run_log_max_bytes = 1000
+    (project / "loud.py").write_text("for i in range(5000):\n    print('line', i)\n")
+    run = workspace.submit("loud.py", env, source_dir=project).wait()
+    assert run.status is Status.COMPLETED, run.error
+    log = run.logs()
+    kept, note, rest = log.partition("[mlmagic_run] the log reached its limit of 1000 bytes")
+    assert note and kept.startswith("line 0\n") and len(kept) <= 1001
+    assert "line 4999" not in log and "more lines" in rest and "were not kept" in rest
+
+
 def test_garbage_in_params_and_metrics_breaks_no_listing(workspace, env, project):
     good = workspace.submit("train.py", env, source_dir=project).wait()
     (project / "garbage.py").write_text(
