@@ -10,7 +10,6 @@ second one changes nothing.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import threading
@@ -25,6 +24,7 @@ from mlmagic.records import RunRecord
 from mlmagic.run import journal
 from mlmagic.run.config import parse_gpus
 from mlmagic.run.paths import RunPaths
+from mlmagic.run.untrusted import read_exit
 from mlmagic.targets.base import Target
 
 if TYPE_CHECKING:
@@ -268,7 +268,7 @@ def finalize(
         enter_stage(ws, run_id, Stage.FINALIZING)
     exit_code = _exit_code(state, paths)
     if status is None:
-        status, message, stage = _outcome(record, state, exit_code)
+        status, message, stage = _outcome(record, state, exit_code, paths)
     if record.cancel_requested and status is not Status.COMPLETED:
         status, message = Status.CANCELED, message or "canceled"
     ended = time.time()
@@ -296,14 +296,11 @@ def finalize(
 def _exit_code(state: ContainerState | None, paths: RunPaths) -> int | None:
     if state is not None and state.exit_code is not None:
         return state.exit_code
-    try:
-        return int(json.loads(paths.exit_file.read_text())["exit_code"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    return read_exit(paths)[0]
 
 
 def _outcome(
-    record: RunRecord, state: ContainerState | None, exit_code: int | None
+    record: RunRecord, state: ContainerState | None, exit_code: int | None, paths: RunPaths
 ) -> tuple[Status, str, Stage | None]:
     if exit_code == 0:
         return Status.COMPLETED, "", None
@@ -321,7 +318,9 @@ def _outcome(
             "the container disappeared before its exit code was read",
             Stage.RUNNING,
         )
-    return Status.FAILED, f"the script exited with code {exit_code}", Stage.RUNNING
+    error = read_exit(paths)[1]  # the last line of its traceback, as the launcher read it
+    why = f": {error}" if error else ""
+    return Status.FAILED, f"the script exited with code {exit_code}{why}", Stage.RUNNING
 
 
 def _note(paths: RunPaths, text: str) -> None:

@@ -251,6 +251,25 @@ async def test_the_offset_protocol_follows_a_live_log_on_character_boundaries(
     assert again["text"] == "" and again["offset"] == reply["offset"]
 
 
+async def test_a_log_replaced_by_a_link_or_a_fifo_is_not_served(
+    jp_fetch: Any, ws: Workspace, tmp_path: Path
+) -> None:
+    secret = tmp_path / "host-secret.txt"  # outside the run folder
+    secret.write_text("a host file the run must not reach\n")
+    for index, plant in enumerate(
+        (lambda log: log.symlink_to(secret), lambda log: os.mkfifo(log)), start=1
+    ):
+        run_id = f"digits_20240101-120000_aaaaa{index}"
+        paths = add_run(ws, run_id, "Completed", log=b"what the script printed\n")
+        paths.output_log.unlink()
+        plant(paths.output_log)  # as a script inside the run can
+        for params in ({}, {"offset": "0"}):
+            code, error = await _error(jp_fetch, "runs", run_id, "log", params=params)
+            assert code == 409 and "not a file the run wrote" in error, error
+            assert "must not reach" not in error
+    assert secret.read_text() == "a host file the run must not reach\n"
+
+
 async def test_a_run_without_log_lines_has_an_empty_log(api: Any, ws: Workspace) -> None:
     add_run(ws, "digits_20240101-120000_aaaaaa", "Queued")
     reply = await api("runs", "digits_20240101-120000_aaaaaa", "log", params={"offset": 0})
