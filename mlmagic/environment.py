@@ -14,7 +14,7 @@ import re
 import sys
 import time
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,6 +101,8 @@ class Environment:
     log_path: str | None = None
     venv: str | None = None
     cache_hit: bool | None = None
+    #: The Dockerfile stored at registration (what was built), for a registered version.
+    registered_dockerfile: str | None = field(default=None, repr=False)
 
     # -- making one ---------------------------------------------------------------------
 
@@ -178,7 +180,11 @@ class Environment:
 
     @property
     def dockerfile(self) -> str:
-        """The Dockerfile this environment builds from, rendered without building anything."""
+        """The Dockerfile of this environment: for a registered version the one stored with
+        it (what was built, whatever the settings are now); else rendered under the
+        current settings, without building anything."""
+        if self.registered_dockerfile is not None:
+            return self.registered_dockerfile
         return render(self.spec, resolve_base(self.spec, get_config()))
 
     @property
@@ -416,6 +422,7 @@ def _from_row(row: dict[str, Any]) -> Environment:
         error=row["error"],
         log_path=row["log_path"],
         venv=row["venv"],
+        registered_dockerfile=row["dockerfile"],
     )
 
 
