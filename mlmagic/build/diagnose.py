@@ -114,7 +114,7 @@ def _conflict(text: str) -> str | None:
 def _apt_missing(text: str) -> str | None:
     match = re.search(r"Unable to locate package (\S+)", text)
     if match:
-        return f"the apt package {match.group(1)} was not found (check its name)"
+        return f"the apt package {match.group(1)} was not found: check its name"
     match = re.search(r"Package '?(\S+?)'? has no installation candidate", text)
     if match:
         return f"the apt package {match.group(1)} has no installation candidate"
@@ -162,12 +162,25 @@ def _network(text: str) -> str | None:
 
 
 def _base_image(text: str) -> str | None:
-    match = re.search(
-        r"failed to resolve source metadata for (\S+?):? .*?(?:not found|denied)", text
+    unreachable = re.search(
+        r'failed to do request: \w+ "https?://([^/]+)/v2/(\S+?)/manifests/([^"]+)"', text
     )
-    if not match:
-        return None
-    return f"the base image {match.group(1)} was not found (pull it, or choose another base)"
+    if unreachable:
+        host, repository, tag = unreachable.groups()
+        image = f"{repository.removeprefix('library/')}:{tag}"
+        return (
+            f"the base image {image} is not in the engine and {host} cannot be reached: "
+            "pull or build it first, or choose another base"
+        )
+    missing = re.search(
+        r"(?:failed to resolve source metadata for|pull access denied for) (\S+?)[:,]? .*?"
+        r"(?:not found|denied|does not exist)",
+        text,
+    )
+    if missing:
+        image = missing.group(1).removeprefix("docker.io/").removeprefix("library/")
+        return f"the base image {image} was not found: check its name, or choose another base"
+    return None
 
 
 def _our_check(text: str) -> str | None:

@@ -102,6 +102,11 @@ def logged_build(
         except BuildError as exc:
             label, name, position = names.failed(exc.step)
             tail = exc.log_tail or str(exc.args[0]).splitlines()
+            if exc.step is None:
+                # Failed before any step (the Dockerfile, the base image): no event
+                # carried these lines into the log.
+                for line in tail:
+                    _write(log, line)
             message = failure_message(tail, name, position)
             _write(log, f"# build failed: {message}")
             yield BuildEvent(BuildEventKind.ERROR, message=message, step=label)

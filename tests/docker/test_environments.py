@@ -169,6 +169,18 @@ def test_a_failing_dockerfile_step_says_its_command_and_exit_code(workspace):
     ), first
 
 
+def test_a_missing_base_image_is_named_and_its_error_is_in_the_log(workspace):
+    env = Environment.from_text("nobase-env", "six\n", base_image="mlmagic-nope-mlmagic:1")
+    with pytest.raises(BuildError) as info:
+        _events(workspace, env)
+    first = str(info.value).splitlines()[0]
+    # No registry answers here ("cannot be reached"); elsewhere one says "not found".
+    assert first.startswith("The base image mlmagic-nope-mlmagic:1 "), first
+    assert "choose another base" in first
+    # The engine's own words are in the full log, not only the summary.
+    assert "failed to solve" in open(info.value.log_path).read().split("# build failed")[0]
+
+
 def test_python_version_mismatch_with_the_base_is_a_clear_build_error(workspace):
     env = Environment.from_text("py-env", "six\n", python="3.9")
     with pytest.raises(BuildError, match="not 3.9"):

@@ -104,7 +104,7 @@ CAUSES = {
             'process "/bin/sh -c apt-get update     && apt-get install -y jqq" did not '
             "complete successfully: exit code: 100",
         ],
-        "the apt package jqq was not found (check its name)",
+        "the apt package jqq was not found: check its name",
     ),
     "apt, no network": (
         [
@@ -114,7 +114,7 @@ CAUSES = {
         ],
         # The package is "missing" only because the index could not be read: apt says so
         # last, but the cause a user can act on is the name that failed; either is shown.
-        "the apt package jq was not found (check its name)",
+        "the apt package jq was not found: check its name",
     ),
     "micromamba, unknown package": (
         ["critical libmamba nothing provides requested numpyy"],
@@ -142,6 +142,23 @@ CAUSES = {
         ],
         "the base image has Python 3.11, not 3.9: choose a base image with Python 3.9 "
         "(--base) or drop --python",
+    ),
+    "a base image the engine lacks, no registry": (
+        [
+            "The build of mlmagic-env:3734d4cff0b0612f3b82 failed: ERROR: failed to solve with "
+            "frontend dockerfile.v0: failed to create LLB definition: failed to do request: "
+            'Head "https://registry-1.docker.io/v2/library/mlmagic-nope/manifests/1": dial '
+            "tcp: lookup registry-1.docker.io: no such host"
+        ],
+        "the base image mlmagic-nope:1 is not in the engine and registry-1.docker.io cannot "
+        "be reached: pull or build it first, or choose another base",
+    ),
+    "a base image the registry lacks": (
+        [
+            "ERROR: failed to solve: failed to resolve source metadata for "
+            "docker.io/library/pyhton:3.11: docker.io/library/pyhton:3.11: not found"
+        ],
+        "the base image pyhton:3.11 was not found: check its name, or choose another base",
     ),
     "nothing known: the last error-looking line": (
         ["compiling foo.c", "gcc: fatal error: no input files", "compilation terminated."],
@@ -195,7 +212,7 @@ def test_failure_message_leads_with_the_cause_then_the_step() -> None:
         "(installing the Python packages, step 5/5)."
     )
     apt = failure_message(["E: Unable to locate package jqq"], None, None)
-    assert apt == "The apt package jqq was not found (check its name)."
+    assert apt == "The apt package jqq was not found: check its name."
 
 
 def test_parse_freeze_keeps_only_requirements() -> None:
