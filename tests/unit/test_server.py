@@ -170,7 +170,8 @@ async def test_environments_runs_and_services_are_listed(api: Any, ws: Workspace
 
     (env,) = (await api("environments"))["environments"]
     assert (env["name"], env["version"], env["status"]) == ("six-env", 1, "registered")
-    assert isinstance(env["created"], (int, float))
+    created = ws.environments.get("six-env", 1).created
+    assert created and env["created"] == pytest.approx(created, abs=1e-3)
 
     reply = await api("runs")
     newest, oldest = reply["runs"]
