@@ -5,8 +5,18 @@ image beside their pinned packages, so it needs only the standard library (and u
 run it). Routes: ``GET /`` and ``/ping`` (``Healthy`` once ``init()`` has finished, 503
 before), ``POST /score`` and ``/invocations`` (the body, as a ``str``, to
 ``run(raw_data)``; its result as JSON), ``GET /swagger.json`` (see :mod:`.openapi`).
-Errors are ``{"error": "..."}``; an exception in ``run()`` is a 500 that names it, and its
-traceback goes to the service log (stderr).
+Errors are ``{"error": "..."}``; an exception in ``run()`` (any, ``SystemExit`` and
+``KeyboardInterrupt`` too) is a 500 that names it, its traceback goes to the service log
+(stderr), and the server keeps serving. Non-finite floats in a result are sent as ``null``,
+as JavaScript's ``JSON.stringify`` does, so that every answer is valid JSON.
+
+What a request may cost is bounded: ``/score`` takes only ``Content-Type:
+application/json`` (415 otherwise; a web page cannot send that to another origin without a
+CORS preflight, which this server never grants), bodies up to a size (413), a number of
+requests at once and a total of buffered body bytes (503 with ``Retry-After``), bodies
+that arrive within a time (408), and requests whose ``Host`` is an address the service was
+published on (421, see :mod:`.hosts`). The body is checked to be JSON without building it
+(:mod:`.jsonbody`) and reaches ``run()`` as the ``str`` it is, as on Azure.
 
 ``init()`` runs in a thread that the ASGI lifespan startup starts. If loading the script
 or ``init()`` raises, the worker logs the traceback, prints ``mlmagic-serve: init() failed:
@@ -19,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -29,16 +40,23 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, NoReturn
 
 from .entry import EntryScript
+from .hosts import ENV_ALLOWED_HOSTS, Address, host_allowed, parse_hosts, request_host
+from .jsonbody import check_json
 from .keys import ENV_AUTH_KEYS, is_authorized, parse_digests
 from .openapi import build_document
 
 __all__ = [
+    "DEFAULT_HEADER_TIMEOUT",
+    "ENV_BODY_TIMEOUT",
     "ENV_ENTRY_SCRIPT",
+    "ENV_HEADER_TIMEOUT",
     "ENV_MAX_BODY_BYTES",
+    "ENV_MAX_IN_FLIGHT",
     "ENV_THREADS",
     "INIT_FAILED_EXIT_CODE",
     "ScoringApp",
     "create_app",
+    "positive_seconds",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -50,13 +68,25 @@ ENV_ENTRY_SCRIPT = "MLMAGIC_ENTRY_SCRIPT"
 #: Threads per worker process that call ``run()``.
 ENV_THREADS = "MLMAGIC_THREADS"
 ENV_MAX_BODY_BYTES = "MLMAGIC_MAX_BODY_BYTES"
+#: Scoring requests one worker process holds at once (reading, waiting or in ``run()``).
+ENV_MAX_IN_FLIGHT = "MLMAGIC_MAX_IN_FLIGHT"
+#: Seconds a request's body may take to arrive.
+ENV_BODY_TIMEOUT = "MLMAGIC_BODY_TIMEOUT"
+#: Seconds a request line and headers may take to arrive (read by :mod:`.protocol`).
+ENV_HEADER_TIMEOUT = "MLMAGIC_HEADER_TIMEOUT"
+DEFAULT_HEADER_TIMEOUT = 10.0
 #: Set by ``__main__`` for multi-worker servers, so a failing worker can stop the supervisor.
 ENV_FAILURE_FILE = "MLMAGIC_SERVE_FAILURE_FILE"
 ENV_SUPERVISOR_PID = "MLMAGIC_SERVE_SUPERVISOR_PID"
 #: Uvicorn's own code for "the application failed to start".
 INIT_FAILED_EXIT_CODE = 3
 
-_DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024
+_DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+_DEFAULT_MAX_IN_FLIGHT = 64
+_DEFAULT_BODY_TIMEOUT = 30.0
+#: The body bytes one worker buffers at once, in bodies of the largest size: many small
+#: requests may be in flight, but only a few of the largest.
+_BUFFERED_BODIES = 4
 _JSON = b"application/json"
 _TEXT = b"text/plain; charset=utf-8"
 
@@ -74,6 +104,10 @@ def _error(status: int, message: str, *headers: tuple[bytes, bytes]) -> _Respons
     return _Response(status, json.dumps({"error": message}).encode(), _JSON, headers)
 
 
+#: For answers sent before the body was read: the connection cannot carry another request.
+_CLOSE = (b"connection", b"close")
+
+
 class ScoringApp:
     """The scoring server, as an ASGI 3 application.
 
@@ -87,6 +121,12 @@ class ScoringApp:
         Size of the thread pool that calls ``run()``.
     max_body_bytes
         Larger request bodies are refused with 413.
+    max_in_flight
+        Scoring requests held at once; more are refused with 503.
+    body_timeout
+        Seconds a body may take to arrive; a slower one is refused with 408.
+    allowed_hosts
+        The ``Host`` addresses answered (see :mod:`.hosts`); others get 421.
     """
 
     def __init__(
@@ -96,11 +136,19 @@ class ScoringApp:
         key_digests: tuple[str, ...] = (),
         threads: int = 4,
         max_body_bytes: int = _DEFAULT_MAX_BODY_BYTES,
+        max_in_flight: int = _DEFAULT_MAX_IN_FLIGHT,
+        body_timeout: float = _DEFAULT_BODY_TIMEOUT,
+        allowed_hosts: tuple[Address, ...] = parse_hosts(""),
     ) -> None:
         self.entry = entry
         self.key_digests = key_digests
         self.threads = threads
         self.max_body_bytes = max_body_bytes
+        self.max_in_flight = max_in_flight
+        self.body_timeout = body_timeout
+        self.allowed_hosts = allowed_hosts
+        self._in_flight = 0
+        self._buffered = 0
         self._ready = threading.Event()
         self._ready_async: asyncio.Event | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -124,18 +172,11 @@ class ScoringApp:
             return
         if self._ready_async is None:  # an ASGI server that sends no lifespan events
             self._start()
-        route = self._routes.get(scope["path"])
-        if route is None:
-            response = _error(404, f"No route {scope['path']}: try POST /score, or GET /.")
-        elif scope["method"] not in route[0]:
-            allowed = ", ".join(route[0])
-            response = _error(
-                405,
-                f"{scope['method']} is not allowed on {scope['path']}: use {allowed}.",
-                (b"allow", allowed.encode()),
-            )
-        else:
-            response = await route[1](scope, receive)
+        try:
+            response = await self._respond(scope, receive)
+        except Exception:  # a defect of this server: still a JSON answer, and it goes on
+            logger.exception("Answering %s %s failed", scope["method"], scope["path"])
+            response = _error(500, "The scoring server failed: see the service log.", _CLOSE)
         headers = [
             (b"content-type", response.content_type),
             (b"content-length", str(len(response.body)).encode()),
@@ -144,6 +185,28 @@ class ScoringApp:
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         body = b"" if scope["method"] == "HEAD" else response.body
         await send({"type": "http.response.body", "body": body})
+
+    async def _respond(self, scope: Scope, receive: Receive) -> _Response:
+        host = request_host(scope["headers"])
+        if not host_allowed(host, self.allowed_hosts):
+            allowed = ", ".join(f"{name}:{port or '*'}" for name, port in self.allowed_hosts)
+            return _error(
+                421,
+                f"This service does not answer to the host {host or '(none)'!r}: call it at "
+                f"one of {allowed}, the addresses it was published on.",
+                _CLOSE,
+            )
+        route = self._routes.get(scope["path"])
+        if route is None:
+            return _error(404, f"No route {scope['path']}: try POST /score, or GET /.")
+        if scope["method"] not in route[0]:
+            allowed = ", ".join(route[0])
+            return _error(
+                405,
+                f"{scope['method']} is not allowed on {scope['path']}: use {allowed}.",
+                (b"allow", allowed.encode()),
+            )
+        return await route[1](scope, receive)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -193,61 +256,161 @@ class ScoringApp:
         return _Response(200, self._swagger)
 
     async def _score(self, scope: Scope, receive: Receive) -> _Response:
-        if self.key_digests and not is_authorized(scope["headers"], self.key_digests):
+        headers = scope["headers"]
+        if self.key_digests and not is_authorized(headers, self.key_digests):
             return _error(
                 401,
                 "Send a scoring key of this service as `Authorization: Bearer <key>`.",
                 (b"www-authenticate", b"Bearer"),
             )
-        body = await self._read_body(scope, receive)
-        if body is None:
-            return _error(413, f"The request body is larger than {self.max_body_bytes} bytes.")
-        if not self._ready.is_set():
-            # A request that reaches a worker still loading its model waits for it.
-            assert self._ready_async is not None
-            await self._ready_async.wait()
+        content_type = _header(headers, b"content-type")
+        if content_type.partition(";")[0].strip().lower() != "application/json":
+            sent = f"`{content_type}`" if content_type else "none"
+            return _error(
+                415,
+                f"Send the body as JSON with `Content-Type: application/json`; this request's "
+                f"content type is {sent}.",
+                _CLOSE,
+            )
+        if self._in_flight >= self.max_in_flight:
+            return self._busy(f"{self.max_in_flight} requests are in progress")
+        self._in_flight += 1
+        reserved = [0]  # body bytes counted in self._buffered for this request
+        try:
+            body = await self._read_body(headers, receive, reserved)
+            if isinstance(body, _Response):
+                return body
+            if not self._ready.is_set():
+                # A request that reaches a worker still loading its model waits for it.
+                assert self._ready_async is not None
+                await self._ready_async.wait()
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, self._score_sync, body)
+        finally:
+            self._in_flight -= 1
+            self._buffered -= reserved[0]
+
+    def _busy(self, why: str) -> _Response:
+        return _error(
+            503,
+            f"The service is busy ({why}): retry in a moment.",
+            (b"retry-after", b"1"),
+            _CLOSE,
+        )
+
+    def _reserve(self, size: int, reserved: list[int]) -> bool:
+        """Count ``size`` more body bytes as buffered, unless that passes the budget."""
+        if self._buffered + size > _BUFFERED_BODIES * self.max_body_bytes:
+            return False
+        self._buffered += size
+        reserved[0] += size
+        return True
+
+    async def _read_body(
+        self, headers: list[tuple[bytes, bytes]], receive: Receive, reserved: list[int]
+    ) -> bytearray | _Response:
+        """The whole request body, or the error answer when it is too big, too slow or gone.
+
+        The size is checked from ``Content-Length`` before reading, and again as the parts
+        of a chunked body arrive; the wait for the body has a deadline.
+        """
+        too_big = _error(
+            413,
+            f"The request body is larger than {self.max_body_bytes} bytes, this service's "
+            f"limit ({ENV_MAX_BODY_BYTES}).",
+            _CLOSE,
+        )
+        declared = _header(headers, b"content-length")
+        if declared.isdigit():
+            if int(declared) > self.max_body_bytes:
+                return too_big
+            if not self._reserve(int(declared), reserved):
+                return self._busy("too many large bodies are being received")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._score_sync, body)
-
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
-        """The whole request body, or ``None`` when it is over the size limit."""
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
-                return None
-        chunks: list[bytes] = []
-        size = 0
+        deadline = loop.time() + self.body_timeout
+        body = bytearray()
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0))
+            except asyncio.TimeoutError:
+                return _error(
+                    408,
+                    f"The request body did not arrive within {self.body_timeout:g} s: send "
+                    "it whole, at once.",
+                    _CLOSE,
+                )
             if message["type"] == "http.disconnect":
-                break
+                return _error(400, "The client closed the connection before its body arrived.")
             chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                return None
-            chunks.append(chunk)
+            if len(body) + len(chunk) > self.max_body_bytes:
+                return too_big
+            if len(body) + len(chunk) > reserved[0] and not self._reserve(
+                len(body) + len(chunk) - reserved[0], reserved
+            ):
+                return self._busy("too many large bodies are being received")
+            body += chunk
             if not message.get("more_body", False):
-                break
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                return body
 
-    def _score_sync(self, body: bytes) -> _Response:
-        """Validate the body, call ``run()`` and encode its result (in a pool thread)."""
+    def _score_sync(self, body: bytearray) -> _Response:
+        """Check the body, call ``run()`` and encode its result (in a pool thread)."""
         try:
             raw_data = body.decode("utf-8")
-            json.loads(raw_data)
+            body.clear()  # only the text is needed from here on
+            check_json(raw_data)
         except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError both are
             return _error(400, f"The request body is not valid JSON: {exc}")
         try:
             result = self.entry.run(raw_data)
-        except Exception as exc:
-            logger.exception("run() of %s raised", self.entry.name)
-            return _error(500, f"{type(exc).__name__}: {exc}")
+        except BaseException as exc:
+            # SystemExit and KeyboardInterrupt too: in this pool thread they can only come
+            # from the script itself (signals reach the main thread), and one request must
+            # not take the server down with it.
+            logger.error("run() of %s raised", self.entry.name, exc_info=exc)
+            return _error(500, _describe(exc))
         if isinstance(result, bytes | bytearray | memoryview):
             return _Response(200, bytes(result), b"application/octet-stream")
         try:
-            return _Response(200, json.dumps(result, default=_jsonable).encode())
-        except (TypeError, ValueError) as exc:
+            return _Response(200, _encode(result))
+        except Exception as exc:
             logger.exception("The result of run() of %s is not JSON", self.entry.name)
             return _error(500, f"run() returned a value that is not JSON-serialisable: {exc}")
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
+    """The value of the first header called ``name`` (lower case), or ``""``."""
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return ""
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message``, or ``Type`` alone when the message is empty."""
+    message = str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _encode(result: Any) -> bytes:
+    """``result`` as JSON; non-finite floats become ``null`` (JSON has no NaN)."""
+    try:
+        return json.dumps(result, default=_jsonable, allow_nan=False).encode()
+    except ValueError:  # NaN or infinity somewhere (or a cycle, which fails again below)
+        return json.dumps(_finite(result), default=_jsonable, allow_nan=False).encode()
+
+
+def _finite(value: Any) -> Any:
+    """A copy of a JSON-able value with every non-finite float replaced by ``None``."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str | int | bool) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    tolist = getattr(value, "tolist", None)
+    return _finite(tolist()) if callable(tolist) else value
 
 
 def _jsonable(value: Any) -> Any:
@@ -283,7 +446,8 @@ def create_app() -> ScoringApp:
     """Make the app from environment variables (uvicorn's factory, once per worker).
 
     Reads :data:`ENV_ENTRY_SCRIPT` (required), ``MLMAGIC_AUTH_KEYS_SHA256`` (see
-    :mod:`.keys`), :data:`ENV_THREADS` and :data:`ENV_MAX_BODY_BYTES`.
+    :mod:`.keys`), ``MLMAGIC_ALLOWED_HOSTS`` (see :mod:`.hosts`), :data:`ENV_THREADS`,
+    :data:`ENV_MAX_BODY_BYTES`, :data:`ENV_MAX_IN_FLIGHT` and :data:`ENV_BODY_TIMEOUT`.
 
     Returns
     -------
@@ -309,6 +473,9 @@ def create_app() -> ScoringApp:
         key_digests=parse_digests(os.environ.get(ENV_AUTH_KEYS, "")),
         threads=_positive_int(ENV_THREADS, min(32, (os.cpu_count() or 1) + 4)),
         max_body_bytes=_positive_int(ENV_MAX_BODY_BYTES, _DEFAULT_MAX_BODY_BYTES),
+        max_in_flight=_positive_int(ENV_MAX_IN_FLIGHT, _DEFAULT_MAX_IN_FLIGHT),
+        body_timeout=positive_seconds(ENV_BODY_TIMEOUT, _DEFAULT_BODY_TIMEOUT),
+        allowed_hosts=parse_hosts(os.environ.get(ENV_ALLOWED_HOSTS, "")),
     )
 
 
@@ -319,3 +486,23 @@ def _positive_int(name: str, default: int) -> int:
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"{name} must be a positive integer, not {value!r}.")
     return int(value)
+
+
+def positive_seconds(name: str, default: float) -> float:
+    """The number of seconds in the environment variable ``name``, or ``default``.
+
+    Raises
+    ------
+    ValueError
+        When the value is not a positive, finite number; the message names the variable.
+    """
+    value = os.environ.get(name, "")
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}.")
+    return seconds
