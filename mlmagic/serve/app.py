@@ -104,7 +104,10 @@ def _error(status: int, message: str, *headers: tuple[bytes, bytes]) -> _Respons
     return _Response(status, json.dumps({"error": message}).encode(), _JSON, headers)
 
 
-#: For answers sent before the body was read: the connection cannot carry another request.
+#: Closes the connection after the answer. Not for answers sent before the body was read:
+#: uvicorn reads and drops the rest of it on an open connection (until the head deadline of
+#: .protocol), while closing with unread data makes the kernel reset the connection, and a
+#: client still sending its body would get that reset instead of the answer.
 _CLOSE = (b"connection", b"close")
 
 
@@ -194,7 +197,6 @@ class ScoringApp:
                 421,
                 f"This service does not answer to the host {host or '(none)'!r}: call it at "
                 f"one of {allowed}, the addresses it was published on.",
-                _CLOSE,
             )
         route = self._routes.get(scope["path"])
         if route is None:
@@ -257,23 +259,9 @@ class ScoringApp:
 
     async def _score(self, scope: Scope, receive: Receive) -> _Response:
         headers = scope["headers"]
-        if self.key_digests and not is_authorized(headers, self.key_digests):
-            return _error(
-                401,
-                "Send a scoring key of this service as `Authorization: Bearer <key>`.",
-                (b"www-authenticate", b"Bearer"),
-            )
-        content_type = _header(headers, b"content-type")
-        if content_type.partition(";")[0].strip().lower() != "application/json":
-            sent = f"`{content_type}`" if content_type else "none"
-            return _error(
-                415,
-                f"Send the body as JSON with `Content-Type: application/json`; this request's "
-                f"content type is {sent}.",
-                _CLOSE,
-            )
-        if self._in_flight >= self.max_in_flight:
-            return self._busy(f"{self.max_in_flight} requests are in progress")
+        refusal = self._refusal(headers)
+        if refusal is not None:
+            return refusal
         self._in_flight += 1
         reserved = [0]  # body bytes counted in self._buffered for this request
         try:
@@ -290,12 +278,31 @@ class ScoringApp:
             self._in_flight -= 1
             self._buffered -= reserved[0]
 
+    def _refusal(self, headers: list[tuple[bytes, bytes]]) -> _Response | None:
+        """The answer to a scoring request that is refused before its body is read."""
+        if self.key_digests and not is_authorized(headers, self.key_digests):
+            return _error(
+                401,
+                "Send a scoring key of this service as `Authorization: Bearer <key>`.",
+                (b"www-authenticate", b"Bearer"),
+            )
+        content_type = _header(headers, b"content-type")
+        if content_type.partition(";")[0].strip().lower() != "application/json":
+            sent = f"`{content_type}`" if content_type else "none"
+            return _error(
+                415,
+                f"Send the body as JSON with `Content-Type: application/json`; this request's "
+                f"content type is {sent}.",
+            )
+        if self._in_flight >= self.max_in_flight:
+            return self._busy(f"{self.max_in_flight} requests are in progress")
+        return None
+
     def _busy(self, why: str) -> _Response:
         return _error(
             503,
             f"The service is busy ({why}): retry in a moment.",
             (b"retry-after", b"1"),
-            _CLOSE,
         )
 
     def _reserve(self, size: int, reserved: list[int]) -> bool:
@@ -318,14 +325,15 @@ class ScoringApp:
             413,
             f"The request body is larger than {self.max_body_bytes} bytes, this service's "
             f"limit ({ENV_MAX_BODY_BYTES}).",
-            _CLOSE,
         )
+        busy = self._busy("too many large bodies are being received")
         declared = _header(headers, b"content-length")
         if declared.isdigit():
-            if int(declared) > self.max_body_bytes:
-                return too_big
-            if not self._reserve(int(declared), reserved):
-                return self._busy("too many large bodies are being received")
+            refusal = too_big if int(declared) > self.max_body_bytes else None
+            if refusal is None and not self._reserve(int(declared), reserved):
+                refusal = busy
+            if refusal is not None:
+                return refusal
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.body_timeout
         body = bytearray()
@@ -342,12 +350,11 @@ class ScoringApp:
             if message["type"] == "http.disconnect":
                 return _error(400, "The client closed the connection before its body arrived.")
             chunk = message.get("body", b"")
-            if len(body) + len(chunk) > self.max_body_bytes:
-                return too_big
-            if len(body) + len(chunk) > reserved[0] and not self._reserve(
-                len(body) + len(chunk) - reserved[0], reserved
+            size = len(body) + len(chunk)
+            if size > self.max_body_bytes or (
+                size > reserved[0] and not self._reserve(size - reserved[0], reserved)
             ):
-                return self._busy("too many large bodies are being received")
+                return too_big if size > self.max_body_bytes else busy
             body += chunk
             if not message.get("more_body", False):
                 return body

@@ -505,13 +505,17 @@ def raw(port: int, head: bytes) -> socket.socket:
 
 
 def answer(connection: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """Read one whole response (the server closes the connection after it)."""
+    """Read one response, to the end of its ``Content-Length``."""
     data = b""
-    while chunk := connection.recv(65536):
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        assert chunk, f"the server closed the connection after {data!r}"
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    while len(body) < int(headers["content-length"]):
+        body += connection.recv(65536)
     return int(lines[0].split()[1]), headers, body
 
 
