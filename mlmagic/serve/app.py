@@ -39,11 +39,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, NoReturn
 
+from .body import BodyReader, BodyRefused
 from .entry import EntryScript
 from .hosts import ENV_ALLOWED_HOSTS, Address, host_allowed, parse_hosts, request_host
 from .jsonbody import check_json
 from .keys import ENV_AUTH_KEYS, is_authorized, parse_digests
 from .openapi import build_document
+from .results import encode_result
 
 __all__ = [
     "DEFAULT_HEADER_TIMEOUT",
@@ -84,9 +86,6 @@ INIT_FAILED_EXIT_CODE = 3
 _DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 _DEFAULT_MAX_IN_FLIGHT = 64
 _DEFAULT_BODY_TIMEOUT = 30.0
-#: The body bytes one worker buffers at once, in bodies of the largest size: many small
-#: requests may be in flight, but only a few of the largest.
-_BUFFERED_BODIES = 4
 _JSON = b"application/json"
 _TEXT = b"text/plain; charset=utf-8"
 
@@ -107,7 +106,8 @@ def _error(status: int, message: str, *headers: tuple[bytes, bytes]) -> _Respons
 #: Closes the connection after the answer. Not for answers sent before the body was read:
 #: uvicorn reads and drops the rest of it on an open connection (until the head deadline of
 #: .protocol), while closing with unread data makes the kernel reset the connection, and a
-#: client still sending its body would get that reset instead of the answer.
+#: client still sending its body would get that reset instead of the answer. Hence
+#: BodyRefused closes only after a half-read body (408).
 _CLOSE = (b"connection", b"close")
 
 
@@ -146,12 +146,10 @@ class ScoringApp:
         self.entry = entry
         self.key_digests = key_digests
         self.threads = threads
-        self.max_body_bytes = max_body_bytes
         self.max_in_flight = max_in_flight
-        self.body_timeout = body_timeout
         self.allowed_hosts = allowed_hosts
+        self._bodies = BodyReader(max_body_bytes, body_timeout, ENV_MAX_BODY_BYTES)
         self._in_flight = 0
-        self._buffered = 0
         self._ready = threading.Event()
         self._ready_async: asyncio.Event | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -259,105 +257,43 @@ class ScoringApp:
 
     async def _score(self, scope: Scope, receive: Receive) -> _Response:
         headers = scope["headers"]
-        refusal = self._refusal(headers)
-        if refusal is not None:
-            return refusal
-        self._in_flight += 1
-        reserved = [0]  # body bytes counted in self._buffered for this request
-        try:
-            body = await self._read_body(headers, receive, reserved)
-            if isinstance(body, _Response):
-                return body
-            if not self._ready.is_set():
-                # A request that reaches a worker still loading its model waits for it.
-                assert self._ready_async is not None
-                await self._ready_async.wait()
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, self._score_sync, body)
-        finally:
-            self._in_flight -= 1
-            self._buffered -= reserved[0]
-
-    def _refusal(self, headers: list[tuple[bytes, bytes]]) -> _Response | None:
-        """The answer to a scoring request that is refused before its body is read."""
         if self.key_digests and not is_authorized(headers, self.key_digests):
             return _error(
                 401,
                 "Send a scoring key of this service as `Authorization: Bearer <key>`.",
                 (b"www-authenticate", b"Bearer"),
             )
+        try:
+            self._check_head(headers)
+            self._in_flight += 1
+            try:
+                async with self._bodies.read(headers, receive) as body:
+                    if not self._ready.is_set():
+                        # A request that reaches a worker still loading its model waits.
+                        assert self._ready_async is not None
+                        await self._ready_async.wait()
+                    loop = asyncio.get_running_loop()
+                    return await loop.run_in_executor(self._executor, self._score_sync, body)
+            finally:
+                self._in_flight -= 1
+        except BodyRefused as refused:
+            headers = [(b"retry-after", b"1")] if refused.retry else []
+            if refused.close:
+                headers.append(_CLOSE)
+            return _error(refused.status, str(refused), *headers)
+
+    def _check_head(self, headers: list[tuple[bytes, bytes]]) -> None:
+        """Refuse a scoring request by its headers, before its body is read."""
         content_type = _header(headers, b"content-type")
         if content_type.partition(";")[0].strip().lower() != "application/json":
             sent = f"`{content_type}`" if content_type else "none"
-            return _error(
+            raise BodyRefused(
                 415,
                 f"Send the body as JSON with `Content-Type: application/json`; this request's "
                 f"content type is {sent}.",
             )
         if self._in_flight >= self.max_in_flight:
-            return self._busy(f"{self.max_in_flight} requests are in progress")
-        return None
-
-    def _busy(self, why: str) -> _Response:
-        return _error(
-            503,
-            f"The service is busy ({why}): retry in a moment.",
-            (b"retry-after", b"1"),
-        )
-
-    def _reserve(self, size: int, reserved: list[int]) -> bool:
-        """Count ``size`` more body bytes as buffered, unless that passes the budget."""
-        if self._buffered + size > _BUFFERED_BODIES * self.max_body_bytes:
-            return False
-        self._buffered += size
-        reserved[0] += size
-        return True
-
-    async def _read_body(
-        self, headers: list[tuple[bytes, bytes]], receive: Receive, reserved: list[int]
-    ) -> bytearray | _Response:
-        """The whole request body, or the error answer when it is too big, too slow or gone.
-
-        The size is checked from ``Content-Length`` before reading, and again as the parts
-        of a chunked body arrive; the wait for the body has a deadline.
-        """
-        too_big = _error(
-            413,
-            f"The request body is larger than {self.max_body_bytes} bytes, this service's "
-            f"limit ({ENV_MAX_BODY_BYTES}).",
-        )
-        busy = self._busy("too many large bodies are being received")
-        declared = _header(headers, b"content-length")
-        if declared.isdigit():
-            refusal = too_big if int(declared) > self.max_body_bytes else None
-            if refusal is None and not self._reserve(int(declared), reserved):
-                refusal = busy
-            if refusal is not None:
-                return refusal
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.body_timeout
-        body = bytearray()
-        while True:
-            try:
-                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0))
-            except asyncio.TimeoutError:
-                return _error(
-                    408,
-                    f"The request body did not arrive within {self.body_timeout:g} s: send "
-                    "it whole, at once.",
-                    _CLOSE,
-                )
-            if message["type"] == "http.disconnect":
-                return _error(400, "The client closed the connection before its body arrived.")
-            chunk = message.get("body", b"")
-            size = len(body) + len(chunk)
-            if size > self.max_body_bytes or (
-                size > reserved[0] and not self._reserve(size - reserved[0], reserved)
-            ):
-                return too_big if size > self.max_body_bytes else busy
-            body += chunk
-            if not message.get("more_body", False):
-                return body
+            raise self._bodies.busy(f"{self.max_in_flight} requests are in progress")
 
     def _score_sync(self, body: bytearray) -> _Response:
         """Check the body, call ``run()`` and encode its result (in a pool thread)."""
@@ -378,7 +314,7 @@ class ScoringApp:
         if isinstance(result, bytes | bytearray | memoryview):
             return _Response(200, bytes(result), b"application/octet-stream")
         try:
-            return _Response(200, _encode(result))
+            return _Response(200, encode_result(result))
         except Exception as exc:
             logger.exception("The result of run() of %s is not JSON", self.entry.name)
             return _error(500, f"run() returned a value that is not JSON-serialisable: {exc}")
@@ -396,36 +332,6 @@ def _describe(exc: BaseException) -> str:
     """``Type: message``, or ``Type`` alone when the message is empty."""
     message = str(exc)
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
-def _encode(result: Any) -> bytes:
-    """``result`` as JSON; non-finite floats become ``null`` (JSON has no NaN)."""
-    try:
-        return json.dumps(result, default=_jsonable, allow_nan=False).encode()
-    except ValueError:  # NaN or infinity somewhere (or a cycle, which fails again below)
-        return json.dumps(_finite(result), default=_jsonable, allow_nan=False).encode()
-
-
-def _finite(value: Any) -> Any:
-    """A copy of a JSON-able value with every non-finite float replaced by ``None``."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, str | int | bool) or value is None:
-        return value
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    tolist = getattr(value, "tolist", None)
-    return _finite(tolist()) if callable(tolist) else value
-
-
-def _jsonable(value: Any) -> Any:
-    """Turn numpy arrays and scalars (anything with ``tolist``) into JSON values."""
-    tolist = getattr(value, "tolist", None)
-    if callable(tolist):
-        return tolist()
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _exit_after_init_failure(stage: str, exc: BaseException) -> NoReturn:
