@@ -334,6 +334,8 @@ def test_swagger_json_is_an_openapi_3_document_of_the_routes(server: Server) -> 
     assert document["openapi"].startswith("3.")
     assert set(document["paths"]) == {"/", "/ping", "/score", "/invocations", "/swagger.json"}
     assert "post" in document["paths"]["/score"]
+    refusals = {"408", "413", "415", "421", "503"}
+    assert refusals <= set(document["paths"]["/score"]["post"]["responses"])
     assert "securitySchemes" not in document["components"]
 
 
