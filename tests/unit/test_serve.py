@@ -774,3 +774,16 @@ def test_system_exit_and_keyboard_interrupt_in_run_are_json_500s(
     assert server.score(payload) == (500, {"error": error})
     assert server.score({"x": [1, 1, 1]})[0] == 200
     assert server.process.poll() is None
+
+
+def test_the_deploy_side_allows_only_the_published_address():
+    from mlmagic.serve.hosts import host_allowed, parse_hosts
+    from mlmagic.targets.serving import allowed_hosts
+
+    published = parse_hosts(allowed_hosts("127.0.0.1", 8123))
+    assert host_allowed("localhost:8123", published)
+    assert host_allowed("127.0.0.1:8123", published)
+    assert not host_allowed("localhost:5001", published)  # the port inside a container
+    assert not host_allowed("evil.example:8123", published)
+    assert allowed_hosts("0.0.0.0", 80) == "*:80"
+    assert allowed_hosts("10.1.2.3", 80).endswith(",10.1.2.3:80")
