@@ -20,13 +20,12 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from mlmagic.deploy.service import deploy_options
-from mlmagic.environment import Environment, environment_options
+from mlmagic import options
+from mlmagic.environment import Environment
 from mlmagic.events import BuildEvent, BuildEventKind, RunEvent, RunEventKind, Status, drain
 from mlmagic.exceptions import MlmagicError
-from mlmagic.run.config import submit_options
-from mlmagic.spec import FORMATS, SOLVERS
-from mlmagic.workspace import TARGETS, Workspace
+from mlmagic.summary import describe
+from mlmagic.workspace import Workspace
 
 __all__ = ["main"]
 
@@ -56,7 +55,9 @@ def _env_build(args: argparse.Namespace) -> int:
             f"{path} is not a file: give the path of a requirements.txt, "
             "environment.yml, Dockerfile or mlmagic YAML file."
         )
-    env = Environment.from_text(args.name, path.read_text(), **environment_options(args))
+    env = Environment.from_text(
+        args.name, path.read_text(), **options.api_keywords(options.ENVIRONMENT, args)
+    )
     ws = Workspace.current()
     if args.no_build:
         env = ws.environments.register(env)
@@ -67,7 +68,8 @@ def _env_build(args: argparse.Namespace) -> int:
         if not args.quiet or event.kind is BuildEventKind.DONE:
             print_build_event(event)
 
-    built = drain(ws.environments.build(env, rebuild=args.rebuild, target=args.target), show)
+    events = ws.environments.build(env, **options.api_keywords(options.ENVIRONMENT_BUILD, args))
+    built = drain(events, show)
     print(f"{built.ref} {built.status} {built.image}")
     return 0
 
@@ -82,15 +84,13 @@ def _env_list(args: argparse.Namespace) -> int:
 
 
 def _env_show(args: argparse.Namespace) -> int:
-    from mlmagic.magics import describe
-
     print(describe(Workspace.current().environments.get(args.name, args.version)))
     return 0
 
 
 def _run_submit(args: argparse.Namespace) -> int:
     run = Workspace.current().submit(
-        args.script, args.env, args=args.script_args, **submit_options(args)
+        args.script, args=args.script_args, **options.api_keywords(options.SUBMIT, args)
     )
     print(run.id, flush=True)
     if not args.wait:
@@ -117,7 +117,8 @@ def print_run_event(event: RunEvent) -> None:
 
 
 def _run_list(args: argparse.Namespace) -> int:
-    frame = Workspace.current().runs.list(args.experiment)
+    frame = Workspace.current().runs.list(**options.api_keywords(options.RUN_FILTERS, args))
+    frame = options.filter_runs(frame, args)
     if frame.empty:
         print("No runs yet: mlmagic run submit SCRIPT --env NAME")
         return 0
@@ -145,21 +146,17 @@ def _run_cancel(args: argparse.Namespace) -> int:
 
 def _service_deploy(args: argparse.Namespace) -> int:
     ws = Workspace.current()
-    entry, source, env = args.entry, args.source_dir, args.env
+    keywords = options.api_keywords(options.DEPLOY, args)
     if args.inference_config:
         from mlmagic.deploy.inference_config import read_inference_config
 
         config = read_inference_config(args.inference_config, args.name)
-        entry, source = entry or config.entry_script, source or config.source_dir
-        env = env or config.environment
-    if not entry or not env:
+        keywords["entry_script"] = keywords["entry_script"] or config.entry_script
+        keywords["source_dir"] = keywords["source_dir"] or config.source_dir
+        keywords["environment"] = keywords["environment"] or config.environment
+    if not keywords["entry_script"] or not keywords["environment"]:
         raise MlmagicError("Give --entry and --env, or an --inference-config that names them.")
-    events = ws.services.deploy(
-        args.name,
-        entry_script=entry,
-        environment=env,
-        **{**deploy_options(args), "source_dir": source},
-    )
+    events = ws.services.deploy(args.name, **keywords)
     service = drain(events, print_build_event)
     print(f"{service.name} Healthy {service.scoring_uri}")
     if args.auth:
@@ -195,16 +192,7 @@ def _parser() -> argparse.ArgumentParser:
     build = commands.add_parser("build", help="Build an environment from a file.")
     build.add_argument("file", help="requirements.txt, environment.yml, Dockerfile or YAML.")
     build.add_argument("--name", required=True, help="The environment's name.")
-    build.add_argument("--format", choices=FORMATS)
-    build.add_argument("--base", metavar="IMAGE")
-    build.add_argument("--python", metavar="3.X")
-    build.add_argument("--gpu", action="store_const", const=True)
-    build.add_argument("--user-managed", action="store_const", const=True)
-    build.add_argument("--solver", choices=SOLVERS)
-    build.add_argument("--no-build", action="store_true", help="Register only.")
-    build.add_argument("--rebuild", action="store_true", help="Ignore the cache.")
-    build.add_argument("--quiet", action="store_true", help="Print only the outcome.")
-    build.add_argument("--target", choices=TARGETS, help="docker, local or auto.")
+    options.add_options(build, options.ENVIRONMENT + options.ENVIRONMENT_BUILD)
     build.set_defaults(func=_env_build)
     listing = commands.add_parser("list", help="List environment versions.")
     listing.set_defaults(func=_env_list)
@@ -219,22 +207,10 @@ def _parser() -> argparse.ArgumentParser:
         "submit", help="Run a script in a container; arguments after -- go to the script."
     )
     submit.add_argument("script", help="The script, relative to --source-dir.")
-    submit.add_argument("--env", required=True, help="NAME or NAME:VERSION.")
-    submit.add_argument("--experiment", default="default")
-    submit.add_argument("--source-dir")
-    submit.add_argument("--gpus", default="none", help="none, all, auto, a count or ids.")
-    submit.add_argument("--data", action="append", default=[], metavar="NAME=PATH")
-    submit.add_argument("--shm-size")
-    submit.add_argument("--memory")
-    submit.add_argument("--cpus", type=float)
-    submit.add_argument("--timeout", type=float)
-    submit.add_argument("--name")
-    submit.add_argument("--tag", action="append", default=[], metavar="K=V")
-    submit.add_argument("--wait", action="store_true", help="Follow the run to its end.")
-    submit.add_argument("--target", choices=TARGETS, help="docker, local or auto.")
+    options.add_options(submit, options.SUBMIT)
     submit.set_defaults(func=_run_submit)
     listing = commands.add_parser("list", help="List runs.")
-    listing.add_argument("--experiment")
+    options.add_options(listing, options.RUN_FILTERS)
     listing.set_defaults(func=_run_list)
     logs = commands.add_parser("logs", help="Print a run's log.")
     logs.add_argument("run_id")
@@ -248,21 +224,10 @@ def _parser() -> argparse.ArgumentParser:
     commands = service.add_subparsers(dest="command", required=True)
     deploy = commands.add_parser("deploy", help="Serve registered models from a container.")
     deploy.add_argument("name")
-    deploy.add_argument("--model", action="append", default=[], required=True)
-    deploy.add_argument("--entry", help="The scoring script.")
-    deploy.add_argument("--env", help="NAME or NAME:VERSION.")
-    deploy.add_argument("--source-dir")
+    options.add_options(deploy, options.DEPLOY, optional={"entry", "env"})
     deploy.add_argument(
         "--inference-config", help="An Azure ML inferenceconfig.json (entryScript, condaFile...)."
     )
-    deploy.add_argument("--port", type=int)
-    deploy.add_argument("--host")
-    deploy.add_argument("--workers", type=int, default=1)
-    deploy.add_argument("--auth", action="store_true")
-    deploy.add_argument("--gpus")
-    deploy.add_argument("--memory")
-    deploy.add_argument("--cpus", type=float)
-    deploy.add_argument("--target", choices=TARGETS, help="docker, local or auto.")
     deploy.set_defaults(func=_service_deploy)
     listing = commands.add_parser("list", help="List services.")
     listing.set_defaults(func=_service_list)

@@ -36,23 +36,11 @@ if TYPE_CHECKING:
 
     from mlmagic.workspace import Workspace
 
-__all__ = ["Environment", "Environments", "check_name", "environment_options"]
+__all__ = ["Environment", "Environments", "check_name"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Kernel packages that are the notebook itself, not the code a script needs.
 _KERNEL_ONLY = frozenset({"mlmagic", "pip", "setuptools", "wheel", "uv"})
-
-
-def environment_options(namespace: Any) -> dict[str, Any]:
-    """``Environment.from_text`` keywords from parsed ``--options`` (magic and CLI)."""
-    return {
-        "format": namespace.format,
-        "base_image": namespace.base,
-        "python": namespace.python,
-        "gpu": namespace.gpu,
-        "user_managed": namespace.user_managed,
-        "solver": namespace.solver,
-    }
 
 
 def check_name(name: str, *, allow_reserved: bool = False) -> None:

@@ -36,28 +36,7 @@ if TYPE_CHECKING:
     from mlmagic.models import Model
     from mlmagic.workspace import Workspace
 
-__all__ = ["DEPLOY_OPTIONS", "Service", "Services", "deploy_options"]
-
-#: Keywords of ``ws.deploy`` that the magic and the CLI take as options of the same name.
-DEPLOY_OPTIONS = (
-    "source_dir",
-    "port",
-    "host",
-    "workers",
-    "auth",
-    "gpus",
-    "memory",
-    "cpus",
-    "target",
-)
-
-
-def deploy_options(namespace: Any) -> dict[str, Any]:
-    """``ws.deploy`` keywords from parsed ``--options`` (``--model`` is repeatable)."""
-    options = {name: getattr(namespace, name) for name in DEPLOY_OPTIONS}
-    options["models"] = namespace.model
-    return options
-
+__all__ = ["Service", "Services"]
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 # Keys live only in the process that made them; the store keeps their hashes.
