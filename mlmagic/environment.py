@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlmagic import hints
 from mlmagic import spec as specs
 from mlmagic.build.context import cache_key, image_tag, resolve_base
 from mlmagic.build.dockerfile import render
@@ -266,8 +267,7 @@ class Environments:
             which = f"{name}:{version}" if version is not None else name
             hint = f" Known: {', '.join(known)}." if known else ""
             raise MlmagicError(
-                f"No environment {which} in {self._ws.root}.{hint} Define it with "
-                "%%environment NAME (or `mlmagic env build FILE --name NAME`)."
+                f"No environment {which} in {self._ws.root}.{hint}", hint=hints.BUILD_ENVIRONMENT
             )
         return _from_row(row)
 

@@ -22,7 +22,7 @@ from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, 
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from mlmagic import options
+from mlmagic import hints, options
 from mlmagic.environment import Environment
 from mlmagic.events import Status, drain
 from mlmagic.exceptions import BuildError, MlmagicError
@@ -47,7 +47,7 @@ def _usage_errors(method: F) -> F:
         try:
             return method(*args, **kwargs)
         except MlmagicError as exc:
-            raise UsageError(str(exc)) from exc
+            raise UsageError(hints.render(exc, "magic")) from exc
 
     return wrapper  # type: ignore[return-value]
 

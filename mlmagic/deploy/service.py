@@ -22,6 +22,7 @@ from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlmagic import hints
 from mlmagic.deploy.backends import ServiceBackend, backend_for
 from mlmagic.events import BuildEvent, BuildEventKind, drain
 from mlmagic.exceptions import DeployError, MlmagicError
@@ -73,7 +74,7 @@ class Service:
         self._ws = workspace
         self.name = name
         if self._record() is None:
-            raise DeployError(f"No service {name}: %services lists them.")
+            raise DeployError(f"No service {name}.", hint=hints.LIST_SERVICES)
 
     def _record(self) -> dict[str, Any]:
         return self._ws.store.service(self.name)  # type: ignore[return-value]
@@ -176,8 +177,8 @@ class Service:
             raise DeployError(f"{self.name} was deployed without --auth: it takes no keys.")
         if not keys:
             raise DeployError(
-                "Keys are stored hashed and this process did not make them: "
-                "svc.regen_key() makes new ones."
+                "Keys are stored hashed and this process did not make them.",
+                hint=hints.NEW_KEYS.format(name=self.name),
             )
         return keys[0], keys[1]
 
@@ -361,7 +362,7 @@ class Services:
         try:
             return [self._ws.models.resolve(r) for r in refs]
         except MlmagicError as exc:
-            raise DeployError(str(exc)) from exc
+            raise DeployError(*exc.args, hint=exc.hint) from exc
 
     @staticmethod
     def _check_entry(config: dict[str, Any]) -> None:
@@ -441,13 +442,14 @@ class Services:
                 error = f"{service.name} stopped while starting (exit {code})"
                 self._update(service.name, state="Failed", error=f"{error}\n{tail}")
                 raise DeployError(
-                    f"{error}. Fix it, then ws.services.get({service.name!r}).reload() (or "
-                    f".delete()). Its last lines:\n{tail}"
+                    f"{error}.\nIts last lines:\n{tail}",
+                    hint=hints.RELOAD_SERVICE.format(name=service.name),
                 )
             if time.monotonic() > deadline:
                 self._update(service.name, state="Unhealthy", error="no answer to its health check")
                 raise DeployError(
                     f"{service.name} did not become healthy in "
-                    f"{self._ws.config.health_timeout:g} s: see svc.get_logs()."
+                    f"{self._ws.config.health_timeout:g} s.",
+                    hint=hints.SERVICE_LOGS.format(name=service.name),
                 )
             time.sleep(0.2)

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlmagic import hints
 from mlmagic.events import RunEvent, RunEventKind, Stage, Status
 from mlmagic.exceptions import MlmagicError, RunError
 from mlmagic.models import Model, check_inside
@@ -53,7 +54,7 @@ class Run:
         self.id = run_id
         self.paths = RunPaths(workspace.path("runs", run_id))
         if self._record() is None:
-            raise MlmagicError(f"No run {run_id} in {workspace.root}: see %runs for the runs.")
+            raise MlmagicError(f"No run {run_id} in {workspace.root}.", hint=hints.LIST_RUNS)
 
     def _record(self) -> dict[str, Any]:
         record = self._ws.store.run(self.id)
@@ -196,10 +197,11 @@ class Run:
         allowed = (self.paths.outputs.resolve(), self.paths.logs.resolve())
         if not any(source == a or a in source.parents for a in allowed):
             raise MlmagicError(
-                f"{name!r} is not in the run's outputs or logs: see run.files() for what it has."
+                f"{name!r} is not in the run's outputs or logs.",
+                hint=hints.RUN_FILES.format(run=self.id),
             )
         if not source.exists():
-            raise MlmagicError(f"The run has no {name}: see run.files() for what it has.")
+            raise MlmagicError(f"The run has no {name}.", hint=hints.RUN_FILES.format(run=self.id))
         return source
 
     # -- control -------------------------------------------------------------------------

@@ -91,3 +91,10 @@ def test_submit_wait_shows_the_run_widget_once(local_shell, displays, tmp_path):
     assert isinstance(again, Run) and again.id != run.id and displays["result"] == []
     assert local_shell.run_cell("again").success
     assert f"<Run {again.id}" in displays["result"][0]["text/plain"]
+
+
+def test_magic_errors_name_magics_not_the_api(local_shell, capsys):
+    result = local_shell.run_cell("%runs nope_20240101-000000_abcdef")
+    assert not result.success
+    err = capsys.readouterr().err
+    assert "No run nope_20240101-000000_abcdef" in err and "%runs lists the runs." in err
