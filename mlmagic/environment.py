@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import shutil
 import sys
 import time
 from collections.abc import Generator
@@ -26,7 +27,7 @@ from mlmagic.build.dockerfile import render
 from mlmagic.build.image import build_image, resolved_packages
 from mlmagic.build.venv import build_venv, check_local, venv_packages, venv_path
 from mlmagic.config import get_config
-from mlmagic.events import BuildEvent, BuildEventKind, drain
+from mlmagic.events import BuildEvent, BuildEventKind, Status, drain
 from mlmagic.exceptions import BuildError, MlmagicError, SpecError
 from mlmagic.spec.conda import require_mappable
 from mlmagic.spec.curated import CURATED, RESERVED_PREFIX
@@ -296,6 +297,57 @@ class Environments:
         return "\n".join(
             difflib.unified_diff(a.packages or [], b.packages or [], a.ref, b.ref, lineterm="", n=0)
         )
+
+    def delete(self, name: str, version: int | None = None) -> tuple[str, ...]:
+        """Delete ``name:version`` (every version of ``name`` when ``version`` is ``None``).
+
+        The image (or venv) goes with the last version made of its content. Runs keep
+        their records and files.
+
+        Returns
+        -------
+        tuple of str
+            The ``name:version`` of each deleted version, sorted.
+
+        Raises
+        ------
+        MlmagicError
+            No such environment or version, or a service or a live run uses it.
+        """
+        doomed = (
+            [self.get(name, version)]
+            if version is not None
+            else [_from_row(row) for row in self._ws.store.environments(name)]
+        )
+        if not doomed:
+            self.get(name)  # raises: no such environment
+        refs = {env.ref for env in doomed}
+        users = [s["name"] for s in self._ws.store.services() if s["config"]["environment"] in refs]
+        users += [
+            r["id"]
+            for r in self._ws.store.runs()
+            if f"{r['env_name']}:{r['env_version']}" in refs and not Status(r["status"]).is_terminal
+        ]
+        if users:
+            raise MlmagicError(
+                f"{', '.join(sorted(refs))} is in use by {', '.join(users)}: delete the "
+                "service or wait for the run to end first."
+            )
+        kept = {
+            (row["image"], row["venv"])
+            for row in self._ws.store.environments()
+            if f"{row['name']}:{row['version']}" not in refs
+        }
+        kept_images = {image for image, _ in kept}
+        kept_venvs = {venv for _, venv in kept}
+        for env in doomed:
+            if env.venv and env.venv not in kept_venvs:
+                shutil.rmtree(env.venv, ignore_errors=True)
+            if env.image and env.image not in kept_images and self._ws.resolve_target() == "docker":
+                self._ws.engine.remove_image(env.image)
+            assert env.version is not None
+            self._ws.store.delete_environment(env.name, env.version)
+        return tuple(sorted(refs))
 
     def build(
         self, env: Environment, *, rebuild: bool = False, target: str | None = None
