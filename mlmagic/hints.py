@@ -18,8 +18,10 @@ __all__ = [
     "LIST_RUNS",
     "LIST_SERVICES",
     "NEW_KEYS",
+    "REGISTER_ANY_PATH",
     "RELOAD_SERVICE",
     "RUN_FILES",
+    "SERVICE_EXISTS",
     "SERVICE_LOGS",
     "Frontend",
     "Hint",
@@ -80,6 +82,20 @@ LIST_MODELS = Hint(
     "ws.models.list() lists them.",
     magic="Register one with run.register_model(...); %models lists them.",
     cli="Register one with `mlmagic model register NAME PATH`; `mlmagic model list` lists them.",
+)
+REGISTER_ANY_PATH = Hint(
+    python="Register a file or folder of the run's outputs (like outputs/model.pkl), or use "
+    "ws.models.register for any other path.",
+    magic="Register a file or folder of the run's outputs (like outputs/model.pkl), or use "
+    "ws.models.register for any other path.",
+    cli="Register a file or folder of the run's outputs (like outputs/model.pkl), or leave "
+    "out --run to register any other path.",
+)
+SERVICE_EXISTS = Hint(
+    python="delete it (ws.services.get({name!r}).delete()) or update it (svc.update(...)).",
+    magic="delete it (ws.services.get({name!r}).delete()) or update it (svc.update(...)).",
+    cli="delete it (`mlmagic service delete {name}`), or rebuild it from its files "
+    "(`mlmagic service reload {name}`).",
 )
 LIST_SERVICES = Hint(
     python="ws.services.list() lists them.",

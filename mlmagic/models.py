@@ -33,10 +33,7 @@ def check_inside(path: Path, root: Path) -> Path:
     root = root.resolve()
     resolved = path.resolve()
     if resolved != root and root not in resolved.parents:
-        raise MlmagicError(
-            f"{path} is outside {root}: register a file or folder of the run's outputs "
-            "(like outputs/model.pkl), or use ws.models.register for any other path."
-        )
+        raise MlmagicError(f"{path} is outside {root}.", hint=hints.REGISTER_ANY_PATH)
     if resolved.is_dir():
         for item in resolved.rglob("*"):
             if item.is_symlink() and root not in item.resolve().parents:

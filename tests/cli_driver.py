@@ -237,6 +237,14 @@ def check_services(cli: Cli, ws: Workspace) -> None:
     with urllib.request.urlopen(request, timeout=30) as answer:
         assert json.loads(answer.read()) == {"weights": "weights", "echo": [1]}
     assert "init()" in cli("service", "logs", "cli-svc", "--lines", "50").stdout
+    again = cli(
+        "service", "deploy", "cli-svc", "--model", "cli-model:1", "--entry", "x.py",
+        "--env", "cli-env:1", code=1,
+    )  # fmt: skip
+    assert again.stderr.strip() == (
+        "mlmagic: A service named cli-svc exists: delete it (`mlmagic service delete cli-svc`), "
+        "or rebuild it from its files (`mlmagic service reload cli-svc`)."
+    )
     refused = cli("env", "delete", "cli-env:1", code=1)
     assert "in use by cli-svc" in refused.stderr
     assert cli("service", "delete", "cli-svc").stdout.strip() == "cli-svc deleted"

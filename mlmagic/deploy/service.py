@@ -310,8 +310,7 @@ class Services:
             )
         if self._ws.store.service(name) is not None:
             raise DeployError(
-                f"A service named {name} exists: delete it (ws.services.get({name!r}).delete())"
-                " or update it (svc.update(...))."
+                f"A service named {name} exists:", hint=hints.SERVICE_EXISTS.format(name=name)
             )
         if workers < 1:
             raise DeployError("--workers must be 1 or more.")

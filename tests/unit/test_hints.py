@@ -28,6 +28,15 @@ def test_a_hint_ends_the_first_line_before_the_details():
     assert rest == ["Its last lines:", "Traceback ..."]
 
 
+def test_a_run_output_outside_names_the_way_for_each_front_end(tmp_path):
+    from mlmagic.models import check_inside
+
+    with pytest.raises(MlmagicError) as info:
+        check_inside(tmp_path / "elsewhere", tmp_path / "outputs")
+    assert "or use ws.models.register for any other path." in str(info.value)
+    assert render(info.value, "cli").endswith("or leave out --run to register any other path.")
+
+
 def test_errors_without_a_hint_read_as_before():
     assert render(ValueError("plain"), "cli") == "plain"
     assert str(MlmagicError("plain")) == "plain"

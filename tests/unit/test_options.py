@@ -18,9 +18,9 @@ def _actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 
 def _cli_command(*path: str) -> argparse.ArgumentParser:
     """The argparse parser of ``mlmagic PATH...``."""
-    from mlmagic import cli
+    from mlmagic.cli import build_parser
 
-    parser = cli.build_parser() if hasattr(cli, "build_parser") else cli._parser()
+    parser = build_parser()
     for name in path:
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         parser = sub.choices[name]
