@@ -54,6 +54,7 @@ class _Progress:
         self._steps = BuildSteps()
         self._display: Live | None = None
         self._ended = False
+        self._raised = False
 
     def __enter__(self: P) -> P:
         if self.live:
@@ -73,6 +74,7 @@ class _Progress:
         trace: TracebackType | None,
     ) -> None:
         self._ended = True
+        self._raised = error is not None
         if self._display is not None:
             self._display.refresh()
             self._display.stop()
@@ -131,7 +133,7 @@ class _Progress:
 
     def _failed(self) -> bool:
         """Whether it ended in failure (the last frame then keeps the log's tail)."""
-        return False
+        return self._raised
 
     def _tail_lines(self) -> list[Text]:
         if self._ended and not self._failed():
@@ -163,7 +165,8 @@ class BuildProgress(_Progress):
             self._build_event(event)
 
     def _lines(self, now: float) -> list[Text]:
-        head = Text(f"{'built' if self._ended else 'building'} {self.title}", style="bold")
+        state = "failed" if self._failed() else "built" if self._ended else "building"
+        head = Text(f"{state} {self.title}", style="bold red" if self._failed() else "bold")
         head.append(f"  {now - self._started:.1f} s", style="dim")
         return [head, *self._step_lines(now), *self._tail_lines()]
 
@@ -205,7 +208,7 @@ class RunProgress(_Progress):
                 self._print_plain(event)
 
     def _failed(self) -> bool:
-        return self._end is not None and self._end.status is Status.FAILED
+        return self._raised or (self._end is not None and self._end.status is Status.FAILED)
 
     def _print_plain(self, event: RunEvent) -> None:
         if event.kind is RunEventKind.STAGE and event.stage:

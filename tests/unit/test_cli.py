@@ -155,6 +155,17 @@ def test_run_progress_draws_stages_metrics_and_log_on_a_terminal() -> None:
     assert "epoch 1 of 3" in drawn and "==> Failed, exit code 2" in drawn
 
 
+def test_a_failed_build_keeps_its_log_tail_on_the_terminal() -> None:
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=100, color_system=None)
+    with pytest.raises(RuntimeError), BuildProgress("env", console) as progress:
+        progress.handle(BuildEvent(BuildEventKind.STEP, step="install the Python packages"))
+        progress.handle(BuildEvent(BuildEventKind.LOG, message="No matching distribution"))
+        raise RuntimeError("the build failed")
+    last_frame = screen.getvalue().rsplit("failed env", 1)
+    assert len(last_frame) == 2 and "No matching distribution" in last_frame[1]
+
+
 def test_build_progress_prints_plain_lines_when_piped() -> None:
     piped = io.StringIO()
     console = Console(file=piped)
