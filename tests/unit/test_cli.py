@@ -36,11 +36,16 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
 
 def test_every_command_against_the_api(cli: Cli, tmp_path: Path) -> None:
     ws = Workspace(cli.root)
-    cli_driver.check_environments(cli, ws)
-    run_id = cli_driver.check_runs(cli, ws)
-    cli_driver.check_models(cli, ws, run_id)
-    cli_driver.check_services(cli, ws)
-    cli_driver.check_completion(cli, ws, run_id, tmp_path)
+    try:
+        cli_driver.check_environments(cli, ws)
+        run_id = cli_driver.check_runs(cli, ws)
+        cli_driver.check_models(cli, ws, run_id)
+        cli_driver.check_services(cli, ws)
+        cli_driver.check_completion(cli, ws, run_id, tmp_path)
+    finally:
+        # A failed check must not leave a server process behind.
+        for name in ws.services.list()["name"]:
+            ws.services.get(name).delete()
 
 
 def test_version_help_and_usage_errors(cli: Cli) -> None:
