@@ -19,38 +19,35 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlmagic import hints
 from mlmagic import spec as specs
 from mlmagic.build.context import cache_key, image_tag, resolve_base
 from mlmagic.build.dockerfile import render
 from mlmagic.config import get_config
 from mlmagic.events import BuildEvent, BuildEventKind, drain
-from mlmagic.exceptions import BuildError, MlmagicError, NotFoundError, SpecError
+from mlmagic.exceptions import (
+    BuildError,
+    ConflictError,
+    EngineError,
+    MlmagicError,
+    NotFoundError,
+    SpecError,
+)
 from mlmagic.spec.conda import require_mappable
 from mlmagic.spec.curated import CURATED, RESERVED_PREFIX
 from mlmagic.summary import html_table
+from mlmagic.targets import names as target_names
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from mlmagic.workspace import Workspace
 
-__all__ = ["Environment", "Environments", "check_name", "environment_options"]
+__all__ = ["Environment", "Environments", "check_name"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # Kernel packages that are the notebook itself, not the code a script needs.
 _KERNEL_ONLY = frozenset({"mlmagic", "pip", "setuptools", "wheel", "uv"})
-
-
-def environment_options(namespace: Any) -> dict[str, Any]:
-    """``Environment.from_text`` keywords from parsed ``--options`` (magic and CLI)."""
-    return {
-        "format": namespace.format,
-        "base_image": namespace.base,
-        "python": namespace.python,
-        "gpu": namespace.gpu,
-        "user_managed": namespace.user_managed,
-        "solver": namespace.solver,
-    }
 
 
 def check_name(name: str, *, allow_reserved: bool = False) -> None:
@@ -282,8 +279,7 @@ class Environments:
             which = f"{name}:{version}" if version is not None else name
             hint = f" Known: {', '.join(known)}." if known else ""
             raise NotFoundError(
-                f"No environment {which} in {self._ws.root}.{hint} Define it with "
-                "%%environment NAME (or `mlmagic env build FILE --name NAME`)."
+                f"No environment {which} in {self._ws.root}.{hint}", hint=hints.BUILD_ENVIRONMENT
             )
         return _from_row(row)
 
@@ -317,6 +313,58 @@ class Environments:
         return "\n".join(
             difflib.unified_diff(a.packages or [], b.packages or [], a.ref, b.ref, lineterm="", n=0)
         )
+
+    def delete(self, name: str, version: int | None = None) -> tuple[str, ...]:
+        """Delete ``name:version`` (every version of ``name`` when ``version`` is ``None``).
+
+        The image (or venv) goes with the last version made of its content. Runs keep
+        their records and files.
+
+        Returns
+        -------
+        tuple of str
+            The ``name:version`` of each deleted version, sorted.
+
+        Raises
+        ------
+        NotFoundError
+            No such environment or version.
+        ConflictError
+            A service or a live run uses it.
+        """
+        doomed = (
+            [self.get(name, version)]
+            if version is not None
+            else [_from_row(row) for row in self._ws.store.environments(name)]
+        )
+        if not doomed:
+            self.get(name)  # raises: no such environment
+        refs = {env.ref for env in doomed}
+        store = self._ws.store
+        users = [s.name for s in store.services() if s.config.environment in refs]
+        users += [r.id for r in store.runs() if r.environment in refs and not r.status.is_terminal]
+        if users:
+            raise ConflictError(
+                f"{', '.join(sorted(refs))} is in use by {', '.join(users)}: delete the "
+                "service or wait for the run to end first."
+            )
+        kept = [env for env in map(_from_row, store.environments()) if env.ref not in refs]
+        # Each target removes what it made of a content that no kept version shares; one
+        # whose engine does not answer has nothing of it to remove now.
+        for name in target_names():
+            try:
+                where = self._ws.target(name)
+                kept_here = {where.location(env) for env in kept}
+                for env in doomed:
+                    location = where.location(env)
+                    if location and location not in kept_here:
+                        where.discard_environment(location)
+            except EngineError:
+                continue
+        for env in doomed:
+            assert env.version is not None
+            store.delete_environment(env.name, env.version)
+        return tuple(sorted(refs))
 
     def build(
         self, env: Environment, *, rebuild: bool = False, target: str | None = None

@@ -324,6 +324,11 @@ class Store:
             return self._all("SELECT * FROM environments ORDER BY name, version DESC")
         return self._all("SELECT * FROM environments WHERE name = ? ORDER BY version DESC", (name,))
 
+    def delete_environment(self, name: str, version: int) -> None:
+        """Forget one environment version."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM environments WHERE name = ? AND version = ?", (name, version))
+
     def update_environment(self, name: str, version: int, **values: Any) -> None:
         """Change columns of one environment version."""
         self._update("environments", {"name": name, "version": version}, values)

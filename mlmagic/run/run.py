@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
+from mlmagic import hints
 from mlmagic.copying import copy_out
 from mlmagic.events import RunEvent, RunEventKind, Stage, Status
 from mlmagic.exceptions import MlmagicError, NotFoundError, RunError
@@ -60,7 +61,7 @@ class Run:
     def _record(self) -> RunRecord:
         record = self._ws.store.run(self.id)
         if record is None:
-            raise NotFoundError(f"No run {self.id} in {self._ws.root}: see %runs for the runs.")
+            raise NotFoundError(f"No run {self.id} in {self._ws.root}.", hint=hints.LIST_RUNS)
         return record
 
     # -- state -------------------------------------------------------------------------
@@ -197,7 +198,9 @@ class Run:
             target = target / relative.name
         return copy_out(self.paths.root, relative, target, shown=PurePath(""))
 
-    def _inside(self, name: str, folders: tuple[str, ...], what: str) -> PurePath:
+    def _inside(
+        self, name: str, folders: tuple[str, ...], what: str, hint: hints.Hint | None = None
+    ) -> PurePath:
         """``name`` as a plain path under one of ``folders`` of the run, else refused.
 
         Only the words are checked here; :func:`copy_out` then opens each part without
@@ -206,11 +209,14 @@ class Run:
         path = PurePath(name)
         if path.is_absolute() or ".." in path.parts:
             raise MlmagicError(
-                f"{name!r} is not in {what}: give a path inside the run, like outputs/model.pkl."
+                f"{name!r} is not in {what}: give a path inside the run, like outputs/model.pkl.",
+                hint=hint or hints.RUN_FILES.format(run=self.id),
             )
         parts = [part for part in path.parts if part != "."]
         if not parts or parts[0] not in folders:
-            raise MlmagicError(f"{name!r} is not in {what}: see run.files() for what the run has.")
+            raise MlmagicError(
+                f"{name!r} is not in {what}.", hint=hints.RUN_FILES.format(run=self.id)
+            )
         return PurePath(*parts)
 
     # -- control -------------------------------------------------------------------------
@@ -284,7 +290,9 @@ class Run:
         relative = PurePath(path)
         if not relative.is_absolute() and relative.parts[:1] != ("outputs",):
             relative = "outputs" / relative
-        relative = self._inside(str(relative), ("outputs",), "the run's outputs")
+        relative = self._inside(
+            str(relative), ("outputs",), "the run's outputs", hints.REGISTER_ANY_PATH
+        )
         if not os.path.lexists(self.paths.root / relative):
             raise MlmagicError(f"The run has no {relative}: see run.files() for what it has.")
         record = self._record()

@@ -124,6 +124,11 @@ class Target(ABC):
     def location(self, env: Environment) -> str | None:
         """What a run of ``env`` starts from here (an image tag, a venv folder)."""
 
+    @abstractmethod
+    def discard_environment(self, location: str) -> None:
+        """Remove what :meth:`build_environment` made at ``location`` (a :meth:`location`
+        no registered version uses any more); no error when it is gone."""
+
     # -- runs ---------------------------------------------------------------------------
 
     @abstractmethod

@@ -93,6 +93,9 @@ class DockerTarget(Target):
     def location(self, env: Environment) -> str | None:
         return env.image
 
+    def discard_environment(self, location: str) -> None:
+        self.engine.remove_image(location)
+
     # -- runs ---------------------------------------------------------------------------
 
     def gpu_problem(self) -> str | None:

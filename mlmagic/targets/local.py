@@ -88,6 +88,9 @@ class LocalTarget(Target):
     def location(self, env: Environment) -> str | None:
         return env.venv
 
+    def discard_environment(self, location: str) -> None:
+        shutil.rmtree(location, ignore_errors=True)
+
     # -- runs ---------------------------------------------------------------------------
 
     def gpu_problem(self) -> str | None:

@@ -303,7 +303,7 @@ async def test_delete_a_service(api: Any, jp_fetch: Any, ws: Workspace) -> None:
     assert [s["name"] for s in (await api("services"))["services"]] == ["other-svc"]
     assert await _error(jp_fetch, "services", "digits-svc", method="DELETE") == (
         404,
-        "No service digits-svc: %services lists them.",
+        "No service digits-svc. ws.services.list() lists them.",
     )
 
 
