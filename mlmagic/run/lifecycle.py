@@ -359,7 +359,8 @@ def _outcome(
     if exit_code is None:
         return (
             Status.FAILED,
-            "the container disappeared before its exit code was read",
+            "the run ended without an exit code (its container or launcher was killed "
+            "or removed before writing one)",
             Stage.RUNNING,
         )
     return Status.FAILED, f"the script exited with code {exit_code}", Stage.RUNNING
