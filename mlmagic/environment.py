@@ -14,7 +14,7 @@ import re
 import sys
 import time
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,6 +99,8 @@ class Environment:
     log_path: str | None = None
     venv: str | None = None
     cache_hit: bool | None = None
+    #: The Dockerfile stored at registration (what was built), for a registered version.
+    registered_dockerfile: str | None = field(default=None, repr=False)
 
     # -- making one ---------------------------------------------------------------------
 
@@ -176,7 +178,11 @@ class Environment:
 
     @property
     def dockerfile(self) -> str:
-        """The Dockerfile this environment builds from, rendered without building anything."""
+        """The Dockerfile of this environment: for a registered version the one stored with
+        it (what was built, whatever the settings are now); else rendered under the
+        current settings, without building anything."""
+        if self.registered_dockerfile is not None:
+            return self.registered_dockerfile
         return render(self.spec, resolve_base(self.spec, get_config()))
 
     @property
@@ -351,17 +357,17 @@ class Environments:
                 made = yield from where.build_environment(
                     registered, log_path=log_path, rebuild=rebuild
                 )
-            except BuildError as exc:
+            except MlmagicError as exc:
+                # Failed, refused, or the engine went away: one ERROR event, whatever the
+                # target, and never a version left looking ready or building.
                 store.update_environment(name, version, status="failed", error=str(exc))
-                yield BuildEvent(
-                    BuildEventKind.ERROR, message=str(exc).splitlines()[0], step=exc.step
-                )
+                step = exc.step if isinstance(exc, BuildError) else None
+                yield BuildEvent(BuildEventKind.ERROR, message=str(exc).splitlines()[0], step=step)
                 raise
             except BaseException as exc:
-                # Refused, interrupted, or the engine went away: never leave it looking
-                # ready or building.
-                error = str(exc) if isinstance(exc, MlmagicError) else f"interrupted: {exc!r}"
-                store.update_environment(name, version, status="failed", error=error)
+                store.update_environment(
+                    name, version, status="failed", error=f"interrupted: {exc!r}"
+                )
                 raise
         values: dict[str, Any] = {"status": "ready", "error": None}
         values.update(
@@ -394,6 +400,7 @@ def _from_row(row: dict[str, Any]) -> Environment:
         error=row["error"],
         log_path=row["log_path"],
         venv=row["venv"],
+        registered_dockerfile=row["dockerfile"],
     )
 
 

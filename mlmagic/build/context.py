@@ -40,6 +40,7 @@ __all__ = [
     "IMAGE_REPOSITORY",
     "INDEX_VARIABLES",
     "BuildContext",
+    "build_settings",
     "cache_key",
     "host_ca_bundle",
     "image_tag",
@@ -133,7 +134,9 @@ class BuildContext:
     Parameters
     ----------
     directory
-        An empty folder the context is written into (the caller removes it).
+        An empty folder the context is written into. The secrets go in a folder beside
+        it (``<directory>-secrets``), never inside; the caller removes both, e.g. by
+        making ``directory`` inside a temporary folder.
     spec, base
         What to build, on what.
     environ
@@ -155,12 +158,8 @@ class BuildContext:
             # With micromamba, the packages it converted from conda are installed by it.
             pip = pip_beyond_conda(spec) if spec.solver == "conda" else spec.pip
             (directory / REQUIREMENTS_FILE).write_text("".join(f"{r}\n" for r in pip))
-        self._secrets_dir = directory.parent / f"{directory.name}-secrets"
-        self.secrets = write_build_secrets(self._secrets_dir, environ)
-
-    def cleanup(self) -> None:
-        """Remove the secrets folder (it sits beside the context, outside it)."""
-        shutil.rmtree(self._secrets_dir, ignore_errors=True)
+        secrets_dir = directory.parent / f"{directory.name}-secrets"
+        self.secrets = write_build_secrets(secrets_dir, environ)
 
     def _copy_uv(self) -> None:
         try:

@@ -166,7 +166,17 @@ def rollout(ws: Workspace, name: str, config: ServiceConfig) -> Generator[BuildE
     try:
         env = ws.environments.resolve(config.environment)
         models = resolve_models(ws, config.models)
+    except MlmagicError as exc:
+        store.update_service(name, state="Failed", error=str(exc))
+        yield BuildEvent(BuildEventKind.ERROR, message=str(exc).splitlines()[0])
+        raise
+    try:
         built = yield from ws.environments.build(env, target=config.target)
+    except MlmagicError as exc:
+        # The environment's build has said why in its own ERROR event.
+        store.update_service(name, state="Failed", error=str(exc))
+        raise
+    try:
         artefact = yield from target.build_service(name, config, built, models)
     except MlmagicError as exc:
         store.update_service(name, state="Failed", error=str(exc))

@@ -11,7 +11,6 @@ second one changes nothing.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import stat
@@ -27,6 +26,7 @@ from mlmagic.records import RunRecord
 from mlmagic.run import journal
 from mlmagic.run.config import parse_gpus
 from mlmagic.run.paths import RunPaths
+from mlmagic.run.untrusted import read_exit
 from mlmagic.targets.base import Target
 
 if TYPE_CHECKING:
@@ -277,7 +277,7 @@ def finalize(
         enter_stage(ws, run_id, Stage.FINALIZING)
     exit_code = _exit_code(state, paths)
     if status is None:
-        status, message, stage = _outcome(record, state, exit_code)
+        status, message, stage = _outcome(record, state, exit_code, paths)
     if record.cancel_requested and status is not Status.COMPLETED:
         status, message = Status.CANCELED, message or "canceled"
     if status is Status.FAILED and record.handle and exit_code is not None:
@@ -337,14 +337,11 @@ def _console_of_silent_run(target: Target, handle: str, paths: RunPaths) -> str:
 def _exit_code(state: ContainerState | None, paths: RunPaths) -> int | None:
     if state is not None and state.exit_code is not None:
         return state.exit_code
-    try:
-        return int(json.loads(paths.exit_file.read_text())["exit_code"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    return read_exit(paths)[0]
 
 
 def _outcome(
-    record: RunRecord, state: ContainerState | None, exit_code: int | None
+    record: RunRecord, state: ContainerState | None, exit_code: int | None, paths: RunPaths
 ) -> tuple[Status, str, Stage | None]:
     if exit_code == 0:
         return Status.COMPLETED, "", None
@@ -363,7 +360,9 @@ def _outcome(
             "or removed before writing one)",
             Stage.RUNNING,
         )
-    return Status.FAILED, f"the script exited with code {exit_code}", Stage.RUNNING
+    error = read_exit(paths)[1]  # the last line of its traceback, as the launcher read it
+    why = f": {error}" if error else ""
+    return Status.FAILED, f"the script exited with code {exit_code}{why}", Stage.RUNNING
 
 
 def _note(paths: RunPaths, text: str) -> None:

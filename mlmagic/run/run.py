@@ -21,13 +21,12 @@ from mlmagic.events import RunEvent, RunEventKind, Stage, Status
 from mlmagic.exceptions import MlmagicError, NotFoundError, RunError
 from mlmagic.models import Model
 from mlmagic.records import RunRecord
-from mlmagic.run import lifecycle
+from mlmagic.run import lifecycle, untrusted
 from mlmagic.run.config import RunConfig, parse_data, parse_tags
 from mlmagic.run.paths import RunPaths
 from mlmagic.run.snapshot import snapshot
 from mlmagic.run.stream import follow
 from mlmagic.summary import html_table
-from mlmagic_run import read_metrics
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -150,29 +149,26 @@ class Run:
         """Every logged metric value: name, step, value, time."""
         import pandas as pd
 
-        records, _ = read_metrics(self.paths.metrics)
+        records, _ = untrusted.read_metrics(self.paths)
         frame = pd.DataFrame(records, columns=["name", "step", "value", "time"])
         frame["time"] = pd.to_datetime(frame["time"], unit="s")
         return frame
 
     @property
     def params(self) -> dict[str, Any]:
-        """Parameters the script logged with ``mlmagic_run.log_params``."""
-        import json
-
-        try:
-            return dict(json.loads(self.paths.params.read_text()))
-        except (OSError, ValueError):
-            return {}
+        """Parameters the script logged with ``mlmagic_run.log_params`` (``{}`` if unreadable)."""
+        return untrusted.read_json_object(self.paths, self.paths.params)
 
     # -- files ---------------------------------------------------------------------------
 
     def logs(self) -> str:
-        """Everything the script printed so far (stdout and stderr, in order)."""
-        try:
-            return self.paths.output_log.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        """Everything the script printed so far (stdout and stderr, in order).
+
+        Raises :class:`~mlmagic.run.untrusted.RefusedFile` (a :class:`RunError`) when the
+        log is not a regular file of the run (a script replaced it with a link).
+        """
+        log = untrusted.read_run_file(self.paths, self.paths.output_log)
+        return log.decode("utf-8", errors="replace")
 
     def files(self) -> list[str]:
         """The run's outputs and logs, as ``outputs/...`` and ``logs/...`` paths."""
@@ -368,7 +364,7 @@ class Runs:
                 "exit_code": record.exit_code,
             }
             row.update({f"param.{k}": v for k, v in run.params.items()})
-            records, _ = read_metrics(run.paths.metrics)
+            records, _ = untrusted.read_metrics(run.paths)
             row.update({r["name"]: r["value"] for r in records})
             rows.append(row)
         return pd.DataFrame(rows)

@@ -20,10 +20,12 @@ false and ``offset == size`` (``live`` is read before the file, so no line can f
 
 Errors are mapped once, by :func:`api_errors`, by their type (never their text), to
 ``{"error": message}``: bad input 400, :class:`~mlmagic.exceptions.NotFoundError` 404,
-:class:`~mlmagic.exceptions.ConflictError` 409, no container engine 503. Rows come from
-the workspace's collections (``ws.runs``, ``ws.environments``, ``ws.services``).
-Every call into mlmagic runs in a worker thread: listing services
-asks each container and its health route, and cancelling waits for the container to stop.
+:class:`~mlmagic.exceptions.ConflictError` 409 (also a log that is not a regular file of
+the run: a script replaced it with a link or a FIFO, which is never followed), no
+container engine 503. Rows come from the workspace's collections (``ws.runs``,
+``ws.environments``, ``ws.services``). Every call into mlmagic runs in a worker thread:
+listing services asks each container and its health route, and cancelling waits for the
+container to stop.
 """
 
 from __future__ import annotations
@@ -32,12 +34,13 @@ import asyncio
 import codecs
 import functools
 import json
+import os
 import re
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote
 
 from jupyter_server.auth.decorator import authorized
@@ -49,6 +52,7 @@ from mlmagic._version import __version__
 from mlmagic.exceptions import ConflictError, EngineError, MlmagicError, NotFoundError
 from mlmagic.records import RunRecord
 from mlmagic.run.run import Run
+from mlmagic.run.untrusted import RefusedFile, open_run_file
 from mlmagic.workspace import Workspace
 
 __all__ = [
@@ -157,18 +161,16 @@ class WorkspaceAccess:
 def read_log(run: Run, offset: int, limit: int = _LOG_CHUNK) -> dict[str, Any]:
     """The reply of the log offset protocol: the log of ``run`` from byte ``offset``."""
     status = run.status  # before the file: a run that had ended has its whole log written
-    path = run.paths.output_log
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        size = 0
+    size, data = 0, b""
+    file = _open_log(run)
+    if file is not None:
+        with file:
+            size = os.fstat(file.fileno()).st_size
+            if offset < size:
+                file.seek(offset)
+                data = file.read(min(limit, size - offset))
     if offset > size:
         raise BadRequest(f"offset {offset} is past the end of the log ({size} bytes).")
-    data = b""
-    if offset < size:
-        with open(path, "rb") as file:
-            file.seek(offset)
-            data = file.read(min(limit, size - offset))
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     last = offset + len(data) >= size and status.is_terminal
     text = decoder.decode(data, final=last)
@@ -181,6 +183,14 @@ def read_log(run: Run, offset: int, limit: int = _LOG_CHUNK) -> dict[str, Any]:
         "live": not status.is_terminal,
         "status": status.value,
     }
+
+
+def _open_log(run: Run) -> IO[bytes] | None:
+    """The run's log, opened without following a link the script may have put there."""
+    try:
+        return open_run_file(run.paths, run.paths.output_log)
+    except RefusedFile as exc:
+        raise ConflictError(str(exc)) from exc
 
 
 def run_row(record: RunRecord, now: float) -> dict[str, Any]:
@@ -310,9 +320,8 @@ class RunLogHandler(_Handler):
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Content-Disposition", f"inline; filename*=UTF-8''{quote(run.id)}.log")
         self.set_header("Cache-Control", "no-store")
-        try:
-            file = open(run.paths.output_log, "rb")  # noqa: SIM115 (closed below, across awaits)
-        except FileNotFoundError:
+        file = await asyncio.to_thread(_open_log, run)
+        if file is None:
             self.finish(b"", set_content_type=text_plain)
             return
         try:

@@ -137,6 +137,7 @@ class DockerTarget(Target):
             "MLMAGIC_PARAMS_FILE": CONTAINER.in_system("params.json"),
             "PYTHONUNBUFFERED": "1",
             "PYTHONPATH": CONTAINER.lib,
+            "MLMAGIC_LOG_MAX_BYTES": str(self.context.config.run_log_max_bytes),
         }
         for name, host_path in config.data.items():
             target = f"{CONTAINER.data}/{name}"

@@ -120,7 +120,7 @@ class LocalTarget(Target):
             elif link.is_dir():
                 shutil.rmtree(link)
             link.symlink_to(folder)
-        lib = paths.system / "lib"
+        lib = paths.lib
         lib.mkdir(exist_ok=True)
         shutil.copy2(HELPER, lib / "mlmagic_run.py")
         python = str(venv_python(Path(env.venv)))
@@ -134,6 +134,7 @@ class LocalTarget(Target):
                 "MLMAGIC_PARAMS_FILE": str(paths.params),
                 "PYTHONUNBUFFERED": "1",
                 "PYTHONPATH": str(lib),
+                "MLMAGIC_LOG_MAX_BYTES": str(self.context.config.run_log_max_bytes),
                 "VIRTUAL_ENV": str(env.venv),
                 "PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             }

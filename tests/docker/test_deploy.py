@@ -129,7 +129,7 @@ def test_digits_train_register_deploy_predict_reload(workspace, tmp_path):
     assert workspace.models.list().empty
 
 
-def test_scoring_contract_and_failures_over_http(workspace, small):
+def test_scoring_contract_and_failures_over_http(workspace, small, target):
     model, app = small
     service = workspace.deploy(
         "dot-svc",
@@ -177,11 +177,18 @@ def test_scoring_contract_and_failures_over_http(workspace, small):
 
         again = Workspace(workspace.root, engine=workspace.engine).services.get("dot-svc")
         assert again.run([0, 0, 2]) == {"dot": 6}
-        # The server dies later: the state says so and the logs stay readable.
+        # The server dies later (its process ends; its container or log file stays):
+        # the state says so and the logs stay readable.
         record = workspace.store.service("dot-svc")
-        workspace.target(record.target).stop_service(record.handle)
+        if target == "docker":
+            workspace.engine.stop(record.handle)  # the container stays, with its log
+        else:
+            workspace.target(record.target).stop_service(record.handle)
         assert service.state in ("Failed", "Unhealthy")
-        assert isinstance(service.get_logs(), str)
+        logs = service.get_logs()
+        # What the server said while it lived: its start line and the failed request.
+        assert "mlmagic-serve: " in logs and "score.py on http://" in logs, logs
+        assert "asked to fail" in logs, logs
     finally:
         service.delete()
     assert workspace.services.list().empty
@@ -251,7 +258,8 @@ def test_key_authentication(workspace, small):
         with pytest.raises(DeployError, match="401"):
             service.run([1, 1, 1], key=primary)
         assert service.run([1, 1, 1]) == {"dot": 6}
-        assert primary not in service.get_logs()
+        logs = service.get_logs()
+        assert "mlmagic-serve: " in logs and primary not in logs and new_primary not in logs
     finally:
         service.delete()
 

@@ -136,8 +136,8 @@ def test_context_holds_uv_requirements_and_secrets_outside(tmp_path: Path) -> No
         "export PIP_INDEX_URL=https://user:tok@example.org/simple\n"
         in context.secrets["mlmagic-build-settings"].read_text()
     )
-    context.cleanup()
-    assert not any(p.exists() for p in context.secrets.values())
+    # ... but beside it, in the caller's folder: removing that folder removes them.
+    assert all(p.parent.parent == tmp_path for p in context.secrets.values())
 
 
 def test_host_ca_bundle_follows_pip_and_requests_variables(tmp_path: Path) -> None:
@@ -147,3 +147,27 @@ def test_host_ca_bundle_follows_pip_and_requests_variables(tmp_path: Path) -> No
     assert host_ca_bundle({"SSL_CERT_FILE": str(tmp_path / "missing")}) != tmp_path / "missing"
     assert "SSL_CERT_FILE=/run/secrets/mlmagic-ca" in build_settings(True, {})
     assert "SSL_CERT_FILE" not in build_settings(False, {})
+
+
+def test_a_registered_version_shows_the_dockerfile_it_was_built_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: MLMagic, capsys
+) -> None:
+    from mlmagic.cli import main
+    from mlmagic.environment import Environment
+    from mlmagic.workspace import Workspace
+
+    root = tmp_path / ".mlmagic"
+    monkeypatch.setenv("MLMAGIC_WORKSPACE", str(root))
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/mlmagic-test.sock")
+    monkeypatch.setattr(Workspace, "_current", {})
+    config.cpu_base_image = "mlmagic-base:bookworm"
+    Environment.from_text("shown", "six\n").register(Workspace(root, config=config))
+    config.cpu_base_image = "python:3.11-slim"  # the setting changes after the build
+
+    shown = Workspace(root, config=config).environments.get("shown")
+    assert shown.dockerfile.startswith("FROM mlmagic-base:bookworm\n")
+    assert main(["env", "show", "shown"]) == 0
+    out = capsys.readouterr().out
+    assert "FROM mlmagic-base:bookworm" in out and "python:3.11-slim" not in out
+    # Before registration there is nothing stored: today's settings apply.
+    assert Environment.from_text("new", "six\n").dockerfile.startswith("FROM python:3.11-slim\n")

@@ -170,7 +170,8 @@ async def test_environments_runs_and_services_are_listed(api: Any, ws: Workspace
 
     (env,) = (await api("environments"))["environments"]
     assert (env["name"], env["version"], env["status"]) == ("six-env", 1, "registered")
-    assert isinstance(env["created"], (int, float))
+    created = ws.environments.get("six-env", 1).created
+    assert created and env["created"] == pytest.approx(created, abs=1e-3)
 
     reply = await api("runs")
     newest, oldest = reply["runs"]
@@ -249,6 +250,25 @@ async def test_the_offset_protocol_follows_a_live_log_on_character_boundaries(
     # At the end an ended run answers with nothing more.
     again = await api("runs", run_id, "log", params={"offset": reply["offset"]})
     assert again["text"] == "" and again["offset"] == reply["offset"]
+
+
+async def test_a_log_replaced_by_a_link_or_a_fifo_is_not_served(
+    jp_fetch: Any, ws: Workspace, tmp_path: Path
+) -> None:
+    secret = tmp_path / "host-secret.txt"  # outside the run folder
+    secret.write_text("a host file the run must not reach\n")
+    for index, plant in enumerate(
+        (lambda log: log.symlink_to(secret), lambda log: os.mkfifo(log)), start=1
+    ):
+        run_id = f"digits_20240101-120000_aaaaa{index}"
+        paths = add_run(ws, run_id, "Completed", log=b"what the script printed\n")
+        paths.output_log.unlink()
+        plant(paths.output_log)  # as a script inside the run can
+        for params in ({}, {"offset": "0"}):
+            code, error = await _error(jp_fetch, "runs", run_id, "log", params=params)
+            assert code == 409 and "not a file the run wrote" in error, error
+            assert "must not reach" not in error
+    assert secret.read_text() == "a host file the run must not reach\n"
 
 
 async def test_a_run_without_log_lines_has_an_empty_log(api: Any, ws: Workspace) -> None:
