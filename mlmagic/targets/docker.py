@@ -1,7 +1,9 @@
 """The Docker target: environments are images, runs and services are containers.
 
 Every container carries the workspace's labels (:func:`~mlmagic.targets.labels.labels`),
-mounts the helper module read-only, and is answered for by its container id.
+mounts the helper module read-only, and is answered for by its container id. A run
+container keeps the ``USER`` its image sets (:mod:`mlmagic.targets.image_user`), and the
+engine keeps only a tail of its output: the launcher writes the whole log.
 """
 
 from __future__ import annotations
