@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -172,3 +174,18 @@ def test_a_local_run_sees_its_data_read_only(ws, env, project, tmp_path):
     assert sorted(p.name for p in data.iterdir()) == ["x.txt"]
     # Only the run's view is read-only: the user can still write there.
     (data / "x.txt").write_text("still the user's to change")
+
+
+def test_a_handle_from_before_trees_names_its_process_alone():
+    """Runs recorded before trees were tracked have ``local:<pid>:<start>`` handles."""
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        tree = process.ProcessTree.parse(f"local:{sleeper.pid}:{process._start_time(sleeper.pid)}")
+        assert (tree.token, tree.cgroup) == ("", "")
+        assert tree.members() == [sleeper.pid] and process.process_alive(tree.handle)
+        # A PID whose start time differs is another process that reused it.
+        assert not process.process_alive(f"local:{sleeper.pid}:1")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert not process.process_alive(f"local:{sleeper.pid}:{tree.start}")
