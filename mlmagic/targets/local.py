@@ -173,6 +173,8 @@ class LocalTarget(Target):
     def state(self, handle: str) -> ContainerState | None:
         if process_alive(handle):
             return ContainerState(handle, "running", None, False, None, None)
+        # Ended on its own (a server that died, a run nobody finalised): leave nothing.
+        remove_tree(handle)
         return None
 
     def stop(self, handle: str, timeout: float = 10) -> None:

@@ -208,10 +208,12 @@ def stop_process(handle: str, timeout: float = 10) -> None:
     while tree.alive() and time.monotonic() < deadline:
         tree.signal(signal.SIGKILL)
         time.sleep(0.1)
+    remove_tree(handle)
 
 
 def remove_tree(handle: str) -> None:
-    """Remove what is left of an ended tree (its cgroup); no error when nothing is."""
+    """Remove what is left of an ended tree (its cgroup); no error when nothing is, or
+    when the tree still runs (the cgroup stays)."""
     tree = ProcessTree.parse(handle)
     if tree.cgroup:
         remove_cgroup(tree.cgroup)

@@ -109,6 +109,16 @@ def test_a_script_outliving_its_killed_launcher_keeps_the_run_running(
     # The launcher could not write the exit code, so the run cannot claim success.
     assert ended.status is Status.FAILED and "without an exit code" in ended.error
     assert _gone(script)
+    _nothing_left(ws, run, tracking)
+
+
+def _nothing_left(ws, run, tracking: str) -> None:
+    """The run was tracked the way asked, and its cgroup (if any) is removed."""
+    tree = process.ProcessTree.parse(ws.store.run(run.id).handle)
+    if tracking == "cgroup":
+        assert tree.cgroup and not Path(tree.cgroup).exists()
+    else:
+        assert tree.token and not tree.cgroup
 
 
 def test_cancel_stops_a_script_whose_launcher_was_killed(ws, env, project, tmp_path, tracking):
@@ -121,6 +131,7 @@ def test_cancel_stops_a_script_whose_launcher_was_killed(ws, env, project, tmp_p
     run.cancel()
     assert run.wait(timeout=60).status is Status.CANCELED
     assert _gone(script)
+    _nothing_left(ws, run, tracking)
 
 
 _ESCAPES = """
