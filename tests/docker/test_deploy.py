@@ -153,6 +153,20 @@ def test_scoring_contract_and_failures_over_http(workspace, small, target):
             urllib.request.urlopen(service.url + "/nope")
         assert info.value.code == 404
         assert service.url.startswith("http://127.0.0.1:")
+        # Only the published address answers: a page whose DNS name points at 127.0.0.1
+        # (DNS rebinding) is refused; localhost on the published port is not.
+        port = int(service.url.rsplit(":", 1)[1])
+        for host, status in ((f"evil.example:{port}", 421), (f"localhost:{port}", 200)):
+            request = urllib.request.Request(
+                service.scoring_uri,
+                data=b"[1, 1, 1]",
+                headers={"Host": host, "Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(request) as answer:
+                    assert (answer.status, host) == (status, host)
+            except urllib.error.HTTPError as exc:
+                assert (exc.code, host) == (status, host)
         # The name is taken, the port is taken.
         with pytest.raises(ConflictError, match="exists: delete it"):
             workspace.deploy(
@@ -162,7 +176,6 @@ def test_scoring_contract_and_failures_over_http(workspace, small, target):
                 environment="serve-env",
                 source_dir=app,
             )
-        port = int(service.url.rsplit(":", 1)[1])
         with pytest.raises(DeployError, match=f"Port {port}"):
             workspace.deploy(
                 "other-svc",
