@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import Any
@@ -33,6 +34,9 @@ from mlmagic.events import BuildEvent, BuildEventKind
 from mlmagic.exceptions import BuildError, EngineError
 
 __all__ = ["DockerEngine", "run_arguments"]
+
+# How long removal may take before it is reported (a loaded engine needs seconds).
+_REMOVAL_WAIT = 60.0
 
 _START_DOCKER = (
     "Start Docker (Docker Desktop, or `sudo dockerd` / `sudo systemctl start docker` on "
@@ -101,7 +105,13 @@ class DockerEngine(ContainerEngine):
         except docker.errors.NotFound:
             return None
         attrs = image.attrs
-        return ImageInfo(tag=tag, id=image.id, size=int(attrs["Size"]), created=attrs["Created"])
+        return ImageInfo(
+            tag=tag,
+            id=image.id,
+            size=int(attrs["Size"]),
+            created=attrs["Created"],
+            user=(attrs.get("Config") or {}).get("User") or "",
+        )
 
     def remove_image(self, tag: str) -> None:
         """Remove an image; no error when it is gone."""
@@ -248,11 +258,31 @@ class DockerEngine(ContainerEngine):
             self._api("stop a container", self._client.api.stop, container_id, timeout=int(timeout))
 
     def remove(self, container_id: str) -> None:
-        """Remove a container; no error when it is gone."""
-        with contextlib.suppress(docker.errors.NotFound):
-            self._api(
-                "remove a container", self._client.api.remove_container, container_id, force=True
-            )
+        """Remove a container; no error when it is gone. Returns once the engine has
+        finished removing it (another remover may have begun first)."""
+        try:
+            self._client.api.remove_container(container_id, force=True)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            # 409: a removal is already under way (another process finalised the run).
+            if exc.status_code != 409:
+                raise EngineError(
+                    f"Docker refused to remove a container: {exc.explanation or exc}"
+                ) from exc
+        except docker.errors.DockerException as exc:
+            raise EngineError(
+                f"Docker failed to remove a container: {exc}. {_START_DOCKER}"
+            ) from exc
+        deadline = time.monotonic() + _REMOVAL_WAIT
+        while (state := self.state(container_id)) is not None:
+            if time.monotonic() > deadline:
+                raise EngineError(
+                    f"Docker has not removed the container {container_id[:12]} after "
+                    f"{_REMOVAL_WAIT:g} s (it is {state.status}): remove it with "
+                    f"`docker rm -f {container_id[:12]}`."
+                )
+            time.sleep(0.1)
 
     def gpu_problem(self) -> str | None:
         """``None`` when the engine can give NVIDIA GPUs, else what is missing."""
@@ -289,6 +319,12 @@ def run_arguments(spec: ContainerSpec) -> dict[str, Any]:
     }
     if spec.user:
         kwargs["user"] = spec.user
+    if spec.engine_log_size:
+        # One file, rewritten when full: the engine keeps only a tail of the output.
+        kwargs["log_config"] = docker.types.LogConfig(
+            type="local",
+            config={"max-size": spec.engine_log_size, "max-file": "1", "compress": "false"},
+        )
     if spec.shm_size:
         kwargs["shm_size"] = spec.shm_size
     if spec.memory:

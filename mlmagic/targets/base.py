@@ -149,6 +149,12 @@ class Target(ABC):
         :class:`~mlmagic.exceptions.MlmagicError` when it cannot start.
         """
 
+    def console(self, handle: str) -> list[str]:
+        """The last lines a run printed outside its launcher's log (a container's own
+        output), read before :meth:`remove` when the run failed with an empty log; ``[]``
+        where none are kept."""
+        return []
+
     @abstractmethod
     def state(self, handle: str) -> ContainerState | None:
         """The state of what the handle names (a run or a service); ``None`` once gone."""

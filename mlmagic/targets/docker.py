@@ -1,7 +1,9 @@
 """The Docker target: environments are images, runs and services are containers.
 
 Every container carries the workspace's labels (:func:`~mlmagic.targets.labels.labels`),
-mounts the helper module read-only, and is answered for by its container id.
+mounts the helper module read-only, and is answered for by its container id. A run
+container keeps the ``USER`` its image sets (:mod:`mlmagic.targets.image_user`), and the
+engine keeps only a tail of its output: the launcher writes the whole log.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from mlmagic.exceptions import DeployError, MlmagicError
 from mlmagic.run.config import data_variable, parse_gpus
 from mlmagic.run.paths import CONTAINER, RunPaths
 from mlmagic.targets.base import Materialised, Target
+from mlmagic.targets.image_user import give_run_folders, image_user
 from mlmagic.targets.labels import HELPER, labels, workspace_id
 from mlmagic.targets.serving import server_settings
 
@@ -46,6 +49,12 @@ _LAUNCH = (
     f'exec "$PY" {CONTAINER.helper} exec --log {CONTAINER.in_system("output.log")} '
     f'--exit-file {CONTAINER.in_system("exit.json")} -- "$PY" -u "$@"'
 )
+
+
+# What a run container's engine log keeps (one file, rewritten when full).
+_ENGINE_LOG_SIZE = "1m"
+# The lines of a container's own output kept for a run that failed before logging.
+_CONSOLE_LINES = 20
 
 
 class DockerTarget(Target):
@@ -105,6 +114,13 @@ class DockerTarget(Target):
         self, record: RunRecord, paths: RunPaths, env: Environment, gpus: GpuRequest | None
     ) -> str:
         assert env.image is not None
+        if os.getuid() == 0:
+            # Root's folders are not writable by an image's own non-root USER, which the
+            # container keeps: hand the run's folders to that user (root can still
+            # read and delete them).
+            owner = image_user(self.engine, env.image)
+            if owner is not None:
+                give_run_folders(paths, *owner)
         return self.engine.start(self.run_container(record, paths, env.image, gpus))
 
     def run_container(
@@ -151,7 +167,13 @@ class DockerTarget(Target):
             memory=config.memory,
             cpus=config.cpus,
             user=user,
+            # The launcher writes every line to the run's log: the engine keeps a tail,
+            # for what a container prints before the launcher runs.
+            engine_log_size=_ENGINE_LOG_SIZE,
         )
+
+    def console(self, handle: str) -> list[str]:
+        return list(self.engine.logs(handle))[-_CONSOLE_LINES:]
 
     def state(self, handle: str) -> ContainerState | None:
         return self.engine.state(handle)

@@ -2,8 +2,10 @@
 detached processes (:mod:`mlmagic.targets.process`), for hosts with no container engine.
 
 A run's script runs under the same launcher as in a container (``mlmagic_run.py exec``),
-with ``./outputs`` and ``./logs`` linked to the run's folders. ``--memory`` and ``--cpus``
-are not enforced here, and the run's log says so.
+with ``./outputs`` and ``./logs`` linked to the run's folders. ``--data`` folders are
+read-only for the run's processes (a private mount namespace), and a run answers for its
+whole process tree (:mod:`mlmagic.targets.process`). ``--memory`` and ``--cpus`` are not
+enforced here, and the run's log says so.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ from mlmagic.run.config import data_variable, parse_gpus
 from mlmagic.targets.base import Materialised, Target
 from mlmagic.targets.labels import HELPER
 from mlmagic.targets.process import (
+    ReadOnlyViewError,
     cuda_visible_devices,
     process_alive,
+    remove_tree,
     spawn_detached,
     stop_process,
 )
@@ -157,18 +161,30 @@ class LocalTarget(Target):
             config.script,
             *config.args,
         ]
-        return spawn_detached(command, cwd=paths.snapshot, env=environment)
+        try:
+            return spawn_detached(
+                command, cwd=paths.snapshot, env=environment, read_only=list(config.data.values())
+            )
+        except ReadOnlyViewError as exc:
+            raise RunError(
+                f"--data folders are read-only for a run, and this machine cannot make them so "
+                f"for a local process ({exc}): allow unprivileged user namespaces "
+                "(sysctl kernel.unprivileged_userns_clone=1), or copy the data into the "
+                "source folder, or use the docker target."
+            ) from exc
 
     def state(self, handle: str) -> ContainerState | None:
         if process_alive(handle):
             return ContainerState(handle, "running", None, False, None, None)
+        # Ended on its own (a server that died, a run nobody finalised): leave nothing.
+        remove_tree(handle)
         return None
 
     def stop(self, handle: str, timeout: float = 10) -> None:
         stop_process(handle, timeout)
 
     def remove(self, handle: str) -> None:
-        """Nothing is left of a process once it ended."""
+        remove_tree(handle)
 
     # -- services -----------------------------------------------------------------------
 

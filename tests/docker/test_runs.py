@@ -159,7 +159,7 @@ def test_garbage_in_params_and_metrics_breaks_no_listing(workspace, env, project
     assert listing.loc[good.id, "param.C"] == 1.0 and listing.loc[bad.id, "acc"] == 0.25
 
 
-def test_cell_script_and_data_mounts(workspace, env, tmp_path, target):
+def test_cell_script_and_data_mounts(workspace, env, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / "x.txt").write_text("42")
@@ -177,10 +177,8 @@ def test_cell_script_and_data_mounts(workspace, env, tmp_path, target):
         data=["training-set=" + str(data)],
     ).wait()
     assert run.status is Status.COMPLETED, run.logs()
-    # A process on the local target reads the folder in place; only a container can
-    # make it read-only.
-    expected = ["42", "read-only"] if target == "docker" else ["42"]
-    assert run.logs().split()[: len(expected)] == expected
+    # Read-only on both targets: a container's mount, a local process's own mount view.
+    assert run.logs().split() == ["42", "read-only"]
 
 
 def test_200000_lines_all_reach_the_log_file(workspace, env, project):
@@ -267,7 +265,7 @@ import os, sys, time
 from mlmagic import Workspace
 ws = Workspace(sys.argv[1])
 run = ws.submit("slow.py", "run-env", source_dir=sys.argv[2])
-while run.status.value != "Running":
+while run.status.value in ("Queued", "Preparing", "Starting"):  # a starved process may look late
     time.sleep(0.1)
 print(run.id, flush=True)
 os._exit(9)  # the kernel dies without any cleanup
