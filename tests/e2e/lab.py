@@ -165,8 +165,13 @@ class JupyterLab:
         connected to it (cells run before that are lost)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with urllib.request.urlopen(self.url("/api/sessions"), timeout=5) as answer:
-                sessions = json.loads(answer.read())
+            try:
+                with urllib.request.urlopen(self.url("/api/sessions"), timeout=10) as answer:
+                    sessions = json.loads(answer.read())
+            except (OSError, urllib.error.URLError):
+                # A server busy starting the kernel can be slow to answer: ask again.
+                time.sleep(0.3)
+                continue
             for session in sessions:
                 kernel = session.get("kernel") or {}
                 if (
