@@ -8,6 +8,7 @@ user's own, and the user must be able to delete all of it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pwd
@@ -92,7 +93,9 @@ def _user_python(user: pwd.struct_passwd, env: dict[str, str]) -> str:
     if as_user(user, check, env, capture_output=True).returncode == 0:
         return sys.executable
     version = "{}.{}".format(*sys.version_info[:2])
-    venv = SHARED_VENVS / f"nonroot-py{version}"
+    # Named by the declared dependencies too: a changed pyproject.toml gets a fresh venv.
+    digest = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:12]
+    venv = SHARED_VENVS / f"nonroot-py{version}-{digest}"
     python = venv / "bin" / "python"
     if as_user(user, [str(python), *check[1:]], env, capture_output=True).returncode == 0:
         return str(python)
@@ -104,7 +107,8 @@ def _user_python(user: pwd.struct_passwd, env: dict[str, str]) -> str:
     if base is None:
         _unavailable(f"no Python {version} outside /root for the non-root user to run")
     uv = [sys.executable, "-m", "uv"]
-    shutil.rmtree(venv, ignore_errors=True)
+    for old in SHARED_VENVS.glob(f"nonroot-py{version}*"):
+        shutil.rmtree(old, ignore_errors=True)
     subprocess.run([*uv, "venv", "-q", "--python", base, str(venv)], check=True)
     subprocess.run(
         [*uv, "pip", "install", "-q", "--python", str(python), "-e", str(REPO)],
