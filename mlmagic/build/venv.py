@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 from mlmagic.build.freeze import parse_freeze
+from mlmagic.build.interpreter import choose_python
 from mlmagic.build.steps import StepName, failure_message
 from mlmagic.events import BuildEvent, BuildEventKind
 from mlmagic.exceptions import BuildError, SpecError
@@ -162,9 +163,10 @@ def _steps(
     from uv import find_uv_bin
 
     uv = find_uv_bin()
-    python = local_python(spec)
+    choice = choose_python(local_python(spec))
+    python = choice.version
     commands: list[tuple[StepName, list[str]]] = [
-        (_CREATE, [uv, "venv", "--python", python, str(target)])
+        (_CREATE, [uv, "venv", "--python", choice.request, str(target)])
     ]
     if spec.pip:
         requirements = target.with_suffix(".requirements.txt")
@@ -176,7 +178,7 @@ def _steps(
             options += ["--extra-index-url", url]
         install = [uv, "pip", "install", "--python", str(venv_python(target)), *options]
         commands.append((_INSTALL, [*install, "-r", str(requirements)]))
-    env = plain_environment()
+    env = {**plain_environment(), **choice.uv_environment()}
     for pip_name, uv_name in (
         ("PIP_INDEX_URL", "UV_INDEX_URL"),
         ("PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL"),

@@ -29,6 +29,7 @@ from mlmagic.engine.base import (
     ContainerState,
     ImageInfo,
 )
+from mlmagic.engine.endpoint import Endpoint, find_endpoint
 from mlmagic.engine.progress import ProgressParser
 from mlmagic.events import BuildEvent, BuildEventKind
 from mlmagic.exceptions import BuildError, EngineError
@@ -45,7 +46,7 @@ _START_DOCKER = (
 
 
 class DockerEngine(ContainerEngine):
-    """A Docker engine found the way the docker CLI finds it (``DOCKER_HOST`` or the socket).
+    """A Docker engine found the way the docker CLI finds it (see :mod:`.endpoint`).
 
     Parameters
     ----------
@@ -61,19 +62,27 @@ class DockerEngine(ContainerEngine):
     # -- connection ---------------------------------------------------------------------
 
     @cached_property
+    def endpoint(self) -> Endpoint:
+        """The engine the docker CLI would use now (``DOCKER_HOST``, context or socket).
+
+        The CLI builds and docker-py runs, so both must reach this same engine.
+        """
+        return find_endpoint()
+
+    @cached_property
     def _client(self) -> docker.DockerClient:
         try:
-            client = docker.from_env(timeout=120)
+            client = self.endpoint.client(timeout=120)
             client.ping()
         except docker.errors.DockerException as exc:
-            raise EngineError(
-                f"No Docker engine answers at {self._address()}. {_START_DOCKER}"
-            ) from exc
+            raise EngineError(self._no_engine()) from exc
         return client
 
-    @staticmethod
-    def _address() -> str:
-        return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    def _no_engine(self) -> str:
+        message = f"No Docker engine answers at {self.endpoint.describe()}. {_START_DOCKER}"
+        if self.endpoint.context:
+            message += " Or pick another engine with `docker context use NAME`."
+        return message
 
     def ping(self) -> None:
         """Raise :class:`EngineError` unless the engine answers."""
@@ -81,9 +90,7 @@ class DockerEngine(ContainerEngine):
             self._client.ping()
         except docker.errors.DockerException as exc:
             self.__dict__.pop("_client", None)
-            raise EngineError(
-                f"No Docker engine answers at {self._address()}. {_START_DOCKER}"
-            ) from exc
+            raise EngineError(self._no_engine()) from exc
 
     def _api(self, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
         """Call docker-py, mapping its errors to :class:`EngineError`."""
@@ -144,7 +151,10 @@ class DockerEngine(ContainerEngine):
     def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
         """Build with BuildKit, yielding step, log and done events."""
         self.ping()
-        command = [*self._build_command, "--progress=plain", "-t", request.tag]
+        cli, *build = self._build_command
+        # The context this engine was found through, named: the build lands where runs go.
+        where = ["--context", self.endpoint.context] if self.endpoint.context else []
+        command = [cli, *where, *build, "--progress=plain", "-t", request.tag]
         command += ["-f", str(request.context_dir / request.dockerfile)]
         for name, value in request.build_args.items():
             command += ["--build-arg", f"{name}={value}"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Generator, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from mlmagic.build.context import resolve_base
@@ -114,6 +114,10 @@ class DockerTarget(Target):
         self, record: RunRecord, paths: RunPaths, env: Environment, gpus: GpuRequest | None
     ) -> str:
         assert env.image is not None
+        # The mount points inside the snapshot's mount, made now as this user: the engine
+        # would make them as root, and a non-root user could not own or remove them.
+        for nested in (CONTAINER.outputs, CONTAINER.logs):
+            (paths.snapshot / PurePosixPath(nested).relative_to(CONTAINER.src)).mkdir(exist_ok=True)
         if os.getuid() == 0:
             # Root's folders are not writable by an image's own non-root USER, which the
             # container keeps: hand the run's folders to that user (root can still
