@@ -42,7 +42,7 @@ __all__ = ["GpuChoice", "choose_gpu_base", "cuda_image", "cuda_of_image", "cuda_
 
 _TORCH_TAG = re.compile(r"cu(\d+)(\d)")
 _TORCH_INDEX = re.compile(r"download\.pytorch\.org/whl/(?:nightly/)?(cu\d+)/?$")
-_CUDA_IMAGE_TAG = re.compile(r"(?:^|/)nvidia/cuda:(\d+)\.(\d+)")
+_CUDA_IMAGE_TAG = re.compile(r"(?:^|[\s/])nvidia/cuda:(\d+)\.(\d+)")
 _TENSORFLOW_NAMES = frozenset({"tensorflow", "tensorflow-gpu"})
 
 

@@ -164,6 +164,10 @@ class EnvironmentSpec:
         """A JSON-serialisable form, stored with each environment version."""
         data = asdict(self)
         data["env"] = [list(pair) for pair in self.env]
+        if self.cuda is None:
+            # Added after specs were stored and images named: absent, it leaves both as
+            # they were.
+            del data["cuda"]
         return data
 
     @classmethod
@@ -186,9 +190,6 @@ class EnvironmentSpec:
         """
         data = self.to_dict()
         data.pop("format")
-        if self.cuda is None:
-            # Added after images were named: absent, it leaves their names as they were.
-            data.pop("cuda")
         if self.dockerfile is not None:
             data["dockerfile"] = _dockerfile_instructions(self.dockerfile)
         if self.registry is not None:
