@@ -199,6 +199,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--base", metavar="IMAGE")
     build.add_argument("--python", metavar="3.X")
     build.add_argument("--gpu", action="store_const", const=True)
+    build.add_argument("--cuda", metavar="X.Y", help="The CUDA of the base (implies --gpu).")
     build.add_argument("--user-managed", action="store_const", const=True)
     build.add_argument("--solver", choices=SOLVERS)
     build.add_argument("--no-build", action="store_true", help="Register only.")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlmagic import spec as specs
 from mlmagic.build.context import cache_key, image_tag, resolve_base
-from mlmagic.build.dockerfile import render
+from mlmagic.build.dockerfile import BASE_COMMENT, render
 from mlmagic.config import get_config
 from mlmagic.events import BuildEvent, BuildEventKind, drain
 from mlmagic.exceptions import BuildError, MlmagicError, NotFoundError, SpecError
@@ -50,6 +50,7 @@ def environment_options(namespace: Any) -> dict[str, Any]:
         "gpu": namespace.gpu,
         "user_managed": namespace.user_managed,
         "solver": namespace.solver,
+        "cuda": getattr(namespace, "cuda", None),
     }
 
 
@@ -116,6 +117,7 @@ class Environment:
         gpu: bool | None = None,
         user_managed: bool | None = None,
         solver: str | None = None,
+        cuda: str | None = None,
     ) -> Environment:
         """An environment from cell text of any format (detected unless ``format`` is given).
 
@@ -123,7 +125,12 @@ class Environment:
         """
         check_name(name)
         spec = specs.parse(text, format).with_options(
-            base_image=base_image, python=python, gpu=gpu, user_managed=user_managed, solver=solver
+            base_image=base_image,
+            python=python,
+            gpu=gpu,
+            user_managed=user_managed,
+            solver=solver,
+            cuda=cuda,
         )
         return cls(name, spec)
 
@@ -184,6 +191,13 @@ class Environment:
         if self.registered_dockerfile is not None:
             return self.registered_dockerfile
         return render(self.spec, resolve_base(self.spec, get_config()))
+
+    @property
+    def base_reason(self) -> str | None:
+        """For a GPU environment, its base image and why the rules chose it (the
+        Dockerfile's first line: for a registered version, as it was built)."""
+        first = self.dockerfile.partition("\n")[0]
+        return first.removeprefix(BASE_COMMENT) if first.startswith(BASE_COMMENT) else None
 
     @property
     def ref(self) -> str:

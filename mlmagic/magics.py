@@ -64,6 +64,7 @@ class MLMagics(Magics):
     @argument("--base", metavar="IMAGE", help="Base image to build on.")
     @argument("--python", metavar="3.X", help="Python version of the environment.")
     @argument("--gpu", action="store_const", const=True, help="Build on the GPU base image.")
+    @argument("--cuda", metavar="X.Y", help="Build on this CUDA's image (implies --gpu).")
     @argument(
         "--user-managed",
         action="store_const",
@@ -320,6 +321,8 @@ def describe(env: Environment) -> str:
         f"{env.ref}  {env.status}  {env.image}",
         f"format: {env.spec.format}",
     ]
+    if env.base_reason:
+        lines.append(f"base: {env.base_reason}")
     if env.error:
         lines.append(f"error: {env.error.splitlines()[0]}")
     if env.venv:

@@ -17,6 +17,7 @@ from mlmagic.spec import EnvironmentSpec
 from mlmagic.spec.conda import pip_beyond_conda
 
 __all__ = [
+    "BASE_COMMENT",
     "BUILD_SETTINGS_SECRET",
     "CA_SECRET",
     "ENV_PREFIX",
@@ -26,6 +27,8 @@ __all__ = [
     "render",
 ]
 
+#: How the Dockerfile of a GPU environment starts: the base and the reason for it.
+BASE_COMMENT = "# mlmagic base: "
 #: Where the Python environment lives in every image mlmagic builds.
 ENV_PREFIX = "/opt/mlmagic/env"
 #: Names of files the build context holds next to the Dockerfile.
@@ -83,7 +86,7 @@ def render(spec: EnvironmentSpec, base: ResolvedBase) -> str:
     """
     if spec.dockerfile is not None:
         return spec.dockerfile
-    lines = [f"# mlmagic base: {base.reason}"] if base.reason else []
+    lines = [f"{BASE_COMMENT}{base.reason}"] if base.reason else []
     lines += [f"FROM {base.image}", "USER root", "ENV DEBIAN_FRONTEND=noninteractive"]
     if base.reason and not base.cuda_in_image:
         # A plain base has none of nvidia/cuda's settings: ask the container toolkit for

@@ -170,3 +170,68 @@ def test_the_base_stays_in_the_content_hash_and_old_specs_keep_their_names() -> 
     # A spec without cuda normalises as it did before the field existed.
     assert "cuda" not in parse("six\n").normalised()
     assert parse("pip: [six]\ncuda: '12.1'\n").normalised()["cuda"] == "12.1"
+
+
+@pytest.fixture
+def magic_ws(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from mlmagic.workspace import Workspace
+
+    root = tmp_path / ".mlmagic"
+    monkeypatch.setenv("MLMAGIC_WORKSPACE", str(root))
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/mlmagic-test.sock")
+    ws = Workspace(root, config=_config())
+    Workspace._current[root] = ws
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "mlmagic")
+    yield shell
+    Workspace._current.pop(root, None)
+
+
+def test_the_magic_takes_cuda_and_envs_shows_the_base_and_why(magic_ws, capsys) -> None:
+    env = magic_ws.run_cell_magic(
+        "environment", "gpu-env --cuda 12.1 --no-build", "torch==2.3.1+cu118\n"
+    )
+    assert env.spec.cuda == "12.1" and env.version == 1
+    capsys.readouterr()
+    magic_ws.run_line_magic("envs", "gpu-env")
+    out = capsys.readouterr().out
+    assert (
+        "base: nvidia/cuda:12.1.1-runtime-ubuntu22.04: CUDA 12.1 was asked for with "
+        "cuda:/--cuda\n" in out
+    )
+    assert "\n# mlmagic base: nvidia/cuda:12.1.1-runtime-ubuntu22.04: CUDA 12.1" in out
+
+
+def test_the_magic_refuses_a_conflict_in_one_line(magic_ws) -> None:
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError) as caught:
+        magic_ws.run_cell_magic(
+            "environment", "both --gpu --no-build", "tensorflow==2.15.0\ntorch==2.3.1+cu118\n"
+        )
+    assert "\n" not in str(caught.value)
+    assert "tensorflow==2.15.0 needs CUDA 12.2 but torch==2.3.1+cu118" in str(caught.value)
+
+
+def test_the_cli_takes_cuda_and_shows_the_base(tmp_path, monkeypatch, capsys) -> None:
+    from mlmagic.cli import main
+    from mlmagic.workspace import Workspace
+
+    monkeypatch.setenv("MLMAGIC_WORKSPACE", str(tmp_path / ".mlmagic"))
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/mlmagic-test.sock")
+    monkeypatch.setattr(Workspace, "_current", {})
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("tensorflow==2.15.0\n")
+    assert main(["env", "build", str(requirements), "--name", "tf", "--gpu", "--no-build"]) == 0
+    assert main(["env", "build", str(requirements), "--name", "tf11", "--cuda", "11.8",
+                 "--no-build"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["env", "show", "tf"]) == 0
+    assert (
+        "base: nvidia/cuda:12.2.2-cudnn8-runtime-ubuntu22.04: tensorflow==2.15.0 was built "
+        "for CUDA 12.2 with cuDNN 8.9" in capsys.readouterr().out
+    )
+    assert main(["env", "show", "tf11"]) == 0
+    assert "base: nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04" in capsys.readouterr().out
