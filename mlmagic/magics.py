@@ -63,7 +63,7 @@ class MLMagics(Magics):
     )
     @argument("--base", metavar="IMAGE", help="Base image to build on.")
     @argument("--python", metavar="3.X", help="Python version of the environment.")
-    @argument("--gpu", action="store_const", const=True, help="Build on the GPU base image.")
+    @argument("--gpu", action="store_const", const=True, help="Build for NVIDIA GPUs.")
     @argument("--cuda", metavar="X.Y", help="Build on this CUDA's image (implies --gpu).")
     @argument(
         "--user-managed",

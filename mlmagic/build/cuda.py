@@ -42,6 +42,7 @@ __all__ = ["GpuChoice", "choose_gpu_base", "cuda_image", "cuda_of_image", "cuda_
 
 _TORCH_TAG = re.compile(r"cu(\d+)(\d)")
 _TORCH_INDEX = re.compile(r"download\.pytorch\.org/whl/(?:nightly/)?(cu\d+)/?$")
+_OTHER_INDEX = re.compile(r"download\.pytorch\.org/whl/(?:nightly/)?(cpu|rocm[\d.]+)/?$")
 _CUDA_IMAGE_TAG = re.compile(r"(?:^|[\s/])nvidia/cuda:(\d+)\.(\d+)")
 _TENSORFLOW_NAMES = frozenset({"tensorflow", "tensorflow-gpu"})
 
@@ -209,6 +210,17 @@ def _tensorflow_choice(requirement: Requirement) -> GpuChoice | None:
 def _torch_choice(requirement: Requirement, indexes: Iterable[str]) -> GpuChoice:
     pinned = _pinned(requirement) or ""
     local = pinned.partition("+")[2]
+    other = local or next((m.group(1) for i in indexes if (m := _OTHER_INDEX.search(i))), "")
+    if other and not _TORCH_TAG.fullmatch(other):
+        # +cpu, +rocm6.1: a build that cannot use an NVIDIA GPU. Said, not refused: the
+        # environment still builds, and the reason shows where the user looks.
+        return GpuChoice(
+            None,
+            None,
+            False,
+            f"{requirement} is a {other} build of torch: it will not use an NVIDIA GPU "
+            "(pin a +cuXYZ build, or use a PyTorch index for CUDA)",
+        )
     if _TORCH_TAG.fullmatch(local):
         cuda = cuda_of_tag(local)
         return GpuChoice(

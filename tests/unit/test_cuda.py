@@ -92,6 +92,8 @@ _TF_11_2 = "nvidia/cuda:11.2.2-cudnn8-runtime-ubuntu20.04"
         (["torch"], ["https://download.pytorch.org/whl/cu126/"], _CU126, "12.6", True),
         (["torch==2.5.1"], [], None, "12.4", False),
         (["torch>=2"], [], None, None, False),
+        (["torch==2.5.1+cpu"], [], None, None, False),
+        (["torch"], ["https://download.pytorch.org/whl/rocm6.1"], None, None, False),
         (["tensorflow==2.12.0"], [], _TF_11_8, "11.8", True),
         (["tensorflow-gpu==2.10.1"], [], _TF_11_2, "11.2", True),
         (["tensorflow[and-cuda]==2.18.0"], [], None, "12.5", False),
@@ -109,6 +111,14 @@ def test_the_pins_choose_the_base(
     choice = choose_gpu_base(pip, indexes, cuda=None, default_image=DEFAULT)
     assert (choice.image, choice.cuda, choice.cuda_in_image) == (image, cuda, in_image)
     assert choice.reason
+
+
+def test_a_torch_build_without_cuda_is_said_not_refused() -> None:
+    choice = choose_gpu_base(["torch==2.5.1+cpu"], [], cuda=None, default_image=DEFAULT)
+    assert choice.reason == (
+        "torch==2.5.1+cpu is a cpu build of torch: it will not use an NVIDIA GPU (pin a "
+        "+cuXYZ build, or use a PyTorch index for CUDA)"
+    )
 
 
 def test_asking_for_a_cuda_wins_over_the_pins_and_takes_cudnn_for_tensorflow() -> None:
