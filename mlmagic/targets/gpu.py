@@ -80,9 +80,10 @@ def environment_cuda(
 ) -> EnvironmentCuda:
     """What ``env`` needs of the driver, read from the base its rules choose.
 
-    A user's Dockerfile is read for a ``FROM nvidia/cuda:X.Y...`` line; a base the
-    rules cannot choose any more (settings changed since) needs nothing known. In a
-    virtual environment (``in_venv``) there is no image: CUDA comes as wheels.
+    A user's Dockerfile is read for a ``FROM nvidia/cuda:X.Y...`` line, and so is the
+    Dockerfile a version was built from when today's settings would choose another base
+    (the image is what was built). In a virtual environment (``in_venv``) there is no
+    image: CUDA comes as wheels.
     """
     if env is None:
         return EnvironmentCuda(None, False, "the environment")
@@ -95,10 +96,14 @@ def environment_cuda(
         return EnvironmentCuda(cuda, False, what)
     if env.spec.dockerfile is not None:
         return EnvironmentCuda(cuda_of_image(env.spec.dockerfile), True, what)
+    built = env.registered_dockerfile
     try:
         base = resolve_base(env.spec, config)
     except SpecError:
-        return EnvironmentCuda(None, False, what)
+        base = None
+    if base is None or (built is not None and f"FROM {base.image}\n" not in built):
+        cuda = cuda_of_image(built or "")
+        return EnvironmentCuda(cuda, cuda is not None, what)
     return EnvironmentCuda(base.cuda, base.cuda_in_image, f"{what} ({base.image})")
 
 

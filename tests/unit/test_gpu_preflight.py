@@ -118,6 +118,18 @@ def test_a_dockerfile_is_read_for_its_cuda_base(bin_dir: Path) -> None:
     assert "built on CUDA 12.6" in str(gpu_preflight(None, needs))
 
 
+def test_a_built_version_is_checked_against_the_base_it_was_built_on(bin_dir: Path) -> None:
+    nvidia_smi.install(bin_dir, driver="535.104.05", cuda="12.2")
+    env = _env("pip: [six]\ngpu: true\n")
+    env.registered_dockerfile = "FROM nvidia/cuda:12.6.3-runtime-ubuntu22.04\nRUN true\n"
+    needs = environment_cuda(env, _config())  # today's default would be CUDA 12.4
+    assert (needs.cuda, needs.in_image) == ("12.6", True)
+    env.registered_dockerfile = "FROM nvidia/cuda:12.4.1-runtime-ubuntu22.04\nRUN true\n"
+    assert environment_cuda(env, _config()).what.endswith(
+        "(nvidia/cuda:12.4.1-runtime-ubuntu22.04)"
+    )
+
+
 def test_the_docker_target_trusts_a_remote_engine_without_local_tools(bin_dir: Path) -> None:
     needs = EnvironmentCuda("12.4", True, "the environment train:1")
     assert gpu_preflight(GpuRequest(count=8), needs, need_nvidia_smi=False) is None
