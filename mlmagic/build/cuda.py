@@ -135,14 +135,17 @@ def choose_gpu_base(
     from_tf = _tensorflow_choice(tensorflow) if tensorflow is not None else None
     from_torch = _torch_choice(torch, indexes) if torch is not None else None
     if from_tf is not None and from_torch is not None:
-        return _both(from_tf, from_torch, _pin(tensorflow), _pin(torch))
+        return _both(from_tf, from_torch, str(tensorflow), str(torch))
     if from_tf is not None:
         return from_tf
     if from_torch is not None:
         return from_torch
     why = "the configured GPU base image (MLMagic.gpu_base_image)"
-    if tensorflow is not None:
+    if tensorflow is not None and _pinned(tensorflow) is None:
         why += f"; pin tensorflow (e.g. tensorflow=={TENSORFLOW[-1].tensorflow}.0) to get its CUDA"
+    elif tensorflow is not None:
+        known = f"{TENSORFLOW[0].tensorflow} to {TENSORFLOW[-1].tensorflow}"
+        why += f"; {tensorflow} is not in mlmagic's table ({known}): set cuda: X.Y for its CUDA"
     return GpuChoice(default_image, cuda_of_image(default_image), True, why)
 
 
@@ -168,11 +171,6 @@ def _pinned(requirement: Requirement) -> str | None:
 
 def _minor(version: str) -> str:
     return ".".join(version.split("+")[0].split(".")[:2])
-
-
-def _pin(requirement: Requirement | None) -> str:
-    assert requirement is not None
-    return str(requirement)
 
 
 def _tensorflow_choice(requirement: Requirement) -> GpuChoice | None:

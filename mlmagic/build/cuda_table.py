@@ -164,6 +164,7 @@ TENSORFLOW: tuple[TensorflowBuild, ...] = (
     TensorflowBuild("2.18", cuda="12.5", cudnn="9.3"),
     TensorflowBuild("2.19", cuda="12.5", cudnn="9.3"),
     TensorflowBuild("2.20", cuda="12.5", cudnn="9.3"),
+    TensorflowBuild("2.21", cuda="12.5", cudnn="9.3"),
 )
 
 

@@ -98,6 +98,7 @@ _TF_11_2 = "nvidia/cuda:11.2.2-cudnn8-runtime-ubuntu20.04"
         (["tensorflow-gpu==2.10.1"], [], _TF_11_2, "11.2", True),
         (["tensorflow[and-cuda]==2.18.0"], [], None, "12.5", False),
         (["tensorflow"], [], DEFAULT, "12.4", True),
+        (["tensorflow==2.99.0"], [], DEFAULT, "12.4", True),
         (["scikit-learn"], [], DEFAULT, "12.4", True),
         # torch's wheels bring their CUDA: TensorFlow's image, a driver for the newer.
         (["tensorflow==2.14.0", "torch==2.5.1"], [], _TF_11_8, "12.4", True),
@@ -118,6 +119,13 @@ def test_a_torch_build_without_cuda_is_said_not_refused() -> None:
     assert choice.reason == (
         "torch==2.5.1+cpu is a cpu build of torch: it will not use an NVIDIA GPU (pin a "
         "+cuXYZ build, or use a PyTorch index for CUDA)"
+    )
+
+
+def test_a_tensorflow_the_table_lacks_says_how_to_choose() -> None:
+    choice = choose_gpu_base(["tensorflow==2.99.0"], [], cuda=None, default_image=DEFAULT)
+    assert choice.reason.endswith(
+        "tensorflow==2.99.0 is not in mlmagic's table (2.4 to 2.21): set cuda: X.Y for its CUDA"
     )
 
 
