@@ -26,8 +26,9 @@ class MLMagic(Configurable):
         "asked for (env: MLMAGIC_CPU_BASE_IMAGE).",
     ).tag(config=True)
     gpu_base_image = Unicode(
-        help="Base image of GPU environments; Python is installed into it when it has none "
-        "(env: MLMAGIC_GPU_BASE_IMAGE).",
+        help="Base image of GPU environments whose framework pins choose none (see "
+        "mlmagic.build.cuda); Python is installed into it when it has none (env: "
+        "MLMAGIC_GPU_BASE_IMAGE).",
     ).tag(config=True)
     default_python = Unicode(
         help="Python version of environments that do not ask for one (env: "

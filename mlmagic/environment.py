@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from mlmagic import hints
 from mlmagic import spec as specs
 from mlmagic.build.context import cache_key, image_tag, resolve_base
-from mlmagic.build.dockerfile import render
+from mlmagic.build.dockerfile import BASE_COMMENT, render
 from mlmagic.config import get_config
 from mlmagic.events import BuildEvent, BuildEventKind, drain
 from mlmagic.exceptions import (
@@ -113,6 +113,7 @@ class Environment:
         gpu: bool | None = None,
         user_managed: bool | None = None,
         solver: str | None = None,
+        cuda: str | None = None,
     ) -> Environment:
         """An environment from cell text of any format (detected unless ``format`` is given).
 
@@ -120,7 +121,12 @@ class Environment:
         """
         check_name(name)
         spec = specs.parse(text, format).with_options(
-            base_image=base_image, python=python, gpu=gpu, user_managed=user_managed, solver=solver
+            base_image=base_image,
+            python=python,
+            gpu=gpu,
+            user_managed=user_managed,
+            solver=solver,
+            cuda=cuda,
         )
         return cls(name, spec)
 
@@ -181,6 +187,13 @@ class Environment:
         if self.registered_dockerfile is not None:
             return self.registered_dockerfile
         return render(self.spec, resolve_base(self.spec, get_config()))
+
+    @property
+    def base_reason(self) -> str | None:
+        """For a GPU environment, its base image and why the rules chose it (the
+        Dockerfile's first line: for a registered version, as it was built)."""
+        first = self.dockerfile.partition("\n")[0]
+        return first.removeprefix(BASE_COMMENT) if first.startswith(BASE_COMMENT) else None
 
     @property
     def ref(self) -> str:

@@ -97,7 +97,10 @@ ENVIRONMENT = (
         action="store_const",
         const=True,
         keyword="gpu",
-        help="Build on the GPU base image.",
+        help="Build for NVIDIA GPUs.",
+    ),
+    _option(
+        "--cuda", metavar="X.Y", keyword="cuda", help="Build on this CUDA's image (implies --gpu)."
     ),
     _option(
         "--user-managed",

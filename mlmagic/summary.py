@@ -35,6 +35,8 @@ def describe(env: Environment) -> str:
         f"{env.ref}  {env.status}  {env.image}",
         f"format: {env.spec.format}",
     ]
+    if env.base_reason:
+        lines.append(f"base: {env.base_reason}")
     if env.error:
         lines.append(f"error: {env.error.splitlines()[0]}")
     if env.venv:

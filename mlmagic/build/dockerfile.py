@@ -17,6 +17,7 @@ from mlmagic.spec import EnvironmentSpec
 from mlmagic.spec.conda import pip_beyond_conda
 
 __all__ = [
+    "BASE_COMMENT",
     "BUILD_SETTINGS_SECRET",
     "CA_SECRET",
     "ENV_PREFIX",
@@ -26,6 +27,8 @@ __all__ = [
     "render",
 ]
 
+#: How the Dockerfile of a GPU environment starts: the base and the reason for it.
+BASE_COMMENT = "# mlmagic base: "
 #: Where the Python environment lives in every image mlmagic builds.
 ENV_PREFIX = "/opt/mlmagic/env"
 #: Names of files the build context holds next to the Dockerfile.
@@ -57,11 +60,22 @@ class ResolvedBase:
     install_python
         Install Python with the system package manager when the image has none
         (GPU images based on plain CUDA images).
+    cuda
+        For a GPU environment, the CUDA ``X.Y`` the host's driver must support, when
+        known (see :mod:`mlmagic.build.cuda`).
+    cuda_in_image
+        The CUDA libraries are the image's (an image chosen for a GPU environment is
+        taken to have them); ``False`` when they come as wheels, or for a CPU one.
+    reason
+        Why this base, for a GPU environment: written as the Dockerfile's first line.
     """
 
     image: str
     python: str | None
     install_python: bool = False
+    cuda: str | None = None
+    cuda_in_image: bool = False
+    reason: str | None = None
 
 
 def render(spec: EnvironmentSpec, base: ResolvedBase) -> str:
@@ -72,7 +86,12 @@ def render(spec: EnvironmentSpec, base: ResolvedBase) -> str:
     """
     if spec.dockerfile is not None:
         return spec.dockerfile
-    lines = [f"FROM {base.image}", "USER root", "ENV DEBIAN_FRONTEND=noninteractive"]
+    lines = [f"{BASE_COMMENT}{base.reason}"] if base.reason else []
+    lines += [f"FROM {base.image}", "USER root", "ENV DEBIAN_FRONTEND=noninteractive"]
+    if base.reason and not base.cuda_in_image:
+        # A plain base has none of nvidia/cuda's settings: ask the container toolkit for
+        # the driver's compute libraries, which the wheels' CUDA runtime loads.
+        lines.append("ENV NVIDIA_DRIVER_CAPABILITIES=compute,utility")
     lines += _system_packages(spec.apt)
     if not spec.user_managed:
         lines += _python(base, check_version=spec.solver != "conda")

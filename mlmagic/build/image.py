@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
@@ -55,7 +55,9 @@ def build_image(
             context_dir=context_dir, tag=tag, secrets=context.secrets, no_cache=no_cache
         )
         what = f"{tag} from {base.image or 'a Dockerfile'}"
-        yield from logged_build(engine, request, log_path, what, your_steps=True)
+        # Why this base, where the build is watched (a GPU environment's base is chosen).
+        notes = [f"mlmagic base: {base.reason}"] if base.reason else []
+        yield from logged_build(engine, request, log_path, what, your_steps=True, notes=notes)
 
 
 def logged_build(
@@ -65,6 +67,7 @@ def logged_build(
     what: str,
     *,
     your_steps: bool = False,
+    notes: Sequence[str] = (),
 ) -> Iterator[BuildEvent]:
     """Run ``request`` on ``engine``, appending every line to ``log_path`` as it arrives.
 
@@ -77,6 +80,8 @@ def logged_build(
     your_steps
         Instructions mlmagic did not write are the user's (an environment's build), and
         are shown as "your Dockerfile steps".
+    notes
+        Lines logged and yielded (``LOG``) right after ``START``, before the engine runs.
 
     Raises
     ------
@@ -91,6 +96,9 @@ def logged_build(
     with open(log_path, "a", buffering=1, encoding="utf-8") as log:
         _write(log, f"# build of {what}")
         yield BuildEvent(BuildEventKind.START, image=request.tag, message=f"building {what}")
+        for note in notes:
+            _write(log, note)
+            yield BuildEvent(BuildEventKind.LOG, message=note)
         try:
             for event in engine.build(request):
                 event = names.rename(event)

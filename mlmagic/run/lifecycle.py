@@ -159,12 +159,12 @@ def _prepare(
     asked = parse_gpus(record.config.gpus)
     gpus = asked if isinstance(asked, GpuRequest) else None
     if asked == "auto":
-        problem = target.gpu_problem()
+        problem = target.gpu_problem(built)
         gpus = None if problem else GpuRequest(count=-1)
         if problem:
-            _note(paths, "no GPU available, running on the CPU (--gpus auto)")
+            _note(paths, f"no GPU available, running on the CPU (--gpus auto): {problem}")
     elif gpus is not None:
-        problem = target.gpu_problem()
+        problem = target.gpu_problem(built, gpus)
         if problem:
             raise _Stop(Status.FAILED, problem, Stage.PREPARING)
     for note in target.notes(record.config):

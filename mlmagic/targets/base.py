@@ -132,8 +132,15 @@ class Target(ABC):
     # -- runs ---------------------------------------------------------------------------
 
     @abstractmethod
-    def gpu_problem(self) -> str | None:
-        """``None`` when GPUs can be given here, else what is missing (one line)."""
+    def gpu_problem(
+        self, env: Environment | None = None, gpus: GpuRequest | None = None
+    ) -> str | None:
+        """``None`` when GPUs can be given here, else what is missing (one line).
+
+        With ``env`` the host's driver is checked against the CUDA the environment needs,
+        and with ``gpus`` the GPUs asked for against those the host has (see
+        :mod:`mlmagic.targets.gpu`); called before anything starts.
+        """
 
     def notes(self, config: RunConfig) -> list[str]:
         """Lines for the run's log about options this target takes but cannot honour."""

@@ -30,6 +30,7 @@ from mlmagic.exceptions import DeployError, MlmagicError
 from mlmagic.run.config import data_variable, parse_gpus
 from mlmagic.run.paths import CONTAINER, RunPaths
 from mlmagic.targets.base import Materialised, Target
+from mlmagic.targets.gpu import environment_cuda, gpu_preflight
 from mlmagic.targets.image_user import give_run_folders, image_user
 from mlmagic.targets.labels import HELPER, labels, workspace_id
 from mlmagic.targets.serving import server_settings
@@ -107,8 +108,14 @@ class DockerTarget(Target):
 
     # -- runs ---------------------------------------------------------------------------
 
-    def gpu_problem(self) -> str | None:
-        return self.engine.gpu_problem()
+    def gpu_problem(
+        self, env: Environment | None = None, gpus: GpuRequest | None = None
+    ) -> str | None:
+        # The engine's runtime first: without the toolkit no driver matters. Without
+        # nvidia-smi here the engine may be another machine's; its word stands.
+        return self.engine.gpu_problem() or gpu_preflight(
+            gpus, environment_cuda(env, self.context.config), need_nvidia_smi=False
+        )
 
     def start_run(
         self, record: RunRecord, paths: RunPaths, env: Environment, gpus: GpuRequest | None

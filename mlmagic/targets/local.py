@@ -32,6 +32,7 @@ from mlmagic.events import BuildEvent, BuildEventKind
 from mlmagic.exceptions import DeployError, RunError
 from mlmagic.run.config import data_variable, parse_gpus
 from mlmagic.targets.base import Materialised, Target
+from mlmagic.targets.gpu import environment_cuda, gpu_preflight
 from mlmagic.targets.labels import HELPER
 from mlmagic.targets.process import (
     ReadOnlyViewError,
@@ -97,13 +98,10 @@ class LocalTarget(Target):
 
     # -- runs ---------------------------------------------------------------------------
 
-    def gpu_problem(self) -> str | None:
-        if shutil.which("nvidia-smi") is None:
-            return (
-                "No NVIDIA GPU is visible on this machine (nvidia-smi is not on PATH): run "
-                "without --gpus, or use --gpus auto to fall back to the CPU."
-            )
-        return None
+    def gpu_problem(
+        self, env: Environment | None = None, gpus: GpuRequest | None = None
+    ) -> str | None:
+        return gpu_preflight(gpus, environment_cuda(env, self.context.config, in_venv=True))
 
     def notes(self, config: RunConfig) -> list[str]:
         if config.memory or config.cpus:

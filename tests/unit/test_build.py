@@ -43,6 +43,18 @@ CASES = {
         {},
     ),
     "gpu": ("pip: [torch]\ngpu: true\n", {}),
+    # One golden file per rule of mlmagic.build.cuda: the base, and the reason as header.
+    "gpu-default": ("pip: [six]\ngpu: true\n", {}),
+    "gpu-cuda": ("pip: [tensorflow==2.15.0]\ncuda: '11.8'\n", {}),
+    "gpu-tensorflow": ("pip: [tensorflow==2.15.1, numpy]\ngpu: true\n", {}),
+    "gpu-tensorflow-wheels": ("pip: ['tensorflow[and-cuda]==2.16.1']\ngpu: true\n", {}),
+    "gpu-torch-local": ("pip: [torch==2.3.1+cu121]\ngpu: true\n", {}),
+    "gpu-torch-index": (
+        "pip: [torch==2.5.1]\nextra_index_urls: [https://download.pytorch.org/whl/cu124]\n"
+        "gpu: true\n",
+        {},
+    ),
+    "gpu-torch-pypi": ("pip: [torch==2.7.1]\npython: '3.12'\ngpu: true\n", {}),
     "user-managed": ("base_image: python:3.12\nuser_managed: true\napt: [git]\n", {}),
     "python-check": ("base_image: debian:bookworm\npython: '3.11'\npip: [six]\n", {}),
     "dockerfile": ("FROM debian:bookworm\n# hello\nRUN echo hi\n", {}),
