@@ -4,7 +4,7 @@
     mlmagic env list
     mlmagic env show NAME [--version N]
     mlmagic run submit SCRIPT --env NAME [options] [-- script args]
-    mlmagic run list [--experiment E]
+    mlmagic run list [--experiment E] [--limit N] [--since TIME]
     mlmagic run logs ID [--follow]
     mlmagic run cancel ID
     mlmagic service deploy NAME --model M[:V] (--entry F --env E | --inference-config J)
@@ -117,7 +117,8 @@ def print_run_event(event: RunEvent) -> None:
 
 
 def _run_list(args: argparse.Namespace) -> int:
-    frame = Workspace.current().runs.list(args.experiment)
+    limit = args.limit or None  # 0: all of them
+    frame = Workspace.current().runs.list(args.experiment, limit=limit, since=args.since)
     if frame.empty:
         print("No runs yet: mlmagic run submit SCRIPT --env NAME")
         return 0
@@ -233,8 +234,12 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--wait", action="store_true", help="Follow the run to its end.")
     submit.add_argument("--target", choices=TARGETS, help="docker, local or auto.")
     submit.set_defaults(func=_run_submit)
-    listing = commands.add_parser("list", help="List runs.")
+    listing = commands.add_parser("list", help="List runs, newest first.")
     listing.add_argument("--experiment")
+    listing.add_argument(
+        "--limit", type=int, default=0, metavar="N", help="At most N runs (default: all)."
+    )
+    listing.add_argument("--since", metavar="TIME", help="Runs created since, e.g. 2026-12-01.")
     listing.set_defaults(func=_run_list)
     logs = commands.add_parser("logs", help="Print a run's log.")
     logs.add_argument("run_id")

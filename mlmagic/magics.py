@@ -191,13 +191,15 @@ class MLMagics(Magics):
     @magic_arguments()
     @argument("run_id", nargs="?", help="Show this run (live runs are followed).")
     @argument("--experiment", help="Only the runs of this experiment.")
+    @argument("--limit", type=int, help="At most this many runs, the newest.")
+    @argument("--since", help="Only runs created since this time, e.g. 2026-12-01.")
     @line_magic
     @_usage_errors
     def runs(self, line: str) -> Any:
         """List runs (one row each, with params and last metrics), or show one run."""
         args = parse_argstring(self.runs, line)
         if args.run_id is None:
-            return self.workspace.runs.list(args.experiment)
+            return self.workspace.runs.list(args.experiment, limit=args.limit, since=args.since)
         run = self.workspace.runs.get(args.run_id)
         show_run(run, wait=False, tail_lines=self.workspace.config.log_tail_lines)
         return run

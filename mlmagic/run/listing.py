@@ -1,0 +1,122 @@
+"""The table of runs (``ws.runs.list()``, ``%runs``, ``mlmagic run list``), at any scale.
+
+A listing is one indexed query (the store filters, orders and limits) and, per run, what
+the run logged: its params and the last value of each metric. Those come from the run's
+own files, which stay the truth; once a run has ended its files no longer change, so the
+first listing that reads them keeps the result in the store (the run's ``summary``) and
+later listings read only the store. A live run is always read from its files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from mlmagic.events import Status
+from mlmagic.exceptions import MlmagicError
+from mlmagic.run.paths import RunPaths
+from mlmagic_run import read_metrics
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlmagic.workspace import Workspace
+
+__all__ = ["epoch_seconds", "read_params", "run_frame", "summarize"]
+
+#: The columns every listing has, before the params and metrics of the runs.
+_FIXED = ("id", "experiment", "name", "status", "environment", "created", "duration", "exit_code")
+_TERMINAL = frozenset(s.value for s in Status if s.is_terminal)
+
+
+def read_params(paths: RunPaths) -> dict[str, Any]:
+    """The params the run logged with ``mlmagic_run.log_params`` (``{}`` when none)."""
+    try:
+        return dict(json.loads(paths.params.read_text()))
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def summarize(paths: RunPaths, name: str | None) -> dict[str, Any]:
+    """What a listing shows of a run besides its record: ``{"name", "params", "metrics"}``
+    (``metrics`` maps each metric to its last value).
+
+    ``name`` is the run's own (from its config; kept here so a listing of ended runs reads
+    no config). The last value of a metric is the last one in the file, as
+    :attr:`Run.metrics` orders them; floats (NaN and infinities included) survive the
+    store's JSON exactly.
+    """
+    records, _ = read_metrics(paths.metrics)
+    return {
+        "name": name,
+        "params": read_params(paths),
+        "metrics": {r["name"]: r["value"] for r in records},
+    }
+
+
+def epoch_seconds(since: float | str | datetime | None) -> float | None:
+    """``since`` as epoch seconds: a number, a :class:`~datetime.datetime` (naive means
+    local time) or ISO 8601 text such as ``2026-12-01`` or ``2026-12-01T09:30``."""
+    if since is None:
+        return None
+    if isinstance(since, (int, float)) and not isinstance(since, bool):
+        if not math.isfinite(since):
+            raise MlmagicError(f"since={since}: give a time, like 2026-12-01 or 2026-12-01T09:30.")
+        return float(since)
+    if isinstance(since, str):
+        try:
+            since = datetime.fromisoformat(since.strip())
+        except ValueError:
+            raise MlmagicError(
+                f"since={since!r} is not a time: give a date like 2026-12-01, or a date and "
+                "time like 2026-12-01T09:30."
+            ) from None
+    if isinstance(since, datetime):
+        return since.timestamp()
+    raise MlmagicError(
+        f"since={since!r} is not a time: give a date like 2026-12-01, a datetime or epoch seconds."
+    )
+
+
+def run_frame(
+    ws: Workspace,
+    experiment: str | None = None,
+    *,
+    limit: int | None = None,
+    since: float | str | datetime | None = None,
+) -> pd.DataFrame:
+    """One row per run, newest first: the fixed columns, then ``param.<name>`` for each
+    param and one column per metric (its last value); see :meth:`Runs.list`."""
+    import numpy as np
+    import pandas as pd
+
+    if limit is not None and (isinstance(limit, bool) or limit < 0):
+        raise MlmagicError(f"limit={limit}: give a number of runs, 0 or more (None for all).")
+    rows = ws.store.run_table(experiment, limit, since=epoch_seconds(since))
+    columns = list(zip(*rows, strict=True)) or [()] * (len(_FIXED) + 1)
+    fixed: dict[str, Any] = dict(zip(_FIXED, columns, strict=False))
+    ids, names, statuses = fixed["id"], fixed["name"], fixed["status"]
+    # One parse for all the cached summaries: thousands of json.loads cost more.
+    summaries = json.loads(f"[{','.join(text or 'null' for text in columns[-1])}]")
+    fresh: dict[str, dict[str, Any]] = {}
+    logged = []
+    for index, summary in enumerate(summaries):
+        if summary is None:
+            summary = summarize(RunPaths(ws.path("runs", ids[index])), names[index])
+            if statuses[index] in _TERMINAL:
+                fresh[ids[index]] = summary
+            summaries[index] = summary
+        cells = {f"param.{k}": v for k, v in summary["params"].items()}
+        cells.update(summary["metrics"])
+        logged.append(cells)
+    if fresh:
+        ws.store.cache_summaries(fresh)
+    fixed["name"] = [summary["name"] for summary in summaries]
+    # From an array, not a list: pandas converts a list of floats one by one.
+    fixed["created"] = pd.to_datetime(np.asarray(fixed["created"], dtype=float), unit="s")
+    frame = pd.DataFrame(fixed, columns=_FIXED)
+    values = pd.DataFrame.from_records(logged, index=frame.index)
+    # The fixed columns win over a param or metric of the same name.
+    return pd.concat([frame, values.drop(columns=[c for c in _FIXED if c in values])], axis=1)
