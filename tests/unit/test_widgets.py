@@ -233,6 +233,51 @@ def test_throttled_flushes_under_a_flood_of_lines(monkeypatch: pytest.MonkeyPatc
     assert len(log_html) < 200 * 40 + 2000
 
 
+@pytest.mark.parametrize(
+    "batch",
+    [
+        [f"plain {i}" for i in range(500)],
+        ["a", "b" * 50, "c"],  # a line over the limit
+        ["progress 10%\r", "progress 20%\r", "done", "after"],
+        ["\x1b[32mgreen\x1b[0m", "tab\there", "bell\x07", "x"],
+        ["\x1b[3", "1mcut escape", "plain", "back\x08space"],
+        [],
+    ],
+)
+def test_lines_taken_together_end_as_taken_one_by_one(batch: list[str]) -> None:
+    one, many = LogTail(5, max_line_chars=40), LogTail(5, max_line_chars=40)
+    for tail in (one, many):
+        tail.append_line("before\r")  # an unended line the batch continues
+    for line in batch:
+        one.append_line(line)
+    many.extend_lines(list(batch))
+    assert (many.lines(), many.total) == (one.lines(), one.total)
+    one.append_line("next")
+    many.extend_lines(["next"])
+    assert (many.lines(), many.total, many.dropped) == (one.lines(), one.total, one.dropped)
+
+
+def test_a_plain_batch_keeps_the_last_lines_and_counts_all() -> None:
+    one, many = LogTail(3), LogTail(3)
+    lines = [f"line {i}" for i in range(1000)]
+    for line in lines:
+        one.append_line(line)
+    many.extend_lines(lines)
+    assert many.lines() == one.lines() == ["line 997", "line 998", "line 999"]
+    assert many.total == one.total == 1000
+
+
+def test_log_lines_show_in_order_with_build_lines_without_a_flush() -> None:
+    view = RunView("train.py")
+    view.handle(RunEvent(RunEventKind.STAGE, stage=Stage.PREPARING))
+    view.handle(_log("first"))
+    build = BuildEvent(BuildEventKind.LOG, message="installing six")
+    view.handle(RunEvent(RunEventKind.BUILD, build=build))
+    view.handle(_log("second"))
+    lines = view.tail.lines()
+    assert lines[0] == "first" and lines[-1] == "second" and "installing six" in lines[1]
+
+
 def test_lines_from_several_threads_are_all_counted() -> None:
     view = RunView("train.py")
 
