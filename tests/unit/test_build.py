@@ -147,3 +147,21 @@ def test_host_ca_bundle_follows_pip_and_requests_variables(tmp_path: Path) -> No
     assert host_ca_bundle({"SSL_CERT_FILE": str(tmp_path / "missing")}) != tmp_path / "missing"
     assert "SSL_CERT_FILE=/run/secrets/mlmagic-ca" in build_settings(True, {})
     assert "SSL_CERT_FILE" not in build_settings(False, {})
+
+
+def test_adding_a_package_keeps_the_install_steps_of_the_pins() -> None:
+    def steps(text: str) -> list[str]:
+        spec = parse(text)
+        rendered = render(spec, resolve_base(spec, _config()))
+        return [step for step in rendered.split("\nRUN ") if "uv pip install" in step]
+
+    before = steps("scikit-learn==1.5.2\npandas>=2\n")
+    after = steps("scikit-learn==1.5.2\npandas>=2\njoblib\n")
+    # The pin is installed first and alone: its step (a cached layer) is kept.
+    assert len(before) == 2 and len(after) == 3
+    assert before[0] == after[0] and "scikit-learn==1.5.2 >>" in after[0]
+    assert "'pandas>=2'" in before[1] and "joblib" in after[1]
+    # Many lines: at most six steps, whatever the order they were written in.
+    many = [f"pkg{i}" for i in range(20)]
+    assert len(steps("\n".join(many))) == 6
+    assert steps("\n".join(many)) == steps("\n".join(reversed(many)))
