@@ -23,7 +23,7 @@ import argparse
 import contextlib
 import io
 import os
-import platform
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -31,6 +31,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from report import machine, update_row, update_section
 
 import mlmagic_run
 from mlmagic.events import Status
@@ -175,24 +179,6 @@ def table(results: dict[int, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (
-        f"{os.cpu_count()} CPUs, load {load} (shared), Python {platform.python_version()}, "
-        f"SQLite {__import__('sqlite3').sqlite_version}"
-    )
-
-
-def update_readme(section: str) -> None:
-    readme = HERE / "README.md"
-    begin, end = "<!-- bench_scale:begin -->", "<!-- bench_scale:end -->"
-    text = readme.read_text()
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        text = head + begin + "\n" + section + "\n" + end + rest.split(end, 1)[1]
-        readme.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
@@ -207,12 +193,22 @@ def main() -> None:
             results[runs] = measure(Path(folder, str(runs), ".mlmagic"), runs, args.repeat)
             print(f"{runs} runs measured in {time.perf_counter() - began:.0f} s", flush=True)
         os.chdir(home)
-    report = f"{table(results)}\n\nMachine: {machine()}; medians of {args.repeat} calls."
+    where = f"{machine()}, SQLite {sqlite3.sqlite_version}"
+    report = f"{table(results)}\n\nMachine: {where}; medians of {args.repeat} calls."
     print(report)
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "scale.md").write_text(f"# bench_scale\n\n{report}\n")
-    if not args.no_readme:
-        update_readme(report)
+    if not args.no_readme and max(results) >= 10_000:
+        big = results[max(results)]
+        listings = [v for k, v in big.items() if goal(k) == GOALS_MS["list"]]
+        update_row(
+            "bench_scale.py listings",
+            f"slowest {max(listings):.0f} ms at {max(results):,} runs",
+            where,
+        )
+        idle = big["panel poll, idle (server work)"]
+        update_row("bench_scale.py idle poll", f"{idle:.2f} ms at {max(results):,} runs", where)
+        update_section("bench_scale", report)
 
 
 if __name__ == "__main__":

@@ -171,7 +171,7 @@ def _install_groups(requirements: tuple[str, ...]) -> list[tuple[str, ...]]:
     """
     pinned = [r for r in requirements if "==" in r or " @ " in r]
     ordered = pinned + [r for r in requirements if r not in pinned]
-    head = [(r,) for r in ordered[: _MAX_STEPS - 1]]
+    head: list[tuple[str, ...]] = [(r,) for r in ordered[: _MAX_STEPS - 1]]
     tail = tuple(ordered[_MAX_STEPS - 1 :])
     return [*head, tail] if tail else head
 
