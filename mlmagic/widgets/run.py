@@ -99,7 +99,12 @@ class RunView(View):
             [self.cancel_button, self.run_id_field, self.full_log],
             layout=ipywidgets.Layout(align_items="center"),
         )
-        self.widget = ipywidgets.VBox([self._header, self._metrics_html, self._log_html, footer])
+        # The style sheet is sent once, apart from the header that changes on every flush:
+        # a <style> in it would make the browser restyle the page ten times a second.
+        style = ipywidgets.HTML(STYLE, layout=ipywidgets.Layout(display="none"))
+        self.widget = ipywidgets.VBox(
+            [style, self._header, self._metrics_html, self._log_html, footer]
+        )
         with self._lock:
             self._flush()
 
@@ -218,7 +223,8 @@ class RunView(View):
         """The stepper, the status and the latest metrics (for a failure, the last lines)."""
         with self._lock:
             self._take_lines()
-            return f"<div>{self._render_header(time.time())}{self._render_metrics()}</div>"
+            header = self._render_header(time.time())
+            return f"<div>{STYLE}{header}{self._render_metrics()}</div>"
 
     def _cancel_clicked(self, _button: ipywidgets.Button) -> None:
         if self._on_cancel is None or self.timeline.ended:
@@ -276,7 +282,6 @@ class RunView(View):
             pills.append(badge(end, status.value.lower()))
         stepper = '<span style="opacity:.5"> → </span>'.join(pills)
         parts = [
-            STYLE,
             '<div style="display:flex;gap:8px;align-items:baseline;flex-wrap:wrap">',
             f"<b>{html.escape(self.title)}</b>",
             f'<span style="opacity:.7">{format_duration(timeline.elapsed(now))}</span></div>',

@@ -25,6 +25,7 @@ from mlmagic.widgets import BuildView, RunView
 from mlmagic.widgets.model import LogTail, Metrics, MetricSeries, StageTimeline
 from mlmagic.widgets.render import (
     JUPYTER_BASE_URL_VARIABLE,
+    STYLE,
     format_duration,
     full_log_url,
     sparkline_svg,
@@ -668,3 +669,16 @@ def test_build_view_flushes_are_throttled(monkeypatch: pytest.MonkeyPatch) -> No
     view.finish(ok=True, summary="ok")
     assert flushes <= (time.perf_counter() - started) * 10 + 2
     assert "[2/5] l49999" in view._log_html.value
+
+
+def test_the_style_sheet_is_sent_once_not_with_every_header() -> None:
+    view = RunView("train.py")
+    view.handle(RunEvent(RunEventKind.STAGE, stage=Stage.RUNNING))
+    view.handle(_log("line"))
+    view.finish()
+    header = view._header.value
+    assert "train.py" in header and "Running" in header and "<style>" not in header
+    values = [str(getattr(child, "value", "")) for child in view.widget.children]
+    assert [value for value in values if "<style>" in value] == [STYLE]
+    # A saved notebook's static HTML still carries it.
+    assert STYLE in view.html_summary()
