@@ -458,8 +458,13 @@ class Store:
         seconds), changed after the :meth:`run_changes` number ``changed_after``; at most
         ``limit`` of them."""
         where, params = _run_filter(experiment, since, changed_after, limit)
+        # Few rows change between two polls: find them by their change number, not by
+        # walking every run in the order of the listing (SQLite's guess without
+        # statistics, which reads all 10,000 rows of a large workspace).
+        index = "INDEXED BY runs_by_change" if changed_after is not None else ""
         rows = self._connection().execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created DESC LIMIT :limit", params
+            f"SELECT {_RUN_COLUMNS} FROM runs {index} {where} ORDER BY created DESC LIMIT :limit",
+            params,
         )
         return [_run(r) for r in rows.fetchall()]
 

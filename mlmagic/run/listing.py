@@ -40,20 +40,19 @@ def read_params(paths: RunPaths) -> dict[str, Any]:
 
 
 def summarize(paths: RunPaths, name: str | None) -> dict[str, Any]:
-    """What a listing shows of a run besides its record: ``{"name", "params", "metrics"}``
-    (``metrics`` maps each metric to its last value).
+    """What a listing shows of a run besides its record: ``{"name", "columns"}``, where
+    ``columns`` maps ``param.<name>`` to each param and each metric to its last value.
 
     ``name`` is the run's own (from its config; kept here so a listing of ended runs reads
     no config). The last value of a metric is the last one in the file, as
     :attr:`Run.metrics` orders them; floats (NaN and infinities included) survive the
-    store's JSON exactly.
+    store's JSON exactly. The columns are flat, so a listing of thousands of runs builds
+    no dictionary per run.
     """
     records, _ = read_metrics(paths.metrics)
-    return {
-        "name": name,
-        "params": read_params(paths),
-        "metrics": {r["name"]: r["value"] for r in records},
-    }
+    columns = {f"param.{k}": v for k, v in read_params(paths).items()}
+    columns.update({r["name"]: r["value"] for r in records})
+    return {"name": name, "columns": columns}
 
 
 def epoch_seconds(since: float | str | datetime | None) -> float | None:
@@ -101,22 +100,21 @@ def run_frame(
     # One parse for all the cached summaries: thousands of json.loads cost more.
     summaries = json.loads(f"[{','.join(text or 'null' for text in columns[-1])}]")
     fresh: dict[str, dict[str, Any]] = {}
-    logged = []
-    for index, summary in enumerate(summaries):
-        if summary is None:
-            summary = summarize(RunPaths(ws.path("runs", ids[index])), names[index])
-            if statuses[index] in _TERMINAL:
-                fresh[ids[index]] = summary
-            summaries[index] = summary
-        cells = {f"param.{k}": v for k, v in summary["params"].items()}
-        cells.update(summary["metrics"])
-        logged.append(cells)
+    if None in summaries:  # live runs, and ended ones not listed before
+        for index, summary in enumerate(summaries):
+            if summary is None:
+                summary = summarize(RunPaths(ws.path("runs", ids[index])), names[index])
+                if statuses[index] in _TERMINAL:
+                    fresh[ids[index]] = summary
+                summaries[index] = summary
     if fresh:
         ws.store.cache_summaries(fresh)
     fixed["name"] = [summary["name"] for summary in summaries]
     # From an array, not a list: pandas converts a list of floats one by one.
     fixed["created"] = pd.to_datetime(np.asarray(fixed["created"], dtype=float), unit="s")
     frame = pd.DataFrame(fixed, columns=_FIXED)
-    values = pd.DataFrame.from_records(logged, index=frame.index)
+    values = pd.DataFrame.from_records(
+        [summary["columns"] for summary in summaries], index=frame.index
+    )
     # The fixed columns win over a param or metric of the same name.
     return pd.concat([frame, values.drop(columns=[c for c in _FIXED if c in values])], axis=1)

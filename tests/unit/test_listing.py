@@ -230,3 +230,20 @@ def test_runs_magic_and_command_take_limit_and_since(
     with contextlib.redirect_stdout(out):
         assert cli.main(["run", "list", "--since", since]) == 0
     assert "x_2" in out.getvalue() and "x_1" not in out.getvalue()
+
+
+def test_a_poll_finds_changed_runs_by_their_number_not_by_reading_every_run(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(3):
+        add_run(ws, f"a_{i}", created=float(i), monkeypatch=monkeypatch)
+    db = ws.store._connection()
+    issued: list[str] = []
+    db.set_trace_callback(issued.append)
+    try:
+        assert ws.store.runs(limit=100, changed_after=ws.store.run_changes()) == []
+    finally:
+        db.set_trace_callback(None)
+    (query,) = [sql for sql in issued if "changed >" in sql]
+    plan = " ".join(str(tuple(row)) for row in db.execute(f"EXPLAIN QUERY PLAN {query}"))
+    assert "SEARCH runs USING INDEX runs_by_change" in plan, plan
