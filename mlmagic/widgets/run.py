@@ -22,10 +22,12 @@ from mlmagic.widgets.render import (
     sparkline_svg,
 )
 
-__all__ = ["RunView"]
+__all__ = ["FAST_LOG_INTERVAL", "RunView"]
 
 #: Lines of the log repeated under the status of a failed run.
 FAILURE_LINES = 15
+#: Least seconds between two redraws of a log box whose every line is new each time.
+FAST_LOG_INTERVAL = 0.25
 #: Most log lines held between two flushes before they go into the tail unrendered.
 _MAX_UNREAD = 10_000
 _monotonic = time.monotonic
@@ -68,6 +70,8 @@ class RunView(View):
         super().__init__(title)
         self._tail = LogTail(tail_lines)
         self._unread: list[str] = []  # log lines not yet in the tail, oldest first
+        self._log_at = float("-inf")  # when the log box was last drawn
+        self._log_shown = 0  # the tail's total then
         self.timeline = StageTimeline()
         self.metrics = Metrics()
         self.exit_code: int | None = None
@@ -184,6 +188,7 @@ class RunView(View):
         """Flush the last state; call it when the events stop."""
         with self._lock:
             self._log_dirty = self._metrics_dirty = True
+            self._log_at = float("-inf")  # the last lines show, however fast they came
             self._updated(force=True)
         self._update_display()
 
@@ -255,15 +260,25 @@ class RunView(View):
             del self._unread[:count]
             self._log_dirty = True
 
+    def _log_due(self) -> bool:
+        """Whether the log box is redrawn now: at every flush while its lines can be read;
+        while every flush would replace all of them, at most ``1 / FAST_LOG_INTERVAL``
+        times a second (nobody reads 20,000 lines a second; the browser would redraw them)."""
+        if self.timeline.ended or self._tail.total - self._log_shown < self._tail.max_lines:
+            return True
+        return _monotonic() - self._log_at >= FAST_LOG_INTERVAL
+
     def _flush(self) -> None:
         self._take_lines()
         self._header.value = self._render_header(time.time())
         if self._metrics_dirty:
             self._metrics_html.value = self._render_metrics()
             self._metrics_dirty = False
-        if self._log_dirty:
+        if self._log_dirty and self._log_due():
             self._log_html.value = log_box(self._tail) if len(self._tail) else ""
             self._log_dirty = False
+            self._log_at = _monotonic()
+            self._log_shown = self._tail.total
         if self.timeline.ended:
             self.cancel_button.disabled = True
             self.cancel_button.layout.display = "none"

@@ -682,3 +682,30 @@ def test_the_style_sheet_is_sent_once_not_with_every_header() -> None:
     assert [value for value in values if "<style>" in value] == [STYLE]
     # A saved notebook's static HTML still carries it.
     assert STYLE in view.html_summary()
+
+
+def test_a_log_box_replaced_at_every_flush_is_redrawn_four_times_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlmagic.widgets import run as run_view
+
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(run_view, "_monotonic", lambda: clock[0])
+    view = RunView("train.py", tail_lines=10)
+    view.handle(RunEvent(RunEventKind.STAGE, stage=Stage.RUNNING))
+    draws: list[float] = []
+    view._log_html.observe(lambda _change: draws.append(clock[0]), names="value")
+    for step in range(20):  # 2 s of 500 lines a second: every flush would replace the box
+        clock[0] += 0.1
+        for i in range(50):
+            view.handle(_log(f"fast {step} {i}"))
+    assert 7 <= len(draws) <= 9, draws
+    fast = len(draws)
+    for step in range(10):  # a line a flush: every flush shows it
+        clock[0] += 0.1
+        view.handle(_log(f"slow {step}"))
+    assert len(draws) - fast >= 9
+    view.handle(_log("last"))
+    view.finish()
+    assert "last" in view._log_html.value and view.tail.total == 1011
