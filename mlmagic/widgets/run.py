@@ -22,10 +22,12 @@ from mlmagic.widgets.render import (
     sparkline_svg,
 )
 
-__all__ = ["FAST_LOG_INTERVAL", "RunView"]
+__all__ = ["FAST_LOG_INTERVAL", "HEADER_INTERVAL", "RunView"]
 
 #: Lines of the log repeated under the status of a failed run.
 FAILURE_LINES = 15
+#: Least seconds between two redraws of the stepper while no stage changes.
+HEADER_INTERVAL = 1.0
 #: Least seconds between two redraws of a log box whose every line is new each time.
 FAST_LOG_INTERVAL = 0.25
 #: Most log lines held between two flushes before they go into the tail unrendered.
@@ -71,6 +73,8 @@ class RunView(View):
         self._tail = LogTail(tail_lines)
         self._unread: list[str] = []  # log lines not yet in the tail, oldest first
         self._log_at = float("-inf")  # when the log box was last drawn
+        self._header_at = float("-inf")  # when the stepper was last drawn, and its stages
+        self._header_stages: tuple[Any, ...] = ()
         self._log_shown = 0  # the tail's total then
         self.timeline = StageTimeline()
         self.metrics = Metrics()
@@ -188,7 +192,7 @@ class RunView(View):
         """Flush the last state; call it when the events stop."""
         with self._lock:
             self._log_dirty = self._metrics_dirty = True
-            self._log_at = float("-inf")  # the last lines show, however fast they came
+            self._log_at = self._header_at = float("-inf")  # the last state shows
             self._updated(force=True)
         self._update_display()
 
@@ -270,7 +274,13 @@ class RunView(View):
 
     def _flush(self) -> None:
         self._take_lines()
-        self._header.value = self._render_header(time.time())
+        # The stepper changes with a stage; between stages only its clocks tick, and a
+        # clock a second is enough (each redraw is a message and a browser layout).
+        stages = (self.status, tuple(self.timeline.state(stage) for stage in Stage))
+        now = _monotonic()
+        if stages != self._header_stages or now - self._header_at >= HEADER_INTERVAL:
+            self._header.value = self._render_header(time.time())
+            self._header_stages, self._header_at = stages, now
         if self._metrics_dirty:
             self._metrics_html.value = self._render_metrics()
             self._metrics_dirty = False

@@ -709,3 +709,26 @@ def test_a_log_box_replaced_at_every_flush_is_redrawn_four_times_a_second(
     view.handle(_log("last"))
     view.finish()
     assert "last" in view._log_html.value and view.tail.total == 1011
+
+
+def test_the_stepper_redraws_on_a_stage_and_its_clocks_once_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlmagic.widgets import run as run_view
+
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    monkeypatch.setattr(run_view, "_monotonic", lambda: clock[0])
+    view = RunView("train.py")
+    view.handle(RunEvent(RunEventKind.STAGE, stage=Stage.RUNNING, time=clock[0]))
+    draws: list[str] = []
+    view._header.observe(lambda change: draws.append(change["new"]), names="value")
+    for step in range(20):  # 2 s of flushes, ten a second
+        clock[0] += 0.1
+        view.handle(_log(f"line {step}"))
+    assert 1 <= len(draws) <= 3, len(draws)
+    view.handle(RunEvent(RunEventKind.STAGE, stage=Stage.FINALIZING, time=clock[0]))
+    assert "mlmagic-current" in draws[-1] and "Finalizing" in draws[-1]
+    view.handle(RunEvent(RunEventKind.END, exit_code=0, time=clock[0]))
+    assert "Completed" in draws[-1]
