@@ -170,7 +170,7 @@ def table(results: dict[int, dict[str, float]]) -> str:
     head.append(f"growth {sizes[0]:,}→{sizes[-1]:,}")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in results[sizes[0]]:
-        cells = [f"{results[n][name]:.1f}" for n in sizes]
+        cells = [f"{results[n][name]:.3g}" for n in sizes]
         target = goal(name)
         last = results[sizes[-1]][name]
         ratio = f"{last / target:.2f}" if target else "-"
@@ -200,14 +200,12 @@ def main() -> None:
     (HERE / "results" / "scale.md").write_text(f"# bench_scale\n\n{report}\n")
     if not args.no_readme and max(results) >= 10_000:
         big = results[max(results)]
-        listings = [v for k, v in big.items() if goal(k) == GOALS_MS["list"]]
+        listings = [f"{k} {v:.3g}" for k, v in big.items() if goal(k) == GOALS_MS["list"]]
         update_row(
-            "bench_scale.py listings",
-            f"slowest {max(listings):.0f} ms at {max(results):,} runs",
-            where,
+            "bench_scale.py listings", f"ms at {max(results):,} runs: {'; '.join(listings)}", where
         )
         idle = big["panel poll, idle (server work)"]
-        update_row("bench_scale.py idle poll", f"{idle:.2f} ms at {max(results):,} runs", where)
+        update_row("bench_scale.py idle poll", f"{idle:.3g} ms at {max(results):,} runs", where)
         update_section("bench_scale", report)
 
 
