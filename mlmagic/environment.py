@@ -308,8 +308,7 @@ class Environments:
     def rows(self) -> list[dict[str, Any]]:
         """Every version of every environment as a plain row: name, version, image,
         status, created (epoch seconds), size, venv; by name, newest version first."""
-        columns = ("name", "version", "image", "status", "created", "size", "venv")
-        return [{c: row[c] for c in columns} for row in self._ws.store.environments()]
+        return self._ws.store.environment_table()
 
     def list(self) -> pd.DataFrame:
         """Every version of every environment: name, version, image, status, created, size."""

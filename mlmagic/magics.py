@@ -200,8 +200,7 @@ class MLMagics(Magics):
         """List runs (one row each, with params and last metrics), or show one run."""
         args = parse_argstring(self.runs, line)
         if args.run_id is None:
-            frame = self.workspace.runs.list(**options.api_keywords(options.RUN_FILTERS, args))
-            return options.filter_runs(frame, args)
+            return self.workspace.runs.list(**options.api_keywords(options.RUN_FILTERS, args))
         run = self.workspace.runs.get(args.run_id)
         show_run(run, wait=False, tail_lines=self.workspace.config.log_tail_lines)
         return self._shown_as_widget(run)

@@ -23,7 +23,7 @@ from mlmagic.spec import FORMATS, SOLVERS
 from mlmagic.workspace import TARGETS
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 __all__ = [
     "DEPLOY",
@@ -34,7 +34,6 @@ __all__ = [
     "Option",
     "add_options",
     "api_keywords",
-    "filter_runs",
     "magic_options",
 ]
 
@@ -230,11 +229,18 @@ RUN_FILTERS = (
     _option("--experiment", keyword="experiment", help="Only the runs of this experiment."),
     _option(
         "--status",
+        keyword="status",
         choices=[s.value for s in Status],
         type=lambda text: text.capitalize(),
         help="Only the runs with this status.",
     ),
-    _option("--limit", type=int, metavar="N", help="Only the N newest."),
+    _option("--limit", keyword="limit", type=int, metavar="N", help="Only the N newest."),
+    _option(
+        "--since",
+        keyword="since",
+        metavar="TIME",
+        help="Only the runs created since TIME, e.g. 2026-12-01 or 2026-12-01T09:30.",
+    ),
 )
 
 
@@ -279,13 +285,3 @@ def magic_options(*tables: Iterable[Option]) -> Callable[[F], F]:
 def api_keywords(options: Iterable[Option], namespace: argparse.Namespace) -> dict[str, Any]:
     """The API call's keywords from the parsed values of ``options`` that name one."""
     return {opt.keyword: getattr(namespace, opt.dest) for opt in options if opt.keyword}
-
-
-def filter_runs(frame: pd.DataFrame, namespace: argparse.Namespace) -> pd.DataFrame:
-    """Narrow ``Runs.list()`` (newest first) by the ``--status`` and ``--limit`` of
-    :data:`RUN_FILTERS`; ``--experiment`` is the listing's own keyword."""
-    if namespace.status and not frame.empty:
-        frame = frame[frame["status"] == namespace.status]
-    if namespace.limit is not None:
-        frame = frame.head(max(namespace.limit, 0))
-    return frame

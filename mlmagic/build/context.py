@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 #: Changes whenever rendering changes what an unchanged spec builds.
-BUILDER_VERSION = f"{__version__}+render.1"
+BUILDER_VERSION = f"{__version__}+render.2"
 #: Repository of the images mlmagic builds; the tag is the cache key.
 IMAGE_REPOSITORY = "mlmagic-env"
 #: Package-index settings carried from the host into builds.

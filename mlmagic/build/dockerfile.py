@@ -1,7 +1,8 @@
 """Render an :class:`EnvironmentSpec` as Dockerfile text. Pure: no I/O.
 
 The layer order keeps Docker's cache useful: base → system packages → Python → the
-dependency layer → environment variables → extra steps. Package installs run with
+dependency layers (pins first, so adding a package does not reinstall them) →
+environment variables → extra steps. Package installs run with
 BuildKit mounts: a cache mount shared by all environments (a second environment that
 shares packages with the first does not download them again) and two secrets, the
 host's CA bundle and its package-index settings, which reach the ``RUN`` step but never
@@ -45,6 +46,8 @@ _SECRETS = (
     f"--mount=type=secret,id={BUILD_SETTINGS_SECRET},target=/run/secrets/{BUILD_SETTINGS_SECRET}"
 )
 _LOAD_SETTINGS = f". /run/secrets/{BUILD_SETTINGS_SECRET}"
+#: Most ``RUN`` steps that install pip requirements (each is an image layer).
+_MAX_STEPS = 6
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,13 @@ def _python(base: ResolvedBase, *, check_version: bool) -> list[str]:
 
 
 def _uv_layer(spec: EnvironmentSpec, base: ResolvedBase) -> list[str]:
+    """The venv, then one ``RUN`` per group of requirements (see :func:`_install_groups`).
+
+    Each step appends its lines to the image's requirements file and installs the whole
+    file, so every step resolves all the lines so far together and installs only what is
+    new. Adding a line then rebuilds from its group on, not every package: Docker's cache
+    keeps the steps before it.
+    """
     lines = _run(f"uv venv --python python3 {ENV_PREFIX}")
     if not spec.pip:
         return lines
@@ -156,14 +166,33 @@ def _uv_layer(spec: EnvironmentSpec, base: ResolvedBase) -> list[str]:
     if spec.index_url:
         options.append(f"--index-url {shlex.quote(spec.index_url)}")
     options += [f"--extra-index-url {shlex.quote(url)}" for url in spec.extra_index_urls]
-    install = " ".join(["uv pip install", *options, f"-r /opt/mlmagic/{REQUIREMENTS_FILE}"])
-    lines.append(f"COPY {REQUIREMENTS_FILE} /opt/mlmagic/{REQUIREMENTS_FILE}")
-    lines += _run(
-        _LOAD_SETTINGS,
-        install,
-        mounts=f"--mount=type=cache,id=mlmagic-uv,target=/root/.cache/uv {_SECRETS}",
-    )
+    requirements = f"/opt/mlmagic/{REQUIREMENTS_FILE}"
+    install = " ".join(["uv pip install", *options, f"-r {requirements}"])
+    for group in _install_groups(spec.pip):
+        quoted = " ".join(shlex.quote(r) for r in group)
+        lines += _run(
+            _LOAD_SETTINGS,
+            f"printf '%s\\n' {quoted} >> {requirements}",
+            install,
+            mounts=f"--mount=type=cache,id=mlmagic-uv,target=/root/.cache/uv {_SECRETS}",
+        )
     return lines
+
+
+def _install_groups(requirements: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The requirements in install steps: exact pins first, one line a step, and the lines
+    past the first ``_MAX_STEPS - 1`` together in the last step.
+
+    Exact pins (``==``, direct URLs) come first because they are what a user changes least
+    and usually the heaviest (a framework at a chosen version); a package added later,
+    usually unpinned, then lands in a step after them. Pure: the same requirements give
+    the same steps whatever was built before.
+    """
+    pinned = [r for r in requirements if "==" in r or " @ " in r]
+    ordered = pinned + [r for r in requirements if r not in pinned]
+    head: list[tuple[str, ...]] = [(r,) for r in ordered[: _MAX_STEPS - 1]]
+    tail = tuple(ordered[_MAX_STEPS - 1 :])
+    return [*head, tail] if tail else head
 
 
 def _conda_layer(spec: EnvironmentSpec, base: ResolvedBase) -> list[str]:

@@ -113,7 +113,6 @@ def _submit(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     frame = Workspace.current().runs.list(**options.api_keywords(options.RUN_FILTERS, args))
-    frame = options.filter_runs(frame, args)
     rows = []
     for record in frame.to_dict("records"):
         row = {key: value for key, value in record.items() if key != "created"}

@@ -13,6 +13,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from mlmagic.models import Model
 from mlmagic.records import RunRecord
 from mlmagic.run import lifecycle, untrusted
 from mlmagic.run.config import RunConfig, parse_data, parse_tags
+from mlmagic.run.listing import epoch_seconds, read_params, run_frame, status_name
 from mlmagic.run.paths import RunPaths
 from mlmagic.run.snapshot import snapshot
 from mlmagic.run.stream import follow
@@ -158,7 +160,7 @@ class Run:
     @property
     def params(self) -> dict[str, Any]:
         """Parameters the script logged with ``mlmagic_run.log_params`` (``{}`` if unreadable)."""
-        return untrusted.read_json_object(self.paths, self.paths.params)
+        return read_params(self.paths)
 
     # -- files ---------------------------------------------------------------------------
 
@@ -349,33 +351,43 @@ class Runs:
         return run
 
     def records(
-        self, experiment: str | None = None, *, limit: int | None = None
+        self,
+        experiment: str | None = None,
+        *,
+        limit: int | None = None,
+        since: float | str | datetime | None = None,
+        status: str | Status | None = None,
     ) -> list[RunRecord]:
-        """The records of the runs (of one experiment), newest first, at most ``limit``."""
-        return self._ws.store.runs(experiment, limit=limit)
+        """The records of the runs (of one experiment, in one status, created at or after
+        ``since``), newest first, at most ``limit``."""
+        return self._ws.store.runs(
+            experiment, limit=limit, since=epoch_seconds(since), status=status_name(status)
+        )
 
-    def list(self, experiment: str | None = None) -> pd.DataFrame:
-        """One row per run: status, duration, params and the last value of each metric."""
-        import pandas as pd
+    def list(
+        self,
+        experiment: str | None = None,
+        *,
+        limit: int | None = None,
+        since: float | str | datetime | None = None,
+        status: str | Status | None = None,
+    ) -> pd.DataFrame:
+        """One row per run, newest first: status, duration, params and the last value of
+        each metric.
 
-        rows = []
-        for record in self.records(experiment):
-            run = Run(self._ws, record.id)
-            row = {
-                "id": record.id,
-                "experiment": record.experiment,
-                "name": record.config.name,
-                "status": record.status.value,
-                "environment": record.environment,
-                "created": pd.to_datetime(record.created, unit="s"),
-                "duration": record.duration,
-                "exit_code": record.exit_code,
-            }
-            row.update({f"param.{k}": v for k, v in run.params.items()})
-            records, _ = untrusted.read_metrics(run.paths)
-            row.update({r["name"]: r["value"] for r in records})
-            rows.append(row)
-        return pd.DataFrame(rows)
+        Parameters
+        ----------
+        experiment
+            Only the runs of this experiment.
+        limit
+            At most this many runs (the newest); ``None`` lists them all.
+        since
+            Only runs created at or after this time: epoch seconds, a ``datetime``, or
+            ISO 8601 text (``"2026-12-01"``, ``"2026-12-01T09:30"``).
+        status
+            Only runs with this status (a :class:`Status` or its name, e.g. ``"failed"``).
+        """
+        return run_frame(self._ws, experiment, limit=limit, since=since, status=status)
 
 
 def submit(

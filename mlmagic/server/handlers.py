@@ -3,8 +3,11 @@
 =======  ============================  ==================================================
 GET      ``workspace``                 ``{"path", "exists", "version"}``
 GET      ``environments``              ``{"environments": [{name, version, status, ...}]}``
-GET      ``runs?experiment=&limit=``   ``{"runs": [{id, status, experiment, ...}], "now"}``,
-                                       newest first (``limit`` 1 to 1000, default 100)
+GET      ``runs?experiment=&limit=``   ``{"runs": [{id, status, ...}], "now", "cursor",
+                                       "full"}``, newest first (``limit`` 1 to 1000,
+                                       default 100)
+GET      ``runs?since=CURSOR``         only the rows changed after an earlier reply's
+                                       ``cursor`` (``full`` false): see :func:`list_runs`
 GET      ``runs/<id>``                 the run's details (``Run.details`` and ``live``)
 GET      ``runs/<id>/log``             the whole log, ``text/plain``
 GET      ``runs/<id>/log?offset=N``    ``{"text", "offset", "size", "live", "status"}``
@@ -62,6 +65,7 @@ __all__ = [
     "api_errors",
     "error_status",
     "handlers",
+    "list_runs",
     "read_log",
     "run_row",
 ]
@@ -215,6 +219,27 @@ def run_row(record: RunRecord, now: float) -> dict[str, Any]:
     }
 
 
+def list_runs(
+    ws: Workspace, *, experiment: str | None, limit: int, since: int | None
+) -> dict[str, Any]:
+    """The reply of ``GET runs``: the newest ``limit`` runs, or with ``since`` (a
+    ``cursor`` of an earlier reply) only those of them that changed after it.
+
+    ``full`` says whether ``runs`` is the whole listing (no ``since``, or a ``since``
+    this workspace never gave: its database was replaced) or only the changed rows to merge
+    into the previous listing by id. The cursor is read before the rows, so a change made
+    meanwhile comes again in the next reply rather than never. A live run nobody drives
+    any more is watched to its end, as ``ws.runs.get`` does.
+    """
+    cursor = ws.store.run_changes()
+    full = since is None or since > cursor
+    now = time.time()
+    records = ws.store.runs(experiment, limit, changed_after=None if full else since)
+    for run_id in ws.store.live_run_ids():
+        ws.runs.get(run_id)
+    return {"runs": [run_row(r, now) for r in records], "now": now, "cursor": cursor, "full": full}
+
+
 class _Handler(APIHandler):
     """JSON over the workspace; every method runs its work in a thread."""
 
@@ -275,17 +300,14 @@ class RunsHandler(_Handler):
     async def get(self) -> None:
         experiment = self.get_query_argument("experiment", None) or None
         limit = self.int_argument("limit", 100, 1, 1000)
+        since = self.int_argument("since", None, 0, 1 << 62)
+        assert limit is not None
 
         def listing() -> dict[str, Any]:
             ws = self.access.get()
-            now = time.time()
             if ws is None:
-                return {"runs": [], "now": now}
-            rows = [run_row(r, now) for r in ws.runs.records(experiment, limit=limit)]
-            for row in rows:
-                if row["live"]:
-                    ws.runs.get(row["id"])  # watched to its end if its kernel is gone
-            return {"runs": rows, "now": now}
+                return {"runs": [], "now": time.time(), "cursor": 0, "full": True}
+            return list_runs(ws, experiment=experiment, limit=limit, since=since)
 
         self.reply(await asyncio.to_thread(listing))
 

@@ -183,3 +183,21 @@ def test_a_registered_version_shows_the_dockerfile_it_was_built_from(
     assert "FROM mlmagic-base:bookworm" in out and "python:3.11-slim" not in out
     # Before registration there is nothing stored: today's settings apply.
     assert Environment.from_text("new", "six\n").dockerfile.startswith("FROM python:3.11-slim\n")
+
+
+def test_adding_a_package_keeps_the_install_steps_of_the_pins() -> None:
+    def steps(text: str) -> list[str]:
+        spec = parse(text)
+        rendered = render(spec, resolve_base(spec, _config()))
+        return [step for step in rendered.split("\nRUN ") if "uv pip install" in step]
+
+    before = steps("scikit-learn==1.5.2\npandas>=2\n")
+    after = steps("scikit-learn==1.5.2\npandas>=2\njoblib\n")
+    # The pin is installed first and alone: its step (a cached layer) is kept.
+    assert len(before) == 2 and len(after) == 3
+    assert before[0] == after[0] and "scikit-learn==1.5.2 >>" in after[0]
+    assert "'pandas>=2'" in before[1] and "joblib" in after[1]
+    # Many lines: at most six steps, whatever the order they were written in.
+    many = [f"pkg{i}" for i in range(20)]
+    assert len(steps("\n".join(many))) == 6
+    assert steps("\n".join(many)) == steps("\n".join(reversed(many)))

@@ -193,6 +193,32 @@ async def test_environments_runs_and_services_are_listed(api: Any, ws: Workspace
     assert service["models"] == "digits:1"
 
 
+async def test_a_poll_with_since_gets_only_what_changed(api: Any, ws: Workspace) -> None:
+    now = time.time()
+    add_run(ws, "digits_20240101-120000_aaaaaa", "Completed", started=now - 50, ended=now - 20,
+            exit_code=0)  # fmt: skip
+    add_run(ws, "digits_20240101-120100_bbbbbb", "Running", started=now - 5,
+            stages=("Queued", "Preparing", "Starting", "Running"))  # fmt: skip
+    first = await api("runs")
+    assert first["full"] is True and len(first["runs"]) == 2
+    idle = await api("runs", params={"since": str(first["cursor"])})
+    assert (idle["runs"], idle["full"], idle["cursor"]) == ([], False, first["cursor"])
+    assert abs(idle["now"] - time.time()) < 5
+
+    ws.store.update_run("digits_20240101-120100_bbbbbb", cancel_requested=True)
+    add_run(ws, "digits_20240101-120200_cccccc", "Queued")
+    changed = await api("runs", params={"since": str(first["cursor"])})
+    assert changed["full"] is False and changed["cursor"] > first["cursor"]
+    assert [r["id"] for r in changed["runs"]] == [
+        "digits_20240101-120200_cccccc",
+        "digits_20240101-120100_bbbbbb",
+    ]
+    assert changed["runs"][1]["cancel_requested"] is True
+    # A cursor this workspace never gave (its database was replaced): the whole listing.
+    reset = await api("runs", params={"since": str(changed["cursor"] + 100)})
+    assert reset["full"] is True and len(reset["runs"]) == 3
+
+
 async def test_run_details(api: Any, ws: Workspace) -> None:
     now = time.time()
     add_run(ws, "digits_20240101-120000_aaaaaa", "Completed", started=now - 10, ended=now,
@@ -337,6 +363,8 @@ async def test_bad_input_is_400(jp_fetch: Any, ws: Workspace) -> None:
         (log, {"offset": "100"}, "offset 100 is past the end of the log (9 bytes)."),
         (log, {"offset": "0", "limit": "0"}, "limit=0: give a number from 1"),
         (("runs",), {"limit": "5000"}, "limit=5000: give a number from 1 to 1000."),
+        (("runs",), {"since": "later"}, "since='later': give a whole number."),
+        (("runs",), {"since": "-3"}, "since=-3: give a number from 0"),
         (("runs", ".hidden"), {}, "'.hidden' is not a run id"),
         (("runs", "a b", "log"), {}, "'a b' is not a run id"),
         (("runs", "digits_1\n"), {}, "'digits_1\\n' is not a run id"),

@@ -6,6 +6,6 @@ RUN (command -v python3 >/dev/null || (apt-get update && apt-get install -y --no
 COPY uv /usr/local/bin/uv
 ENV VIRTUAL_ENV=/opt/mlmagic/env PATH=/opt/mlmagic/env/bin:$PATH UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never PYTHONUNBUFFERED=1
 RUN uv venv --python python3 /opt/mlmagic/env
-COPY requirements.txt /opt/mlmagic/requirements.txt
 RUN --mount=type=cache,id=mlmagic-uv,target=/root/.cache/uv --mount=type=secret,id=mlmagic-ca,target=/run/secrets/mlmagic-ca --mount=type=secret,id=mlmagic-build-settings,target=/run/secrets/mlmagic-build-settings . /run/secrets/mlmagic-build-settings \
+    && printf '%s\n' torch==2.5.1 >> /opt/mlmagic/requirements.txt \
     && uv pip install --extra-index-url https://download.pytorch.org/whl/cu124 -r /opt/mlmagic/requirements.txt
