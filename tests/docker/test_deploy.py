@@ -259,7 +259,12 @@ def test_key_authentication(workspace, small):
         primary, secondary = service.get_keys()
         assert service.run([1, 0, 0]) == {"dot": 1}
         assert service.run([0, 1, 0], key=secondary) == {"dot": 2}
-        request = urllib.request.Request(service.scoring_uri, data=b"[1,1,1]", method="POST")
+        request = urllib.request.Request(
+            service.scoring_uri,
+            data=b"[1,1,1]",
+            method="POST",
+            headers={"Content-Type": "application/json"},  # only the key is missing
+        )
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(request)
         assert info.value.code == 401
@@ -289,7 +294,10 @@ print(primary)
 
 def _score(url: str, key: str) -> int:
     request = urllib.request.Request(
-        url, data=b"[1,1,1]", method="POST", headers={"Authorization": f"Bearer {key}"}
+        url,
+        data=b"[1,1,1]",
+        method="POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
