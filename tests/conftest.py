@@ -10,6 +10,7 @@ it fails: CI must never pass by skipping the real-engine tier.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
@@ -77,7 +78,8 @@ def workspace(tmp_path: Path, docker_engine, config, monkeypatch: pytest.MonkeyP
     Workspace._current.clear()
     ws = Workspace(root, engine=docker_engine, config=config)
     Workspace._current[root] = ws
-    return ws
+    yield ws
+    _delete_services_left(ws)
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +109,17 @@ def target_workspace(request, target, tmp_path, config, monkeypatch):  # type: i
     Workspace._current.clear()
     ws = Workspace(root, engine=engine, config=config)
     Workspace._current[root] = ws
-    return ws
+    yield ws
+    _delete_services_left(ws)
+
+
+def _delete_services_left(ws) -> None:  # type: ignore[no-untyped-def]
+    """A test that failed before deleting its service must not leave the server running."""
+    from mlmagic.exceptions import MlmagicError
+
+    for record in ws.store.services():
+        with contextlib.suppress(MlmagicError):
+            ws.services.get(record.name).delete()
 
 
 @pytest.fixture
