@@ -82,6 +82,21 @@ def workspace(tmp_path: Path, docker_engine, config, monkeypatch: pytest.MonkeyP
     _delete_services_left(ws)
 
 
+@pytest.fixture
+def local_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A workspace on the local target with no engine to fall back on (uv venvs and
+    processes only), its venvs under the test's own folder."""
+    from mlmagic.config import MLMagic
+    from mlmagic.workspace import Workspace
+
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/mlmagic-test.sock")
+    monkeypatch.setenv("MLMAGIC_VENV_DIR", str(tmp_path / "venvs"))
+    monkeypatch.chdir(tmp_path)
+    config = MLMagic()
+    config.target = "local"
+    return Workspace(tmp_path / ".mlmagic", config=config)
+
+
 @pytest.fixture(scope="session")
 def venv_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One cache of local-target venvs for the whole session (a second use is instant)."""

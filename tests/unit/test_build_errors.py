@@ -10,12 +10,11 @@ import re
 
 import pytest
 
-from mlmagic import BuildError, Environment, Workspace
+from mlmagic import BuildError, Environment
 from mlmagic.build.diagnose import explain
 from mlmagic.build.dockerfile import ResolvedBase, render
 from mlmagic.build.freeze import parse_freeze
 from mlmagic.build.steps import failure_message, name_instruction, split_label
-from mlmagic.config import MLMagic
 from mlmagic.events import BuildEventKind
 from mlmagic.spec import parse
 
@@ -193,7 +192,6 @@ def test_every_rendered_step_is_named_for_what_it_does() -> None:
         "add uv",
         "check the Python version",
         "create the Python environment",
-        "add the requirements",
         "install the Python packages",
         "your Dockerfile steps: RUN echo extra",
     ]
@@ -227,15 +225,6 @@ def test_parse_freeze_keeps_only_requirements() -> None:
         "foo @ file:///tmp/foo",
         "six==1.16.0",
     ]
-
-
-@pytest.fixture
-def local_ws(tmp_path, monkeypatch):
-    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/mlmagic-test.sock")
-    monkeypatch.setenv("MLMAGIC_VENV_DIR", str(tmp_path / "venvs"))
-    config = MLMagic()
-    config.target = "local"
-    return Workspace(tmp_path / ".mlmagic", config=config)
 
 
 def test_a_local_build_with_a_typo_says_the_package_and_the_step(local_ws):

@@ -6,17 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mlmagic import Environment, MlmagicError, Workspace
-from mlmagic.config import MLMagic
-
-
-@pytest.fixture
-def local_ws(tmp_path, monkeypatch):
-    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/mlmagic-test.sock")
-    monkeypatch.setenv("MLMAGIC_VENV_DIR", str(tmp_path / "venvs"))
-    config = MLMagic()
-    config.target = "local"
-    return Workspace(tmp_path / ".mlmagic", config=config)
+from mlmagic import Environment, MlmagicError
 
 
 def test_a_venv_goes_with_the_last_version_made_of_it(local_ws):

@@ -137,13 +137,9 @@ def test_the_docker_target_trusts_a_remote_engine_without_local_tools(bin_dir: P
 
 
 @pytest.fixture
-def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/mlmagic-test.sock")
-    monkeypatch.setenv("MLMAGIC_VENV_DIR", str(tmp_path / "venvs"))
-    monkeypatch.chdir(tmp_path)
-    config = MLMagic()
-    config.target = "local"
-    return Workspace(tmp_path / ".mlmagic", config=config)
+def ws(local_ws):
+    """The local workspace of tests/conftest.py."""
+    return local_ws
 
 
 def test_a_local_run_is_refused_before_it_starts_and_auto_falls_back(

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mlmagic import Environment, Workspace
-from mlmagic.config import MLMagic
+from mlmagic import Environment
 from mlmagic.events import Status
 from mlmagic.targets import cgroup, process
 
@@ -35,13 +34,9 @@ def tracking(request, monkeypatch):
 
 
 @pytest.fixture
-def ws(tmp_path, monkeypatch):
-    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/mlmagic-test.sock")
-    monkeypatch.setenv("MLMAGIC_VENV_DIR", str(tmp_path / "venvs"))
-    monkeypatch.chdir(tmp_path)
-    config = MLMagic()
-    config.target = "local"
-    return Workspace(tmp_path / ".mlmagic", config=config)
+def ws(local_ws):
+    """The local workspace of tests/conftest.py."""
+    return local_ws
 
 
 @pytest.fixture

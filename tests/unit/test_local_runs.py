@@ -14,20 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from mlmagic import Environment, MlmagicError, RunError, Workspace
-from mlmagic.config import MLMagic
+from mlmagic import Environment, MlmagicError, RunError
 from mlmagic.events import Status
 from mlmagic.hints import render
 
 
 @pytest.fixture
-def ws(tmp_path, monkeypatch):
-    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/mlmagic-test.sock")
-    monkeypatch.setenv("MLMAGIC_VENV_DIR", str(tmp_path / "venvs"))
-    monkeypatch.chdir(tmp_path)
-    config = MLMagic()
-    config.target = "local"
-    return Workspace(tmp_path / ".mlmagic", config=config)
+def ws(local_ws):
+    """The local workspace of tests/conftest.py."""
+    return local_ws
 
 
 @pytest.fixture

@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import pytest
 
-from mlmagic import DeployError, MlmagicError, RunError, SpecError, Workspace
-from mlmagic.config import MLMagic
+from mlmagic import DeployError, MlmagicError, RunError, SpecError
 from mlmagic.environment import check_name
 from mlmagic.run.config import check_experiment, parse_data
 from mlmagic.spec import parse
 
 
 @pytest.fixture
-def ws(tmp_path, monkeypatch):
-    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/mlmagic-test.sock")
-    config = MLMagic()
-    config.target = "local"
-    return Workspace(tmp_path / ".mlmagic", config=config)
+def ws(local_ws):
+    """The local workspace of tests/conftest.py."""
+    return local_ws
 
 
 def test_environment_names() -> None:
