@@ -138,6 +138,9 @@ def log(name: str, value: Any, step: int | None = None) -> None:
         print(f"{_PREFIX} {name}={number!r} (step {step})", flush=True)
         return
     record = {"name": name, "step": step, "value": _json_float(number), "time": time.time()}
+    rank = os.environ.get("MLMAGIC_RANK")  # set for each process of a distributed run
+    if rank and rank.isdigit():
+        record["rank"] = int(rank)
     line = json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
     _append(path, line.encode("utf-8"))
 
@@ -446,7 +449,10 @@ def _parse_metric(line: bytes) -> dict | None:
         value = float(value)
     else:
         return None
-    return {"name": name, "step": step, "value": value, "time": stamp}
+    parsed = {"name": name, "step": step, "value": value, "time": stamp}
+    if isinstance(record.get("rank"), int):
+        parsed["rank"] = record["rank"]
+    return parsed
 
 
 def _append(path: str, data: bytes) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from mlmagic.copying import copy_out
+from mlmagic.distributed.config import Distribution
 from mlmagic.events import RunEvent, RunEventKind, Stage, Status
 from mlmagic.exceptions import MlmagicError, NotFoundError, RunError
 from mlmagic.models import Model
@@ -127,6 +128,7 @@ class Run:
             "ended": record.ended,
             "duration": record.duration,
             "tags": dict(config.tags),
+            "distributed": config.distributed.describe() if config.distributed else None,
             "config": config.to_dict(),
             "stages": {
                 s["stage"]: (s["started"], s["ended"]) for s in self._ws.store.stages(self.id)
@@ -147,11 +149,18 @@ class Run:
 
     @property
     def metrics(self) -> pd.DataFrame:
-        """Every logged metric value: name, step, value, time."""
+        """Every logged metric value: name, step, value, time (of rank 0 in a
+        distributed run; :meth:`metrics_of` gives another rank's)."""
+        return self.metrics_of(0)
+
+    def metrics_of(self, rank: int) -> pd.DataFrame:
+        """The metric values rank ``rank`` of a distributed run logged (a run of one
+        process is rank 0)."""
         import pandas as pd
 
         records, _ = read_metrics(self.paths.metrics)
-        frame = pd.DataFrame(records, columns=["name", "step", "value", "time"])
+        mine = [r for r in records if r.get("rank", 0) == rank]
+        frame = pd.DataFrame(mine, columns=["name", "step", "value", "time"])
         frame["time"] = pd.to_datetime(frame["time"], unit="s")
         return frame
 
@@ -392,14 +401,21 @@ def submit(
     timeout: float | None = None,
     script_text: str | None = None,
     target: str | None = None,
+    distributed: Distribution | None = None,
 ) -> Run:
     """Snapshot the source folder, record the run and start it; return at once.
 
     Everything about the user's input is checked before anything is recorded: the
     environment exists, the script exists in the source folder (or ``script_text`` is
     given: a ``%%submit`` cell), the data folders exist, and the snapshot is within its
-    limits.
+    limits. ``distributed`` (a :class:`~mlmagic.distributed.config.Distribution`, as
+    ``PyTorchConfiguration(...)`` and its siblings make) runs it as a gang of nodes.
     """
+    if distributed is not None and not isinstance(distributed, Distribution):
+        raise RunError(
+            "distributed= takes PyTorchConfiguration(...), MpiConfiguration(...) or "
+            f"TensorflowConfiguration(...), not {type(distributed).__name__}."
+        )
     if (script is None) == (script_text is None):
         raise RunError("Give either a script path or the script's text.")
     source = Path(source_dir or Path.cwd()).expanduser().resolve()
@@ -423,6 +439,7 @@ def submit(
         cpus=cpus,
         timeout=timeout,
         target=ws.resolve_target(target),
+        distributed=distributed,
     )
     run_id = f"{experiment}_{time.strftime('%Y%m%d-%H%M%S')}_{secrets.token_hex(3)}"
     paths = RunPaths(ws.path("runs", run_id))

@@ -144,6 +144,16 @@ class Target(ABC):
         :class:`~mlmagic.exceptions.MlmagicError` when it cannot start.
         """
 
+    def has_command(self, env: Environment, command: str) -> bool:
+        """Whether ``command`` is on the PATH of runs of ``env`` here (checked before a
+        distributed run that needs it starts)."""
+        return True
+
+    def exit_message(self, handle: str) -> str | None:
+        """Why the run ``handle`` names failed, when the target can say more than its
+        exit code (which rank of a gang failed, and its last lines)."""
+        return None
+
     @abstractmethod
     def state(self, handle: str) -> ContainerState | None:
         """The state of what the handle names (a run or a service); ``None`` once gone."""

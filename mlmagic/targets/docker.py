@@ -28,6 +28,7 @@ from mlmagic.exceptions import DeployError, MlmagicError
 from mlmagic.run.config import data_variable, parse_gpus
 from mlmagic.run.paths import CONTAINER, RunPaths
 from mlmagic.targets.base import Materialised, Target
+from mlmagic.targets.gang import DockerGang, is_gang
 from mlmagic.targets.labels import HELPER, labels, workspace_id
 from mlmagic.targets.serving import server_settings
 
@@ -102,6 +103,8 @@ class DockerTarget(Target):
         self, record: RunRecord, paths: RunPaths, env: Environment, gpus: GpuRequest | None
     ) -> str:
         assert env.image is not None
+        if record.config.distributed is not None:
+            return DockerGang(self).start(record, paths, env.image, gpus)
         return self.engine.start(self.run_container(record, paths, env.image, gpus))
 
     def run_container(
@@ -149,14 +152,33 @@ class DockerTarget(Target):
             user=user,
         )
 
+    def has_command(self, env: Environment, command: str) -> bool:
+        assert env.image is not None
+        try:
+            self.engine.run_once(env.image, ["sh", "-c", f"command -v {command}"])
+        except MlmagicError:
+            return False
+        return True
+
+    def exit_message(self, handle: str) -> str | None:
+        return DockerGang(self).exit_message(handle) if is_gang(handle) else None
+
     def state(self, handle: str) -> ContainerState | None:
+        if is_gang(handle):
+            return DockerGang(self).state(handle)
         return self.engine.state(handle)
 
     def stop(self, handle: str, timeout: float = 10) -> None:
-        self.engine.stop(handle, timeout=timeout)
+        if is_gang(handle):
+            DockerGang(self).stop(handle, timeout)
+        else:
+            self.engine.stop(handle, timeout=timeout)
 
     def remove(self, handle: str) -> None:
-        self.engine.remove(handle)
+        if is_gang(handle):
+            DockerGang(self).remove(handle)
+        else:
+            self.engine.remove(handle)
 
     # -- services -----------------------------------------------------------------------
 
