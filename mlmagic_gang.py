@@ -44,6 +44,7 @@ import socketserver
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -56,7 +57,6 @@ _PORT = "MLMAGIC_GANG_PORT"
 _GRACE = 5.0
 _LINE_MAX = 65536
 _CHUNK = 65536
-_RSH = "/tmp/mlmagic-rsh"
 _FRAME = struct.Struct("!BI")  # stream (1 stdout, 2 stderr, 0 exit code), length
 
 
@@ -265,21 +265,26 @@ def _run_node(plan: dict[str, Any], node: dict[str, Any]) -> int:
 
 def _run_mpirun(plan: dict[str, Any], node: dict[str, Any]) -> int:
     """Node 0 of an MPI gang: ``mpirun`` over every node, through our remote shell."""
-    with open(_RSH, "w") as file:
+    # A folder of this node's own: on the local target several runs share /tmp.
+    folder = tempfile.mkdtemp(prefix="mlmagic-mpi-")
+    rsh = os.path.join(folder, "rsh")
+    with open(rsh, "w") as file:
         file.write(f'#!/bin/sh\nexec "{sys.executable}" "{os.path.abspath(__file__)}" rsh "$@"\n')
-    os.chmod(_RSH, 0o755)
-    hostfile = "/tmp/mlmagic-hostfile"
-    slots = plan["procs_per_node"]
+    os.chmod(rsh, 0o755)
+    hostfile = os.path.join(folder, "hostfile")
+    slots: dict[str, int] = {}
+    for other in plan["nodes"]:  # on the local target every node is this host
+        slots[other["host"]] = slots.get(other["host"], 0) + plan["procs_per_node"]
     with open(hostfile, "w") as file:
-        file.writelines(f"{n['host']} slots={slots}\n" for n in plan["nodes"])
-    total = slots * plan["nodes_count"]
+        file.writelines(f"{host} slots={count}\n" for host, count in slots.items())
+    total = sum(slots.values())
     env = dict(os.environ)
     # Open MPI 4 reads OMPI_MCA_plm_rsh_*, Open MPI 5 (PRRTE) PRTE_MCA_plm_ssh_*; each
     # ignores the other's. No tree spawn: only node 0 has our remote shell script.
     env.update(
         {
-            "OMPI_MCA_plm_rsh_agent": _RSH,
-            "PRTE_MCA_plm_ssh_agent": _RSH,
+            "OMPI_MCA_plm_rsh_agent": rsh,
+            "PRTE_MCA_plm_ssh_agent": rsh,
             "OMPI_MCA_plm_rsh_no_tree_spawn": "1",
             "PRTE_MCA_plm_ssh_no_tree_spawn": "1",
             "OMPI_ALLOW_RUN_AS_ROOT": "1",

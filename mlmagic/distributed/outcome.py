@@ -75,6 +75,9 @@ def gang_state(handle: str, nodes: Sequence[NodeState], exits: Path) -> Containe
         code = node.state.exit_code if node.state is not None else None
         if code:  # the node itself failed (its launcher, or killed for memory)
             return ContainerState(handle, "exited", code, oom, None, None)
+    stopped = [r for r in records if r.get("stopped")]
+    if stopped:  # stopped from outside (cancel, timeout): not a success
+        return ContainerState(handle, "exited", int(stopped[0]["exit_code"]), oom, None, None)
     recorded = {r.get("rank") for r in records} | {("node", r.get("node")) for r in records}
     for node in primaries:
         if not set(node.ranks) <= recorded and ("node", node.index) not in recorded:

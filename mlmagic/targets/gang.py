@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from mlmagic.records import RunRecord
     from mlmagic.targets.docker import DockerTarget
 
-__all__ = ["PREFIX", "DockerGang", "gang_files", "is_gang"]
+__all__ = ["PREFIX", "DockerGang", "gang_files", "is_gang", "parallel", "plan_primaries"]
 
 #: How a gang's handle starts.
 PREFIX = "gang:"
@@ -68,7 +68,7 @@ def plan_primaries(plan_file: Path) -> list[tuple[int, bool, tuple[int, ...]]]:
         return []
 
 
-def _parallel(function: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+def parallel(function: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
     items = list(items)
     if not items:
         return []
@@ -149,7 +149,7 @@ class DockerGang:
                     shm_size=shm,
                 )
             )
-        started = _parallel(self._try_start, specs)
+        started = parallel(self._try_start, specs)
         problems = [p for p in started if isinstance(p, MlmagicError)]
         if problems:
             self.remove(PREFIX + record.id)
@@ -179,14 +179,14 @@ class DockerGang:
     def stop(self, handle: str, timeout: float = 10) -> None:
         """Stop every node at once (each launcher passes SIGTERM on to its ranks)."""
         running = [c.id for c in self._containers(handle) if c.running]
-        _parallel(lambda cid: self.engine.stop(cid, timeout=timeout), running)
+        parallel(lambda cid: self.engine.stop(cid, timeout=timeout), running)
 
     def remove(self, handle: str) -> None:
         """Stop what still runs (the gang ended: a rank failed, or it completed), then
         remove every container and the network."""
         containers = self._containers(handle)
-        _parallel(lambda c: self.engine.stop(c.id, timeout=3) if c.running else None, containers)
-        _parallel(lambda c: self.engine.remove(c.id), containers)
+        parallel(lambda c: self.engine.stop(c.id, timeout=3) if c.running else None, containers)
+        parallel(lambda c: self.engine.remove(c.id), containers)
         self.engine.remove_network(self.network_name(handle.removeprefix(PREFIX)))
 
     def exit_message(self, handle: str) -> str | None:

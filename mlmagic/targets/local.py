@@ -30,6 +30,8 @@ from mlmagic.events import BuildEvent, BuildEventKind
 from mlmagic.exceptions import DeployError, RunError
 from mlmagic.run.config import data_variable, parse_gpus
 from mlmagic.targets.base import Materialised, Target
+from mlmagic.targets.gang import is_gang
+from mlmagic.targets.gang_local import LocalGang
 from mlmagic.targets.labels import HELPER
 from mlmagic.targets.process import (
     cuda_visible_devices,
@@ -106,6 +108,31 @@ class LocalTarget(Target):
     def start_run(
         self, record: RunRecord, paths: RunPaths, env: Environment, gpus: GpuRequest | None
     ) -> str:
+        python, environment, lib = self.run_environment(record, paths, env, gpus)
+        if record.config.distributed is not None:
+            return LocalGang(self).start(record, paths, python, environment, gpus)
+        config = record.config
+        command = [
+            python,
+            str(lib / "mlmagic_run.py"),
+            "exec",
+            "--log",
+            str(paths.output_log),
+            "--exit-file",
+            str(paths.exit_file),
+            "--",
+            python,
+            "-u",
+            config.script,
+            *config.args,
+        ]
+        return spawn_detached(command, cwd=paths.snapshot, env=environment)
+
+    def run_environment(
+        self, record: RunRecord, paths: RunPaths, env: Environment, gpus: GpuRequest | None
+    ) -> tuple[str, dict[str, str], Path]:
+        """The Python, the variables and the helper folder of a run's processes (the
+        run's ``./outputs``, ``./logs`` and helper copies are made here)."""
         if env.venv is None:
             raise RunError(f"The environment {env.ref} has no virtual environment here.")
         # ./outputs and ./logs of the script are the run's folders, as in a container.
@@ -139,32 +166,34 @@ class LocalTarget(Target):
         devices = cuda_visible_devices(gpus)
         if devices is not None:
             environment["CUDA_VISIBLE_DEVICES"] = devices
-        command = [
-            python,
-            str(lib / "mlmagic_run.py"),
-            "exec",
-            "--log",
-            str(paths.output_log),
-            "--exit-file",
-            str(paths.exit_file),
-            "--",
-            python,
-            "-u",
-            config.script,
-            *config.args,
-        ]
-        return spawn_detached(command, cwd=paths.snapshot, env=environment)
+        return python, environment, lib
+
+    def has_command(self, env: Environment, command: str) -> bool:
+        if env.venv and (venv_python(Path(env.venv)).parent / command).exists():
+            return True
+        return shutil.which(command) is not None
+
+    def exit_message(self, handle: str) -> str | None:
+        return LocalGang(self).exit_message(handle) if is_gang(handle) else None
 
     def state(self, handle: str) -> ContainerState | None:
+        if is_gang(handle):
+            return LocalGang(self).state(handle)
         if process_alive(handle):
             return ContainerState(handle, "running", None, False, None, None)
         return None
 
     def stop(self, handle: str, timeout: float = 10) -> None:
-        stop_process(handle, timeout)
+        if is_gang(handle):
+            LocalGang(self).stop(handle, timeout)
+        else:
+            stop_process(handle, timeout)
 
     def remove(self, handle: str) -> None:
-        """Nothing is left of a process once it ended."""
+        """Nothing is left of a process once it ended (a gang's nodes still running are
+        stopped)."""
+        if is_gang(handle):
+            LocalGang(self).remove(handle)
 
     # -- services -----------------------------------------------------------------------
 
