@@ -470,6 +470,9 @@ def _rsh(words: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the launcher's command line; return the exit code."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["rsh"]:  # ssh's words, options first: not for argparse
+        return _rsh(words[1:])
     parser = argparse.ArgumentParser(prog="mlmagic_gang.py", description="mlmagic's node launcher.")
     commands = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
     commands.required = True
@@ -483,10 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     agent.add_argument("--port", type=int, required=True)
     rsh = commands.add_parser("rsh", help="mpirun's remote shell")
     rsh.add_argument("words", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-
-    if args.subcommand == "rsh":
-        return _rsh(args.words)
+    args = parser.parse_args(words)
     if args.subcommand == "agent":
         return _serve_agent(args.port)
     if args.subcommand == "rank":

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mlmagic.deploy.service import deploy_options
+from mlmagic.distributed.config import distribution_options
 from mlmagic.environment import Environment, environment_options
 from mlmagic.events import BuildEvent, BuildEventKind, RunEvent, RunEventKind, Status, drain
 from mlmagic.exceptions import MlmagicError
@@ -90,7 +91,11 @@ def _env_show(args: argparse.Namespace) -> int:
 
 def _run_submit(args: argparse.Namespace) -> int:
     run = Workspace.current().submit(
-        args.script, args.env, args=args.script_args, **submit_options(args)
+        args.script,
+        args.env,
+        args=args.script_args,
+        distributed=distribution_options(args),
+        **submit_options(args),
     )
     print(run.id, flush=True)
     if not args.wait:
@@ -232,6 +237,14 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--tag", action="append", default=[], metavar="K=V")
     submit.add_argument("--wait", action="store_true", help="Follow the run to its end.")
     submit.add_argument("--target", choices=TARGETS, help="docker, local or auto.")
+    # -- distributed runs (issue 11): to be folded into the option table ----------------
+    submit.add_argument("--distributed", metavar="FRAMEWORK", help="pytorch, tensorflow, mpi.")
+    submit.add_argument("--nodes", type=int, help="Nodes (containers).")
+    submit.add_argument("--procs-per-node", type=int, help="Processes on each node.")
+    submit.add_argument("--workers", type=int, help="TensorFlow workers.")
+    submit.add_argument("--parameter-servers", type=int, help="TensorFlow parameter servers.")
+    submit.add_argument("--launcher", metavar="torchrun", help="Start PyTorch with torchrun.")
+    # -- end of distributed runs ----------------------------------------------------------
     submit.set_defaults(func=_run_submit)
     listing = commands.add_parser("list", help="List runs.")
     listing.add_argument("--experiment")

@@ -18,6 +18,7 @@ from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, 
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
+from mlmagic.distributed.config import distribution_options
 from mlmagic.environment import Environment, environment_options
 from mlmagic.events import Status, drain
 from mlmagic.exceptions import BuildError, MlmagicError
@@ -142,6 +143,14 @@ class MLMagics(Magics):
     @argument("--name", help="A display name for the run.")
     @argument("--tag", action="append", default=[], metavar="K=V", help="A tag (repeatable).")
     @argument("--target", choices=TARGETS, help="docker, local (a process in a venv) or auto.")
+    # -- distributed runs (issue 11): to be folded into the option table ----------------
+    @argument("--distributed", metavar="FRAMEWORK", help="pytorch, tensorflow or mpi.")
+    @argument("--nodes", type=int, help="Nodes (containers) of a distributed run.")
+    @argument("--procs-per-node", type=int, help="Processes on each node.")
+    @argument("--workers", type=int, help="TensorFlow workers.")
+    @argument("--parameter-servers", type=int, help="TensorFlow parameter servers.")
+    @argument("--launcher", metavar="torchrun", help="Start PyTorch nodes with torchrun.")
+    # -- end of distributed runs ----------------------------------------------------------
     @line_cell_magic
     @_usage_errors
     def submit(self, line: str, cell: str | None = None) -> Run:
@@ -182,6 +191,7 @@ class MLMagics(Magics):
             timeout=args.timeout,
             script_text=cell,
             target=args.target,
+            distributed=distribution_options(args),
         )
         show_run(run, wait=args.wait, tail_lines=self.workspace.config.log_tail_lines)
         if args.wait and run.status is not Status.COMPLETED:

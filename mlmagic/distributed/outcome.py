@@ -78,7 +78,9 @@ def gang_state(handle: str, nodes: Sequence[NodeState], exits: Path) -> Containe
     stopped = [r for r in records if r.get("stopped")]
     if stopped:  # stopped from outside (cancel, timeout): not a success
         return ContainerState(handle, "exited", int(stopped[0]["exit_code"]), oom, None, None)
-    recorded = {r.get("rank") for r in records} | {("node", r.get("node")) for r in records}
+    recorded = {r.get("rank") for r in records}
+    # A node whose one process is mpirun or torchrun records itself (rank None).
+    recorded |= {("node", r.get("node")) for r in records if r.get("rank") is None}
     for node in primaries:
         if not set(node.ranks) <= recorded and ("node", node.index) not in recorded:
             return ContainerState(handle, "exited", None, oom, None, None)

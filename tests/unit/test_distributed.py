@@ -1,0 +1,347 @@
+"""Distributed runs without an engine: layouts refused in one line, each rank's variables,
+each node's GPUs, a gang's state from its exit records, and the node launcher's log, its
+gang semantics and its launch agent, run as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+
+import mlmagic_gang
+from mlmagic import MpiConfiguration, PyTorchConfiguration, RunError, TensorflowConfiguration
+from mlmagic.distributed.config import Distribution, distribution, distribution_options
+from mlmagic.distributed.outcome import NodeState, failure_message, gang_state
+from mlmagic.distributed.plan import plan_nodes, write_plan
+from mlmagic.distributed.resources import split_gpus
+from mlmagic.engine.base import ContainerState, GpuRequest
+from mlmagic.run.config import RunConfig
+
+GANG = Path(mlmagic_gang.__file__)
+
+
+# -- layouts -------------------------------------------------------------------------------
+
+
+def test_azure_classes_make_the_layouts_azure_describes():
+    assert PyTorchConfiguration(process_count=4, node_count=2) == Distribution(
+        "pytorch", nodes=2, procs_per_node=2, backend="nccl"
+    )
+    assert MpiConfiguration(process_count_per_node=2, node_count=3).world_size == 6
+    tf = TensorflowConfiguration(worker_count=2, parameter_server_count=1)
+    assert (tf.nodes, tf.workers, tf.parameter_servers) == (3, 2, 1)
+    assert tf.describe() == "tensorflow 2 workers + 1 parameter server"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"framework": "pytorch", "nodes": 0}, "--nodes 0: give a whole number of at least 1."),
+        (
+            {"framework": None, "procs_per_node": 2},
+            "--procs-per-node is for distributed runs: add --distributed pytorch, mpi or "
+            "tensorflow, or leave it out.",
+        ),
+        (
+            {"framework": "horovod"},
+            "--distributed 'horovod' is not a framework mlmagic knows: use mpi, pytorch, "
+            "tensorflow.",
+        ),
+        (
+            {"framework": "pytorch", "workers": 2},
+            "--workers and --parameter-servers are for --distributed tensorflow, not pytorch: "
+            "give --nodes and --procs-per-node.",
+        ),
+        (
+            {"framework": "tensorflow", "nodes": 2},
+            "--distributed tensorflow runs one process per task: give --workers and "
+            "--parameter-servers, not --nodes or --procs-per-node.",
+        ),
+        (
+            {"framework": "mpi", "launcher": "torchrun"},
+            "--launcher torchrun is for --distributed pytorch only.",
+        ),
+    ],
+)
+def test_bad_options_are_refused_in_one_line(options, message):
+    framework = options.pop("framework")
+    with pytest.raises(RunError) as caught:
+        distribution(framework, **options)
+    assert str(caught.value) == message
+
+
+def test_the_options_of_the_magic_and_the_cli_make_the_layout():
+    namespace = Namespace(
+        distributed="PyTorch",
+        nodes=2,
+        procs_per_node=2,
+        workers=None,
+        parameter_servers=None,
+        launcher="torchrun",
+    )
+    assert distribution_options(namespace) == Distribution(
+        "pytorch", nodes=2, procs_per_node=2, launcher="torchrun"
+    )
+    single = {"distributed": None, "nodes": None, "procs_per_node": None, "launcher": None}
+    assert distribution_options(Namespace(**{**vars(namespace), **single})) is None
+
+
+def test_the_layout_is_stored_with_the_run_config_and_read_back():
+    config = RunConfig(
+        script="t.py",
+        environment="e:1",
+        source_dir="/tmp",
+        distributed=MpiConfiguration(2, 2),
+    )
+    stored = json.loads(json.dumps(config.to_dict()))
+    assert RunConfig.from_dict(stored) == config
+    assert RunConfig.from_dict({**stored, "distributed": None}).distributed is None
+
+
+# -- what each rank gets -------------------------------------------------------------------
+
+
+def test_every_rank_gets_torchruns_variables():
+    nodes = plan_nodes(
+        PyTorchConfiguration(process_count=4, node_count=2),
+        "run-1",
+        ["h0", "h1"],
+        [29500],
+        error_dir="/errors",
+    )
+    rank3 = nodes[1].procs[1]
+    assert rank3.label == "rank 3"
+    assert rank3.env == {
+        "MASTER_ADDR": "h0",
+        "MASTER_PORT": "29500",
+        "WORLD_SIZE": "4",
+        "LOCAL_WORLD_SIZE": "2",
+        "GROUP_WORLD_SIZE": "2",
+        "ROLE_WORLD_SIZE": "4",
+        "ROLE_NAME": "default",
+        "TORCHELASTIC_RESTART_COUNT": "0",
+        "TORCHELASTIC_MAX_RESTARTS": "0",
+        "TORCHELASTIC_RUN_ID": "run-1",
+        "TORCHELASTIC_USE_AGENT_STORE": "False",
+        "TORCH_NCCL_ASYNC_ERROR_HANDLING": "1",
+        "MLMAGIC_DIST_BACKEND": "nccl",
+        "OMP_NUM_THREADS": "1",
+        "RANK": "3",
+        "MLMAGIC_RANK": "3",
+        "LOCAL_RANK": "1",
+        "GROUP_RANK": "1",
+        "NODE_RANK": "1",
+        "ROLE_RANK": "3",
+        "TORCHELASTIC_ERROR_FILE": "/errors/error-3.json",
+    }
+
+
+def test_tensorflow_tasks_get_the_whole_cluster_and_their_own_task():
+    nodes = plan_nodes(
+        TensorflowConfiguration(2, 1), "r", ["a", "b", "c"], [1, 2, 3], error_dir="/e"
+    )
+    configs = [json.loads(n.procs[0].env["TF_CONFIG"]) for n in nodes]
+    assert configs[2] == {
+        "cluster": {"worker": ["a:1", "b:2"], "ps": ["c:3"]},
+        "task": {"type": "ps", "index": 0},
+    }
+    assert [n.procs[0].label for n in nodes] == ["worker 0", "worker 1", "ps 0"]
+    assert [n.primary for n in nodes] == [True, True, False]
+
+
+def test_gpus_are_split_across_nodes_and_too_many_are_refused():
+    ids = split_gpus(GpuRequest(device_ids=("0", "1", "2", "3")), 2, None)
+    assert ids == [GpuRequest(device_ids=("0", "1")), GpuRequest(device_ids=("2", "3"))]
+    assert split_gpus(GpuRequest(count=1), 2, 4) == [
+        GpuRequest(device_ids=("0",)),
+        GpuRequest(device_ids=("1",)),
+    ]
+    assert split_gpus(GpuRequest(count=-1), 2, 4)[1] == GpuRequest(device_ids=("2", "3"))
+    with pytest.raises(RunError, match="asks for 4 GPUs; the host has 2"):
+        split_gpus(GpuRequest(count=2), 2, 2)
+    assert split_gpus(None, 3, None) == [None, None, None]
+
+
+# -- a gang's state ------------------------------------------------------------------------
+
+
+def _exit(folder: Path, rank: int, code: int, *, stopped: bool = False, ended: float = 0) -> None:
+    folder.mkdir(exist_ok=True)
+    record = {"rank": rank, "node": rank // 2, "label": f"rank {rank}", "exit_code": code}
+    record.update(stopped=stopped, ended=ended or time.time())
+    (folder / f"rank-{rank}.json").write_text(json.dumps(record))
+
+
+def _running() -> ContainerState:
+    return ContainerState("c", "running", None, False, None, None)
+
+
+def test_the_first_failure_ends_the_gang_while_others_still_run(tmp_path):
+    exits = tmp_path / "gang"
+    nodes = [NodeState(0, True, (0, 1), _running()), NodeState(1, True, (2, 3), _running())]
+    assert gang_state("gang:x", nodes, exits).running
+    _exit(exits, 3, 7, ended=100)
+    _exit(exits, 0, 143, stopped=True, ended=101)
+    state = gang_state("gang:x", nodes, exits)
+    assert not state.running and state.exit_code == 7
+    log = tmp_path / "output.log"
+    log.write_text("[rank 0] fine\n[rank 3] Traceback\n[rank 3] ValueError: boom\n")
+    assert failure_message(exits, log) == (
+        "rank 3 (node 1) exited with code 7; its last lines:\n"
+        "[rank 3] Traceback\n[rank 3] ValueError: boom"
+    )
+
+
+def test_a_gang_ends_when_its_primaries_did_and_stopped_is_not_success(tmp_path):
+    exits = tmp_path / "gang"
+    nodes = [NodeState(0, True, (0,), None), NodeState(1, False, (1,), _running())]
+    _exit(exits, 0, 0)
+    assert gang_state("g", nodes, exits).exit_code == 0  # a parameter server still runs
+    _exit(exits, 1, 143, stopped=True)
+    assert gang_state("g", nodes, exits).exit_code == 143
+    partial = tmp_path / "partial"
+    _exit(partial, 0, 0)  # rank 5 of the node never recorded its end (killed with it)
+    assert gang_state("g", [NodeState(0, True, (0, 5), None)], partial).exit_code is None
+    assert gang_state("g", [NodeState(0, True, (0,), None)], tmp_path / "none") is None
+
+
+# -- the node launcher, as real processes --------------------------------------------------
+
+
+def _launch(tmp_path: Path, dist: Distribution, script: str) -> tuple[int, Path, Path]:
+    (tmp_path / "s.py").write_text(script)
+    log, exits = tmp_path / "output.log", tmp_path / "gang"
+    nodes = plan_nodes(dist, "r", ["127.0.0.1"] * dist.nodes, [0], error_dir=str(exits))
+    plan = tmp_path / "gang.json"
+    write_plan(plan, dist, nodes, command=["-u", "s.py"], log=str(log), exits=str(exits))
+    node = subprocess.run(
+        [sys.executable, str(GANG), "node", "--plan", str(plan), "--node", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+    )
+    return node.returncode, log, exits
+
+
+def test_ranks_lines_stay_whole_and_labelled_when_written_at_once(tmp_path):
+    # Four ranks print long lines in many small writes; no line may be cut or mixed.
+    script = (
+        "import os, sys\n"
+        "rank = os.environ['RANK']\n"
+        "for i in range(2000):\n"
+        "    for part in ('x' * 3000, ' %s' % i, '\\n'):\n"
+        "        sys.stdout.write(part); sys.stdout.flush()\n"
+    )
+    code, log, _ = _launch(tmp_path, Distribution("pytorch", procs_per_node=4), script)
+    assert code == 0
+    lines = log.read_text().splitlines()
+    assert len(lines) == 8000
+    for line in lines:
+        label, _, text = line.partition("] ")
+        assert label in {"[rank 0", "[rank 1", "[rank 2", "[rank 3"}, line[:40]
+        assert text.startswith("x" * 3000) and text[3000:].strip().isdigit(), line[:40]
+
+
+def test_the_first_failing_rank_stops_its_siblings(tmp_path):
+    script = (
+        "import os, sys, time\n"
+        "if os.environ['RANK'] == '1':\n"
+        "    time.sleep(0.5); sys.exit(5)\n"
+        "time.sleep(60)\n"
+    )
+    code, _, exits = _launch(tmp_path, Distribution("pytorch", procs_per_node=3), script)
+    assert code == 5
+    records = {
+        json.loads(p.read_text())["rank"]: json.loads(p.read_text()) for p in exits.iterdir()
+    }
+    assert records[1]["exit_code"] == 5 and not records[1]["stopped"]
+    assert records[0]["stopped"] and records[2]["stopped"]
+
+
+def _agent(port: int, token: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "MLMAGIC_GANG_TOKEN": token}
+    agent = subprocess.Popen([sys.executable, str(GANG), "agent", "--port", str(port)], env=env)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return agent
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("the agent never listened")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_launch_agent_runs_commands_only_for_the_runs_token(tmp_path):
+    port = _free_port()
+    agent = _agent(port, "right-token")
+    try:
+        rsh = [
+            sys.executable,
+            str(GANG),
+            "rsh",
+            "-x",
+            "127.0.0.1",
+            "echo out; echo err >&2;",
+            "exit 4",
+        ]
+        env = {**os.environ, "MLMAGIC_GANG_PORT": str(port), "MLMAGIC_GANG_TOKEN": "right-token"}
+        done = subprocess.run(rsh, env=env, capture_output=True, text=True, timeout=30)
+        assert (done.returncode, done.stdout, done.stderr) == (4, "out\n", "err\n")
+        marker = tmp_path / "ran"
+        wrong = {**env, "MLMAGIC_GANG_TOKEN": "wrong"}
+        done = subprocess.run(
+            [*rsh[:4], f"touch {marker}"], env=wrong, capture_output=True, timeout=30
+        )
+        assert done.returncode == 255 and not marker.exists()
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
+
+
+def test_a_rank_wrapper_labels_its_lines_and_records_its_exit(tmp_path):
+    log, exits = tmp_path / "output.log", tmp_path / "gang"
+    plan = tmp_path / "gang.json"
+    plan.write_text(json.dumps({"log": str(log), "exits": str(exits)}))
+    env = {**os.environ, "OMPI_COMM_WORLD_RANK": "2", "MLMAGIC_GANG_TOKEN": "secret"}
+    script = "import os; print('MLMAGIC_GANG_TOKEN' in os.environ, os.environ['MLMAGIC_RANK'])"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(GANG),
+            "rank",
+            "--plan",
+            str(plan),
+            "--",
+            sys.executable,
+            "-c",
+            script,
+        ],
+        env=env,
+        timeout=30,
+    )
+    assert done.returncode == 0
+    assert log.read_text() == "[rank 2] False 2\n"
+    assert json.loads((exits / "rank-2.json").read_text())["exit_code"] == 0
+
+
+def test_metrics_carry_the_rank(tmp_path, monkeypatch):
+    import mlmagic_run
+
+    metrics = tmp_path / "m.jsonl"
+    monkeypatch.setenv("MLMAGIC_METRICS_FILE", str(metrics))
+    monkeypatch.setenv("MLMAGIC_RANK", "3")
+    mlmagic_run.log("loss", 0.5)
+    records, _ = mlmagic_run.read_metrics(metrics)
+    assert records[0]["rank"] == 3 and records[0]["value"] == 0.5
