@@ -89,6 +89,8 @@ class LineLog:
             self.write(label, rest)
 
     def write(self, label: str | None, line: bytes) -> None:
+        if label and label.startswith("node ") and line.startswith(b"[rank "):
+            label = None  # torchrun's worker lines come labelled already
         text = (f"[{label}] ".encode() if label else b"") + line + b"\n"
         with contextlib.suppress(OSError):
             _write_all(self.fd, text)  # one write: see the module's docstring
@@ -182,10 +184,12 @@ def _run_node(plan: dict[str, Any], node: dict[str, Any]) -> int:
             f"--rdzv-id={plan.get('run_id', 'mlmagic')}",
             "--max-restarts=0",
             "--tee=3",
-            "--log-line-prefix-template=[rank ${rank}]",
             *plan["command"][1:],  # without -u: torchrun runs the script itself
         ]
-        starts.append((None, f"node {node['index']}", torchrun, base))
+        # torchrun labels its workers' lines itself (tee'd, with this prefix); the node
+        # launcher leaves lines that start with it as they are.
+        env = {**base, "TORCHELASTIC_LOG_LINE_PREFIX_TEMPLATE": "[rank ${rank}] "}
+        starts.append((None, f"node {node['index']}", torchrun, env))
     for proc in node["procs"]:
         starts.append((proc["rank"], proc["label"], command, {**base, **proc["env"]}))
 
@@ -220,12 +224,7 @@ def _run_node(plan: dict[str, Any], node: dict[str, Any]) -> int:
             child, rank, label = pipes[fd]
             chunk = os.read(fd, _CHUNK)
             if chunk:
-                # torchrun prefixes its workers' lines itself; its own lines get the node.
-                log.feed(
-                    fd,
-                    label if rank is not None or not chunk.startswith(b"[rank ") else None,
-                    chunk,
-                )
+                log.feed(fd, label, chunk)
             else:
                 log.flush(fd, label)
                 del pipes[fd]

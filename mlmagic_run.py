@@ -138,7 +138,10 @@ def log(name: str, value: Any, step: int | None = None) -> None:
         print(f"{_PREFIX} {name}={number!r} (step {step})", flush=True)
         return
     record = {"name": name, "step": step, "value": _json_float(number), "time": time.time()}
-    rank = os.environ.get("MLMAGIC_RANK")  # set for each process of a distributed run
+    # The rank of a process of a distributed run (torchrun's workers have only RANK).
+    rank = os.environ.get("MLMAGIC_RANK") or (
+        os.environ.get("RANK") if os.environ.get("MLMAGIC_NODE") else None
+    )
     if rank and rank.isdigit():
         record["rank"] = int(rank)
     line = json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"

@@ -4,6 +4,7 @@ gets, TF_CONFIG, a real MPI allreduce, a real PyTorch DDP job, and gang semantic
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 
 import pytest
@@ -15,8 +16,10 @@ from mlmagic import (
     RunError,
     TensorflowConfiguration,
 )
+from mlmagic.distributed.config import Distribution
 from mlmagic.events import RunEventKind, Status
 from mlmagic.targets.gang import DockerGang
+from tests.docker.test_notebooks import local_torch_wheel
 
 # Checks torchrun's worker contract from inside each rank, then meets the others over TCP
 # at MASTER_ADDR:MASTER_PORT: rank 0 listens, every other rank sends its rank, rank 0
@@ -276,4 +279,74 @@ def test_a_real_mpi_allreduce_on_two_nodes(workspace, project, target):
         hosts = {line.split(" on ")[1] for line in lines}
         assert hosts == {DockerGang.node_name(run.id, 0), DockerGang.node_name(run.id, 1)}
     assert "MLMAGIC_GANG_TOKEN" not in (run.paths.system / "gang.json").read_text()
+    _gone(workspace, run, target)
+
+
+DDP = textwrap.dedent(
+    """
+    import os
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+    import mlmagic_run
+
+    dist.init_process_group("gloo")  # env://: MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE
+    rank, world = dist.get_rank(), dist.get_world_size()
+    torch.manual_seed(rank)  # different data on each rank; DDP keeps the weights equal
+    model = DistributedDataParallel(torch.nn.Linear(4, 1))
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.1)
+    for step in range(5):
+        x = torch.randn(16, 4)
+        loss = ((model(x) - x.sum(dim=1, keepdim=True)) ** 2).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        mlmagic_run.log("loss", loss.item())
+    weights = torch.cat([p.detach().flatten() for p in model.parameters()])
+    gathered = [torch.zeros_like(weights) for _ in range(world)]
+    dist.all_gather(gathered, weights)
+    assert all(torch.equal(gathered[0], g) for g in gathered), "weights differ"
+    print("ddp ok", rank, "of", world, "launched by", os.environ.get("TORCHELASTIC_RUN_ID"))
+    dist.destroy_process_group()
+    """
+)
+
+
+def _torch_env(workspace, target, tmp_path, monkeypatch):
+    """An environment with a CPU build of torch, or skip saying why."""
+    wheel = local_torch_wheel()
+    if target == "docker" and os.environ.get("MLMAGIC_TEST_TORCH") != "1":
+        pytest.skip(
+            "a docker build of torch downloads the multi-GB CUDA wheel (MLMAGIC_TEST_TORCH=1)"
+        )
+    if target == "local":
+        if wheel is None:
+            pytest.skip("no CPU wheel of torch in a PIP_FIND_LINKS folder for this Python")
+        constraint = tmp_path / "torch-constraint.txt"
+        constraint.write_text(f"torch=={wheel.name.split('-')[1]}\n")
+        monkeypatch.setenv("UV_FIND_LINKS", str(wheel.parent))
+        monkeypatch.setenv("UV_CONSTRAINT", str(constraint))
+    return Environment.from_text("torch-env", "torch\n").build(workspace, show_output=False)
+
+
+@pytest.mark.parametrize("launcher", ["mlmagic", "torchrun"])
+def test_a_real_pytorch_ddp_job_with_gloo_on_two_nodes(
+    workspace, project, target, tmp_path, monkeypatch, launcher
+):
+    env = _torch_env(workspace, target, tmp_path, monkeypatch)
+    (project / "ddp.py").write_text(DDP)
+    run = workspace.submit(
+        "ddp.py",
+        env,
+        source_dir=project,
+        distributed=Distribution("pytorch", nodes=2, procs_per_node=1, launcher=launcher),
+    ).wait(timeout=600)
+    logs = run.logs()
+    assert run.status is Status.COMPLETED, (run.error, logs)
+    done = sorted(line for line in logs.splitlines() if "ddp ok" in line)
+    assert done == [
+        f"[rank 0] ddp ok 0 of 2 launched by {run.id}",
+        f"[rank 1] ddp ok 1 of 2 launched by {run.id}",
+    ], logs
+    assert len(run.metrics) == 5 and len(run.metrics_of(1)) == 5
     _gone(workspace, run, target)
