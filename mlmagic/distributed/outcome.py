@@ -16,7 +16,14 @@ from typing import Any
 
 from mlmagic.engine.base import ContainerState
 
-__all__ = ["NodeState", "exit_records", "failure_message", "first_failure", "gang_state"]
+__all__ = [
+    "NodeState",
+    "exit_records",
+    "failure_message",
+    "first_failure",
+    "gang_state",
+    "node_rows",
+]
 
 #: Lines of the failing rank shown with the run's error.
 TAIL_LINES = 10
@@ -112,3 +119,39 @@ def _last_lines(log: Path, prefix: str) -> list[str]:
         return []
     found = [line for line in text.splitlines() if line.startswith(prefix)]
     return found[-TAIL_LINES:]
+
+
+def node_rows(
+    plan_file: Path, exits: Path, states: dict[int, ContainerState | None]
+) -> list[dict[str, Any]]:
+    """One row per node for the widget and ``run.nodes``: ``node``, ``host``, ``processes``
+    (their labels) and ``state`` (``Running``, ``Exited 0``, ``Failed: rank 3 exited 3``,
+    ``Stopped``, ``Serving`` for MPI's launch agents)."""
+    try:
+        plan = json.loads(plan_file.read_text())
+    except (OSError, ValueError):
+        return []
+    by_node: dict[int, list[dict[str, Any]]] = {}
+    for record in exit_records(exits):
+        by_node.setdefault(int(record.get("node", -1)), []).append(record)
+    rows = []
+    for node in plan.get("nodes", []):
+        index = node["index"]
+        labels = [p["label"] for p in node["procs"]] or [node["role"]]
+        records = by_node.get(index, [])
+        state = states.get(index)
+        failed = first_failure(records)
+        if failed is not None:
+            shown = f"Failed: {failed.get('label')} exited {failed['exit_code']}"
+        elif state is not None and state.running:
+            shown = "Serving" if node["role"] == "agent" else "Running"
+        elif any(r.get("stopped") for r in records) or (node["role"] == "agent" and records == []):
+            shown = "Stopped"
+        elif records:
+            shown = f"Exited {max(int(r['exit_code']) for r in records)}"
+        else:
+            shown = "Ended"
+        rows.append(
+            {"node": index, "host": node["host"], "processes": ", ".join(labels), "state": shown}
+        )
+    return rows

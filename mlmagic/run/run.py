@@ -136,6 +136,15 @@ class Run:
         }
 
     @property
+    def nodes(self) -> list[dict[str, Any]]:
+        """The nodes of a distributed run, one dict each: ``node``, ``host``,
+        ``processes`` and ``state``, read now (empty for a run of one process)."""
+        record = self._record()
+        if record.config.distributed is None or not record.handle:
+            return []
+        return self._ws.target(record.target).nodes(record.handle)
+
+    @property
     def stages(self) -> pd.DataFrame:
         """The stages with their start and end times and durations (seconds)."""
         import pandas as pd
@@ -330,6 +339,7 @@ class Run:
             ("experiment", details["experiment"]),
             ("script", " ".join([details["script"], *details["args"]])),
             ("environment", details["environment"]),
+            ("layout", details["distributed"]),
             ("exit code", details["exit_code"]),
             ("duration", f"{details['duration']:.1f} s" if details["duration"] else None),
             ("error", details["error"]),

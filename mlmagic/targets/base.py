@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlmagic.config import MLMagic
 from mlmagic.engine.base import ContainerEngine, ContainerState, GpuRequest
@@ -148,6 +148,11 @@ class Target(ABC):
         """Whether ``command`` is on the PATH of runs of ``env`` here (checked before a
         distributed run that needs it starts)."""
         return True
+
+    def nodes(self, handle: str) -> list[dict[str, Any]]:
+        """One row per node of a distributed run (``node``, ``host``, ``processes``,
+        ``state``); empty for a run of one process."""
+        return []
 
     def exit_message(self, handle: str) -> str | None:
         """Why the run ``handle`` names failed, when the target can say more than its

@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Generator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlmagic.build.context import resolve_base
 from mlmagic.build.image import build_image, resolved_packages
@@ -159,6 +159,9 @@ class DockerTarget(Target):
         except MlmagicError:
             return False
         return True
+
+    def nodes(self, handle: str) -> list[dict[str, Any]]:
+        return DockerGang(self).nodes(handle) if is_gang(handle) else []
 
     def exit_message(self, handle: str) -> str | None:
         return DockerGang(self).exit_message(handle) if is_gang(handle) else None

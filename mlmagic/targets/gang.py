@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlmagic.distributed.outcome import NodeState, failure_message, gang_state
+from mlmagic.distributed.outcome import NodeState, failure_message, gang_state, node_rows
 from mlmagic.distributed.plan import MASTER_PORT, TF_PORT, plan_nodes, write_plan
 from mlmagic.distributed.resources import host_gpu_count, split_gpus
 from mlmagic.engine.base import ContainerSpec, ContainerState, GpuRequest, Mount
@@ -175,6 +175,12 @@ class DockerGang:
             for index, primary, ranks in plan_primaries(plan_file)
         ]
         return gang_state(handle, nodes, exits)
+
+    def nodes(self, handle: str) -> list[dict[str, Any]]:
+        """One row per node with its state (see :func:`~mlmagic.distributed.outcome.node_rows`)."""
+        plan_file, exits = gang_files(self._paths(handle.removeprefix(PREFIX)))
+        states = {int(c.labels.get("mlmagic.node", -1)): c for c in self._containers(handle)}
+        return node_rows(plan_file, exits, dict(states))
 
     def stop(self, handle: str, timeout: float = 10) -> None:
         """Stop every node at once (each launcher passes SIGTERM on to its ranks)."""

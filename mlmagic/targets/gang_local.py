@@ -11,9 +11,9 @@ from __future__ import annotations
 import shutil
 import socket
 from contextlib import ExitStack
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from mlmagic.distributed.outcome import NodeState, failure_message, gang_state
+from mlmagic.distributed.outcome import NodeState, failure_message, gang_state, node_rows
 from mlmagic.distributed.plan import plan_nodes, write_plan
 from mlmagic.engine.base import ContainerState, GpuRequest
 from mlmagic.run.paths import RunPaths
@@ -112,6 +112,14 @@ class LocalGang:
             state = ContainerState(process or "", "running", None, False, None, None)
             nodes.append(NodeState(index, primary, ranks, state if alive else None))
         return gang_state(handle, nodes, exits)
+
+    def nodes(self, handle: str) -> list[dict[str, Any]]:
+        """One row per node with its state."""
+        run_id, processes = _nodes_of(handle)
+        plan_file, exits = gang_files(RunPaths(self.root / "runs" / run_id))
+        running = ContainerState("", "running", None, False, None, None)
+        states = {i: running if process_alive(p) else None for i, p in processes.items()}
+        return node_rows(plan_file, exits, dict(states))
 
     def stop(self, handle: str, timeout: float = 10) -> None:
         """Stop every node at once (each launcher passes SIGTERM on to its ranks)."""

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from collections.abc import Generator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlmagic.build.venv import (
     build_venv,
@@ -172,6 +172,9 @@ class LocalTarget(Target):
         if env.venv and (venv_python(Path(env.venv)).parent / command).exists():
             return True
         return shutil.which(command) is not None
+
+    def nodes(self, handle: str) -> list[dict[str, Any]]:
+        return LocalGang(self).nodes(handle) if is_gang(handle) else []
 
     def exit_message(self, handle: str) -> str | None:
         return LocalGang(self).exit_message(handle) if is_gang(handle) else None

@@ -119,6 +119,10 @@ def test_torchrun_contract_on_two_nodes_of_two_processes(workspace, env, project
     assert list(run.metrics["value"]) == [0.0]
     assert sorted(run.metrics_of(r)["value"].iloc[0] for r in range(4)) == [0, 1, 2, 3]
     assert run.details["distributed"] == "pytorch 2 nodes x 2 processes"
+    assert [(n["processes"], n["state"]) for n in run.nodes] == [
+        ("rank 0, rank 1", "Exited 0"),
+        ("rank 2, rank 3", "Exited 0"),
+    ]
     _gone(workspace, run, target)
 
 
@@ -187,6 +191,7 @@ def test_a_failing_rank_stops_every_other_and_is_named(workspace, env, project, 
     assert [records[r]["stopped"] for r in range(3)] == [True, True, True]
     # How long the gang took to stop once rank 3 failed (reported, not asserted: the
     # benchmark keeps the number).
+    assert [n["state"] for n in run.nodes] == ["Stopped", "Failed: rank 3 exited 3"]
     took = max(records[r]["ended"] for r in range(3)) - records[3]["ended"]
     print(f"every other rank stopped {took:.2f} s after rank 3 failed")
     _gone(workspace, run, target)

@@ -345,3 +345,26 @@ def test_metrics_carry_the_rank(tmp_path, monkeypatch):
     mlmagic_run.log("loss", 0.5)
     records, _ = mlmagic_run.read_metrics(metrics)
     assert records[0]["rank"] == 3 and records[0]["value"] == 0.5
+
+
+def test_the_run_widget_shows_one_row_per_node():
+    from mlmagic.widgets import RunView
+
+    view = RunView("train.py on env:1")
+    view.set_nodes(
+        [
+            {"node": 0, "host": "n0", "processes": "rank 0, rank 1", "state": "Running"},
+            {
+                "node": 1,
+                "host": "n1",
+                "processes": "rank 2, rank 3",
+                "state": "Failed: rank 3 exited 3",
+            },
+        ]
+    )
+    shown = view._nodes_html.value
+    assert shown.count("<tr>") == 2
+    assert (
+        "<td>node 1</td><td>n1</td><td>rank 2, rank 3</td><td><b>Failed: rank 3 exited 3</b>"
+        in shown
+    )
