@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -355,3 +357,64 @@ def test_a_real_pytorch_ddp_job_with_gloo_on_two_nodes(
     ], logs
     assert len(run.metrics) == 5 and len(run.metrics_of(1)) == 5
     _gone(workspace, run, target)
+
+
+_SUBMIT_GANG_AND_DIE = """
+import os, sys, time
+from mlmagic import PyTorchConfiguration, Workspace
+ws = Workspace(sys.argv[1])
+layout = PyTorchConfiguration(process_count=2, node_count=2)
+run = ws.submit("failing_later.py", "dist-env", source_dir=sys.argv[2], distributed=layout)
+while run.status.value != "Running":
+    time.sleep(0.1)
+print(run.id, flush=True)
+os._exit(9)  # the kernel dies without any cleanup
+"""
+
+
+def test_a_gang_outlives_its_kernel_and_is_followed_from_its_handle(
+    workspace, env, project, target
+):
+    # Rank 1 fails after its kernel died; rank 0 would wait 300 s: whoever re-attaches
+    # must see the failure and stop rank 0's node.
+    (project / "failing_later.py").write_text(
+        "import os, sys, time\n"
+        "print('up', flush=True)\n"
+        "if os.environ['RANK'] == '1':\n"
+        "    time.sleep(3); sys.exit(2)\n"
+        "time.sleep(300)\n"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", _SUBMIT_GANG_AND_DIE, str(workspace.root), str(project)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ},
+    )
+    assert child.returncode == 9, child.stderr
+    run = workspace.runs.get(child.stdout.strip())
+    assert run.status in (Status.RUNNING, Status.FINALIZING, Status.FAILED)
+    run.wait(timeout=120)
+    assert run.status is Status.FAILED and run.error.startswith(
+        "rank 1 (node 1) exited with code 2"
+    )
+    _gone(workspace, run, target)
+
+
+def test_200000_lines_across_ranks_all_reach_the_log_whole(workspace, env, project):
+    (project / "loud.py").write_text(
+        "import os\nrank = os.environ['RANK']\nfor i in range(50000):\n    print('line', rank, i)\n"
+    )
+    run = workspace.submit(
+        "loud.py",
+        env,
+        source_dir=project,
+        distributed=PyTorchConfiguration(process_count=4, node_count=2),
+    )
+    count = sum(1 for e in run.events() if e.kind is RunEventKind.LOG)
+    assert run.status is Status.COMPLETED
+    lines = run.logs().splitlines()
+    assert len(lines) == 200000 and count == 200000
+    for rank in range(4):
+        mine = [line for line in lines if line.startswith(f"[rank {rank}] ")]
+        assert mine == [f"[rank {rank}] line {rank} {i}" for i in range(50000)]
