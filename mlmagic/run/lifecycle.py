@@ -18,7 +18,12 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from mlmagic.distributed.resources import host_gpu_count, missing_launcher, split_gpus
+from mlmagic.distributed.resources import (
+    framework_note,
+    host_gpu_count,
+    missing_launcher,
+    split_gpus,
+)
 from mlmagic.engine.base import ContainerState, GpuRequest
 from mlmagic.events import BuildEvent, BuildEventKind, RunEvent, RunEventKind, Stage, Status, drain
 from mlmagic.exceptions import BuildError, EngineError, MlmagicError, SpecError
@@ -162,12 +167,12 @@ def _prepare(
     for note in target.notes(record.config):
         _note(paths, note)
     if record.config.distributed is not None:
-        _check_gang(target, built, record, gpus)
+        _check_gang(target, built, record, paths, gpus)
     return built, gpus
 
 
 def _check_gang(
-    target: Target, env: Environment, record: RunRecord, gpus: GpuRequest | None
+    target: Target, env: Environment, record: RunRecord, paths: RunPaths, gpus: GpuRequest | None
 ) -> None:
     """Refuse a distributed run the environment or the host cannot run, before it starts."""
     dist = record.config.distributed
@@ -180,6 +185,9 @@ def _check_gang(
             f"{env.ref} does not have: {needed[1]}.",
             Stage.PREPARING,
         )
+    note = framework_note(dist, env.packages)
+    if note:
+        _note(paths, note)
     try:
         split_gpus(gpus, dist.nodes, host_gpu_count() if gpus else None)
     except MlmagicError as exc:

@@ -121,6 +121,8 @@ def test_torchrun_contract_on_two_nodes_of_two_processes(workspace, env, project
     assert list(run.metrics["value"]) == [0.0]
     assert sorted(run.metrics_of(r)["value"].iloc[0] for r in range(4)) == [0, 1, 2, 3]
     assert run.details["distributed"] == "pytorch 2 nodes x 2 processes"
+    notes = [e.build.message for e in run.events(live=False) if e.kind is RunEventKind.BUILD]
+    assert any(n and n.startswith("torch is not in this environment") for n in notes)
     assert [(n["processes"], n["state"]) for n in run.nodes] == [
         ("rank 0, rank 1", "Exited 0"),
         ("rank 2, rank 3", "Exited 0"),

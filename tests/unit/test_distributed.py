@@ -368,3 +368,18 @@ def test_the_run_widget_shows_one_row_per_node():
         "<td>node 1</td><td>n1</td><td>rank 2, rank 3</td><td><b>Failed: rank 3 exited 3</b>"
         in shown
     )
+
+
+def test_an_environment_without_the_framework_gets_a_note_not_a_refusal():
+    from mlmagic.distributed.resources import framework_note, missing_launcher
+
+    torch = PyTorchConfiguration(process_count=2, node_count=2)
+    assert framework_note(torch, ["six==1.17.0"]) == (
+        "torch is not in this environment: every process gets the pytorch variables, but a "
+        "script that imports torch will fail"
+    )
+    assert framework_note(torch, ["torch==2.13.0+cpu", "six==1.17.0"]) is None
+    assert framework_note(TensorflowConfiguration(1, 0), ["tensorflow_cpu==2.17"]) is None
+    assert missing_launcher(MpiConfiguration(1, 2))[0] == "mpirun"
+    assert missing_launcher(Distribution("pytorch", launcher="torchrun"))[0] == "torchrun"
+    assert missing_launcher(torch) is None
