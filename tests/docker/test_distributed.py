@@ -420,3 +420,21 @@ def test_200000_lines_across_ranks_all_reach_the_log_whole(workspace, env, proje
     for rank in range(4):
         mine = [line for line in lines if line.startswith(f"[rank {rank}] ")]
         assert mine == [f"[rank {rank}] line {rank} {i}" for i in range(50000)]
+
+
+def test_the_submit_magic_takes_the_layout_and_refuses_a_bad_one(shell, workspace, env, project):
+    from IPython.core.error import UsageError
+
+    os.chdir(project)
+    run = shell.run_line_magic(
+        "submit",
+        "contract.py --env dist-env --distributed pytorch --nodes 2 --procs-per-node 2 --wait",
+    )
+    assert run.status is Status.COMPLETED and run.details["distributed"].startswith("pytorch 2")
+    with pytest.raises(UsageError, match="--workers and --parameter-servers are for"):
+        shell.run_line_magic(
+            "submit", "contract.py --env dist-env --distributed pytorch --workers 2"
+        )
+    with pytest.raises(UsageError, match="--nodes is for distributed runs"):
+        shell.run_line_magic("submit", "contract.py --env dist-env --nodes 2")
+    assert [r.id for r in workspace.runs.records()] == [run.id]

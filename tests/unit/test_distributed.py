@@ -383,3 +383,31 @@ def test_an_environment_without_the_framework_gets_a_note_not_a_refusal():
     assert missing_launcher(MpiConfiguration(1, 2))[0] == "mpirun"
     assert missing_launcher(Distribution("pytorch", launcher="torchrun"))[0] == "torchrun"
     assert missing_launcher(torch) is None
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--procs-per-node", "2"], "--procs-per-node is for distributed runs"),
+        (["--distributed", "pytorch", "--nodes", "0"], "--nodes 0: give a whole number"),
+        (["--distributed", "pytorch", "--workers", "2"], "--workers and --parameter-servers"),
+        (["--distributed", "jax"], "--distributed 'jax' is not a framework mlmagic knows"),
+    ],
+)
+def test_the_cli_refuses_a_bad_layout_in_one_line_and_records_nothing(tmp_path, options, message):
+    (tmp_path / "train.py").write_text("print('never')\n")
+    env = {
+        **os.environ,
+        "DOCKER_HOST": "unix:///nonexistent/mlmagic-test.sock",
+        "MLMAGIC_TARGET": "local",
+        "MLMAGIC_WORKSPACE": str(tmp_path / ".mlmagic"),
+    }
+    command = [sys.executable, "-m", "mlmagic.cli", "run", "submit", "train.py", "--env", "e"]
+    done = subprocess.run(
+        [*command, *options], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith(f"mlmagic: {message}") and done.stderr.count("\n") == 1
+    assert not (tmp_path / ".mlmagic" / "runs").exists() or not any(
+        (tmp_path / ".mlmagic" / "runs").iterdir()
+    )
