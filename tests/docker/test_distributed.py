@@ -290,6 +290,19 @@ def test_a_real_mpi_allreduce_on_two_nodes(workspace, project, target):
     assert "MLMAGIC_GANG_TOKEN" not in (run.paths.system / "gang.json").read_text()
     _gone(workspace, run, target)
 
+    # Rank 1 fails after MPI_Finalize, so mpirun would wait for rank 0 forever: the gang
+    # stops it, and the run names rank 1.
+    (project / "late.py").write_text(
+        "import sys, time\nfrom mpi4py import MPI\nrank = MPI.COMM_WORLD.Get_rank()\n"
+        "MPI.Finalize()\nif rank == 1:\n    sys.exit(3)\ntime.sleep(300)\n"
+    )
+    failed = workspace.submit(
+        "late.py", env, source_dir=project, distributed=MpiConfiguration(1, 2)
+    ).wait(timeout=300)
+    assert failed.status is Status.FAILED and failed.exit_code == 3, failed.logs()
+    assert failed.error.startswith("rank 1 (node "), failed.error
+    _gone(workspace, failed, target)
+
 
 DDP = textwrap.dedent(
     """
