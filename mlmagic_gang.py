@@ -23,7 +23,9 @@ host process is guaranteed to be there to merge: the run outlives the kernel.
 
 Gang semantics on a node (as torchrun's agent): the first rank that exits non-zero gets an
 exit record; its siblings are stopped (SIGTERM, then SIGKILL after a grace); the node exits
-with that rank's code. The host stops the other nodes when it sees the record.
+with that rank's code. The other nodes see the record in the shared run folder and stop
+their ranks too (so a gang stops itself when no host process follows it); the host stops
+and removes whatever is left when it sees the record.
 
 The MPI agent authenticates each launch by a random per-run token from the environment
 (``MLMAGIC_GANG_TOKEN``), which is never written anywhere and is taken out of the ranks'
@@ -123,6 +125,28 @@ def _record(exits: str, rank: int | None, node: int, label: str, code: int, stop
     os.replace(temporary, os.path.join(exits, name))
 
 
+def _gang_failed(exits: str) -> bool:
+    """Whether a rank of the gang, on any node, exited non-zero on its own.
+
+    Every node sees every exit record through the shared run folder, so a gang stops
+    itself when a rank fails even while no host process follows the run (the kernel died
+    and nobody looked at the run since); the host stops what is left when it looks.
+    """
+    try:
+        names = [n for n in os.listdir(exits) if n.endswith(".json")]
+    except OSError:
+        return False
+    for name in names:
+        try:
+            with open(os.path.join(exits, name)) as file:
+                record = json.load(file)
+        except (OSError, ValueError):
+            continue
+        if record.get("exit_code") not in (0, None) and not record.get("stopped"):
+            return True
+    return False
+
+
 def _code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
@@ -215,9 +239,15 @@ def _run_node(plan: dict[str, Any], node: dict[str, Any]) -> int:
     failure: int | None = None
     recorded: set = set()
     labels = {id(c): (r, lab) for c, r, lab in pipes.values()}
+    checked = 0.0
     while True:
-        if signalled or failure is not None:
+        if signalled or failure is not None or group.stopping:
             group.tick()
+        if not group.stopping and time.monotonic() - checked > 0.5:
+            checked = time.monotonic()
+            if _gang_failed(plan["exits"]):  # a rank of another node failed
+                signalled.append(signal.SIGTERM)
+                group.stop()
         open_fds = [fd for fd in pipes]
         ready = select.select(open_fds, [], [], 0.2)[0] if open_fds else []
         for fd in ready:
@@ -337,6 +367,16 @@ def _run_commands(plan: dict[str, Any], node: dict[str, Any], starts: list[Any])
 
     for name in ("SIGTERM", "SIGINT", "SIGHUP"):
         signal.signal(getattr(signal, name), on_signal)
+
+    def watch() -> None:
+        # mpirun does not end the job when a rank fails after MPI_Finalize: we do.
+        while child.poll() is None:
+            if _gang_failed(plan["exits"]):
+                on_signal(signal.SIGTERM, None)
+                return
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True).start()
     out = child.stdout
     assert out is not None
     for chunk in iter(lambda: os.read(out.fileno(), _CHUNK), b""):
@@ -366,6 +406,16 @@ def _run_rank(plan_path: str, command: list[str]) -> int:
 
     for name in ("SIGTERM", "SIGINT", "SIGHUP"):
         signal.signal(getattr(signal, name), on_signal)
+
+    def watch() -> None:
+        # mpirun does not end the job when a rank fails after MPI_Finalize: we do.
+        while child.poll() is None:
+            if _gang_failed(plan["exits"]):
+                on_signal(signal.SIGTERM, None)
+                return
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True).start()
     out = child.stdout
     assert out is not None
     for chunk in iter(lambda: os.read(out.fileno(), _CHUNK), b""):
@@ -417,7 +467,9 @@ class _Launch(socketserver.StreamRequestHandler):
                 os.killpg(child.pid, signal.SIGTERM)
 
 
-def _serve_agent(port: int) -> int:
+def _serve_agent(port: int, exits: str | None = None) -> int:
+    """Serve launches until stopped, or (with ``exits``) until node 0's ``mpirun`` ended
+    or a rank failed: then the MPI job is over and nothing more will be launched here."""
     server = _Agent(("0.0.0.0", port), _Launch)
 
     def on_signal(signum: int, frame: object) -> None:
@@ -425,7 +477,17 @@ def _serve_agent(port: int) -> int:
 
     for name in ("SIGTERM", "SIGINT", "SIGHUP"):
         signal.signal(getattr(signal, name), on_signal)
+
+    def watch() -> None:
+        assert exits is not None
+        while not (os.path.exists(os.path.join(exits, "node-0.json")) or _gang_failed(exits)):
+            time.sleep(0.5)
+        server.shutdown()
+
+    if exits is not None:
+        threading.Thread(target=watch, daemon=True).start()
     server.serve_forever(poll_interval=0.2)
+    server.server_close()
     return 0
 
 
@@ -498,7 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan["path"] = args.plan
     this = plan["nodes"][args.node]
     if this["role"] == "agent":
-        return _serve_agent(int(plan["agent_port"]))
+        return _serve_agent(int(plan["agent_port"]), plan["exits"])
     if this["role"] == "mpirun":
         return _run_mpirun(plan, this)
     return _run_node(plan, this)

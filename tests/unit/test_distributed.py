@@ -265,6 +265,36 @@ def test_the_first_failing_rank_stops_its_siblings(tmp_path):
     assert records[0]["stopped"] and records[2]["stopped"]
 
 
+def test_a_gang_stops_itself_when_a_rank_of_another_node_fails(tmp_path):
+    # No host process follows these nodes: node 0 learns of rank 2's failure on node 1
+    # from the exit records the nodes share, and stops its own ranks.
+    (tmp_path / "s.py").write_text(
+        "import os, sys, time\n"
+        "if os.environ['RANK'] == '2':\n"
+        "    time.sleep(1); sys.exit(4)\n"
+        "time.sleep(60)\n"
+    )
+    dist = Distribution("pytorch", nodes=2, procs_per_node=2)
+    log, exits = tmp_path / "output.log", tmp_path / "gang"
+    nodes = plan_nodes(dist, "r", ["127.0.0.1"] * 2, [_free_port()], error_dir=str(exits))
+    plan = tmp_path / "gang.json"
+    write_plan(plan, dist, nodes, command=["-u", "s.py"], log=str(log), exits=str(exits))
+    launchers = [
+        subprocess.Popen(
+            [sys.executable, str(GANG), "node", "--plan", str(plan), "--node", str(k)],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+        )
+        for k in range(2)
+    ]
+    codes = [launcher.wait(timeout=50) for launcher in launchers]
+    assert codes == [143, 4]
+    records = {
+        json.loads(p.read_text())["rank"]: json.loads(p.read_text()) for p in exits.iterdir()
+    }
+    assert [records[r]["stopped"] for r in range(4)] == [True, True, False, True]
+
+
 def _agent(port: int, token: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "MLMAGIC_GANG_TOKEN": token}
     agent = subprocess.Popen([sys.executable, str(GANG), "agent", "--port", str(port)], env=env)
