@@ -441,3 +441,25 @@ def test_the_cli_refuses_a_bad_layout_in_one_line_and_records_nothing(tmp_path, 
     assert not (tmp_path / ".mlmagic" / "runs").exists() or not any(
         (tmp_path / ".mlmagic" / "runs").iterdir()
     )
+
+
+def test_a_node_container_joins_the_run_network_under_its_own_name():
+    from mlmagic.engine.base import ContainerSpec
+    from mlmagic.engine.docker import run_arguments
+
+    spec = ContainerSpec("img", ["true"], name="n0", hostname="n0", network="net")
+    kwargs = run_arguments(spec)
+    assert (kwargs["network"], kwargs["hostname"], kwargs["name"]) == ("net", "n0", "n0")
+    assert "ports" not in kwargs  # nothing of a gang is published on the host
+    plain = run_arguments(ContainerSpec("img", ["true"]))
+    assert "network" not in plain and "hostname" not in plain
+
+
+def test_node_names_stay_valid_host_names_for_long_run_ids():
+    from mlmagic.targets.gang import DockerGang
+
+    assert DockerGang.node_name("digits_20261203-160222_ba2a08", 1) == (
+        "mlmagic-run-digits_20261203-160222_ba2a08-n1"
+    )
+    long = DockerGang.node_name("x" * 128 + "_20261203-160222_ba2a08", 3)
+    assert len(long) <= 63 and long.endswith("-n3")
