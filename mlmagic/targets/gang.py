@@ -25,7 +25,7 @@ from mlmagic.distributed.resources import host_gpu_count, split_gpus
 from mlmagic.engine.base import ContainerSpec, ContainerState, GpuRequest, Mount
 from mlmagic.exceptions import MlmagicError
 from mlmagic.run.paths import CONTAINER, RunPaths
-from mlmagic.targets.labels import GANG_HELPER, labels
+from mlmagic.targets.labels import GANG_HELPERS, labels
 
 if TYPE_CHECKING:
     from mlmagic.records import RunRecord
@@ -128,6 +128,9 @@ class DockerGang:
         network = self.network_name(record.id)
         self.engine.create_network(network, self._labels(record.id))
         shm = record.config.shm_size or self.target.context.config.default_shm_size
+        helpers = [
+            Mount(path, f"{CONTAINER.lib}/{path.name}", read_only=True) for path in GANG_HELPERS
+        ]
         specs = []
         for node, host in zip(nodes, hosts, strict=True):
             environment = {**base.environment, "MLMAGIC_NODE": str(node.index)}
@@ -141,7 +144,7 @@ class DockerGang:
                     command=["sh", "-c", _NODE, "mlmagic-node", str(node.index)],
                     labels={**base.labels, "mlmagic.node": str(node.index)},
                     environment=environment,
-                    mounts=[*base.mounts, Mount(GANG_HELPER, _GANG_HELPER_IN, read_only=True)],
+                    mounts=[*base.mounts, *helpers],
                     name=host,
                     hostname=host,
                     network=network,

@@ -18,7 +18,7 @@ from mlmagic.distributed.plan import plan_nodes, write_plan
 from mlmagic.engine.base import ContainerState, GpuRequest
 from mlmagic.run.paths import RunPaths
 from mlmagic.targets.gang import PREFIX, gang_files, parallel, plan_primaries
-from mlmagic.targets.labels import GANG_HELPER
+from mlmagic.targets.labels import GANG_HELPERS
 from mlmagic.targets.process import process_alive, spawn_detached, stop_process
 
 if TYPE_CHECKING:
@@ -67,7 +67,8 @@ class LocalGang:
         dist = record.config.distributed
         assert dist is not None
         lib = paths.system / "lib"
-        shutil.copy2(GANG_HELPER, lib / "mlmagic_gang.py")
+        for helper in GANG_HELPERS:
+            shutil.copy2(helper, lib / helper.name)
         plan_file, exits = gang_files(paths)
         shutil.rmtree(exits, ignore_errors=True)
         exits.mkdir(parents=True)

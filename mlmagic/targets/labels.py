@@ -9,15 +9,16 @@ import hashlib
 from pathlib import Path
 
 import mlmagic_gang
+import mlmagic_mpi
 import mlmagic_run
 
-__all__ = ["GANG_HELPER", "HELPER", "labels", "workspace_id"]
+__all__ = ["GANG_HELPERS", "HELPER", "labels", "workspace_id"]
 
 #: The stdlib helper scripts import (and the launcher), mounted into every container and
 #: run from its place by local processes.
 HELPER = Path(mlmagic_run.__file__).resolve()
-#: The node launcher of distributed runs, mounted next to :data:`HELPER`.
-GANG_HELPER = Path(mlmagic_gang.__file__).resolve()
+#: The node launcher of distributed runs and its MPI roles, mounted next to :data:`HELPER`.
+GANG_HELPERS = tuple(Path(str(module.__file__)).resolve() for module in (mlmagic_gang, mlmagic_mpi))
 
 
 def labels(root: Path, kind: str, ident: str) -> dict[str, str]:

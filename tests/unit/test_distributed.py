@@ -463,3 +463,15 @@ def test_node_names_stay_valid_host_names_for_long_run_ids():
     )
     long = DockerGang.node_name("x" * 128 + "_20261203-160222_ba2a08", 3)
     assert len(long) <= 63 and long.endswith("-n3")
+
+
+def test_a_launch_agent_without_a_token_refuses_to_serve():
+    env = {k: v for k, v in os.environ.items() if k != "MLMAGIC_GANG_TOKEN"}
+    done = subprocess.run(
+        [sys.executable, str(GANG), "agent", "--port", str(_free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2 and "no MLMAGIC_GANG_TOKEN" in done.stderr
