@@ -63,10 +63,19 @@ _FRAME = struct.Struct("!BI")  # stream (1 stdout, 2 stderr, 0 exit code), lengt
 class LineLog:
     """Whole labelled lines to the run's log (``O_APPEND``) and to this node's stdout."""
 
-    def __init__(self, path: str, echo: bool = True) -> None:
+    def __init__(self, path: str, echo: bool = True, max_bytes: int | None = None) -> None:
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self.echo = echo
         self.pending: dict[Any, bytes] = {}
+        # The run's log limit (MLMagic.run_log_max_bytes), shared by every node: the size
+        # of the one file decides, so the log ends at most a line per node past it.
+        if max_bytes is None:
+            try:
+                max_bytes = max(0, int(os.environ.get("MLMAGIC_LOG_MAX_BYTES", "0")))
+            except ValueError:
+                max_bytes = 0
+        self.max_bytes = max_bytes
+        self.full = False
 
     def feed(self, key: Any, label: str | None, chunk: bytes) -> None:
         """Add output of ``key``; complete lines go out labelled ``[label]``."""
@@ -89,8 +98,19 @@ class LineLog:
         if label and label.startswith("node ") and line.startswith(b"[rank "):
             label = None  # torchrun's worker lines come labelled already
         text = (f"[{label}] ".encode() if label else b"") + line + b"\n"
-        with contextlib.suppress(OSError):
-            write_all(self.fd, text)  # one write: see the module's docstring
+        if self.max_bytes and not self.full:
+            with contextlib.suppress(OSError):
+                if os.fstat(self.fd).st_size + len(text) > self.max_bytes:
+                    self.full = True
+                    note = (
+                        f"[mlmagic_gang] the log reached its limit of {self.max_bytes} bytes "
+                        "(MLMagic.run_log_max_bytes): the ranks go on, the rest of the "
+                        "output of this node is not kept.\n"
+                    )
+                    write_all(self.fd, note.encode())
+        if not self.full:
+            with contextlib.suppress(OSError):
+                write_all(self.fd, text)  # one write: see the module's docstring
         if self.echo:
             with contextlib.suppress(OSError):
                 write_all(1, text)

@@ -35,12 +35,15 @@ format; it turns those strings back into floats and skips lines it cannot read.
 
 The launcher is the command of a run container::
 
-    python /mlmagic/lib/mlmagic_run.py exec --log FILE [--exit-file PATH] -- COMMAND...
+    python /mlmagic/lib/mlmagic_run.py exec --log FILE [--exit-file PATH]
+        [--log-max-bytes N] -- COMMAND...
 
 It runs ``COMMAND`` with stdout and stderr merged into one pipe (so their order is kept),
-copies every chunk of output to ``FILE`` and to its own stdout (so ``docker logs`` has it
-too), forwards SIGTERM, SIGINT and SIGHUP to the command, and exits with the command's
-exit code (``128 + N`` when signal ``N`` killed it).
+copies every chunk of output to ``FILE`` (up to ``N`` bytes, then it counts what it drops)
+and to its own stdout (so ``docker logs`` has it too), forwards SIGTERM, SIGINT and
+SIGHUP to the command, and exits with the command's exit code (``128 + N`` when signal
+``N`` killed it). The exit file also holds the error the command died of, read from the
+end of its output (the last line of its final traceback).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ import json
 import math
 import operator
 import os
+import re
 import select
 import signal
 import subprocess
@@ -58,15 +62,26 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 __all__ = ["log", "log_params", "main", "output_dir", "read_metrics", "run_id"]
 
 _PREFIX = "[mlmagic_run]"
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _CHUNK = 65536
+# Steps fit a 64-bit integer; times are seconds since 1970, before the year 2200 (beyond
+# that, times are garbage: log() writes time.time()).
+_MAX_STEP = 1 << 63
+_MAX_TIME = 7258118400.0
+# How much of the end of the output the launcher keeps to find the script's error in.
+_TAIL = 65536
+# A traceback's first line: a plain one, or the outermost exception group's.
+_TRACEBACK = re.compile(r"(?:\s*\+ Exception Group )?Traceback \(most recent call last\):\s*$")
+_GROUP_MARGIN = re.compile(r"^\s*\| ?")
+# Colour codes (PYTHON_COLORS, FORCE_COLOR) are not part of an error's words.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # Signals a container or a terminal sends to stop a run; the launcher passes them on.
 _FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP")
 
@@ -197,7 +212,13 @@ def log_params(params: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Non
 # -- the reader of the metrics file (host side) ------------------------------------------
 
 
-def read_metrics(path: str | os.PathLike[str], offset: int = 0) -> tuple[list[dict], int]:
+def read_metrics(
+    source: str | os.PathLike[str] | IO[bytes],
+    offset: int = 0,
+    *,
+    limit: int | None = None,
+    on_skip: Callable[[int, str], object] | None = None,
+) -> tuple[list[dict], int]:
     """Read the metric records that were completed since ``offset``.
 
     Call it again with the returned offset to follow a file that is still being written:
@@ -205,34 +226,52 @@ def read_metrics(path: str | os.PathLike[str], offset: int = 0) -> tuple[list[di
 
     Parameters
     ----------
-    path
-        The metrics file. A file that does not exist yet reads as empty.
+    source
+        The metrics file, or a binary file open on it (mlmagic opens it on the host
+        without following links, then passes it here). A path that does not exist yet
+        reads as empty.
     offset
         The byte offset to read from (``0``, or what the previous call returned).
+    limit
+        The most bytes to read in this call; ``None`` reads to the end. A line longer
+        than ``limit`` is skipped.
+    on_skip
+        Called as ``on_skip(byte_offset, reason)`` for each line that is skipped.
 
     Returns
     -------
     records : list of dict
         ``{"name": str, "step": int, "value": float, "time": float}`` per complete line,
         in file order. NaN and infinities come back as floats; lines that are not a valid
-        record (corrupt, hand-edited) are skipped.
+        record (corrupt, hand-edited, written by something else) are skipped.
     offset : int
         The offset just past the last complete line.
     """
-    try:
-        with open(path, "rb") as file:
-            file.seek(offset)
-            data = file.read()
-    except FileNotFoundError:
-        return [], offset
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            with open(source, "rb") as file:
+                return read_metrics(file, offset, limit=limit, on_skip=on_skip)
+        except FileNotFoundError:
+            return [], offset
+    source.seek(offset)
+    data = source.read() if limit is None else source.read(limit)
     end = data.rfind(b"\n")
     if end < 0:
+        if limit is not None and len(data) >= limit:
+            # No end of line in a whole read: a line too long to be a record.
+            if on_skip is not None:
+                on_skip(offset, f"a line longer than {limit} bytes")
+            return [], offset + len(data)
         return [], offset
     records = []
+    at = offset
     for line in data[:end].split(b"\n"):
         record = _parse_metric(line)
-        if record is not None:
+        if isinstance(record, dict):
             records.append(record)
+        elif record and on_skip is not None:
+            on_skip(at, record)
+        at += len(line) + 1
     return records, offset + end + 1
 
 
@@ -269,7 +308,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     exec_parser.add_argument(
         "--exit-file",
         metavar="PATH",
-        help='where to write {"exit_code": N, "signal": S|null, "ended": T} when it ends',
+        help='where to write {"exit_code": N, "signal": S|null, "ended": T, "error": E} '
+        "when it ends (error: the line that says why it failed, from its final traceback)",
+    )
+    exec_parser.add_argument(
+        "--log-max-bytes",
+        type=int,
+        default=_int_env("MLMAGIC_LOG_MAX_BYTES", 0),
+        metavar="N",
+        help="keep at most N bytes of output in FILE, then count what is dropped; 0 keeps "
+        "all (default: $MLMAGIC_LOG_MAX_BYTES, else 0)",
     )
     exec_parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     args = parser.parse_args(argv)
@@ -279,14 +327,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = command[1:]
     if not command:
         parser.error("exec: give the command to run after --")
-    return _exec(command, args.log, args.exit_file)
+    if args.log_max_bytes < 0:
+        parser.error("exec: --log-max-bytes must be 0 (no limit) or more")
+    return _exec(command, _LogFile(args.log, args.log_max_bytes), args.exit_file)
 
 
-def _exec(command: list[str], log_path: str, exit_file: str | None) -> int:
-    log_dir = os.path.dirname(log_path)
-    if log_dir:
-        os.makedirs(log_dir, exist_ok=True)
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+def _exec(command: list[str], log: _LogFile, exit_file: str | None) -> int:
     sys.stdout.flush()
     out_fd: int | None = sys.stdout.fileno()
 
@@ -310,17 +356,18 @@ def _exec(command: list[str], log_path: str, exit_file: str | None) -> int:
     except OSError as exc:
         code = 127 if isinstance(exc, FileNotFoundError) else 126
         message = f"{_PREFIX} cannot start {command[0]!r}: {exc}\n".encode()
-        _pass_on(log_fd, message)
+        log.write(message)
         _pass_on(out_fd, message)
-        os.close(log_fd)
-        _write_exit_file(exit_file, code, None)
+        log.close()
+        _write_exit_file(exit_file, code, None, message.decode().strip())
         return code
     for signum in pending:
         forward(signum, None)
 
     assert child.stdout is not None
     pipe_fd = child.stdout.fileno()
-    file_fd: int | None = log_fd
+    # The end of the output, where an uncaught exception's traceback is.
+    tail = bytearray()
     while True:
         # Wait with a timeout, so that when the command has ended but something it started
         # still holds the pipe open, the launcher ends too (as a container would).
@@ -333,19 +380,148 @@ def _exec(command: list[str], log_path: str, exit_file: str | None) -> int:
         if not chunk:
             break
         # The log file first: it must hold every byte even if the container dies next.
-        if file_fd is not None and not _pass_on(file_fd, chunk):
-            _pass_on(out_fd, f"{_PREFIX} cannot write {log_path}; output goes on here\n".encode())
-            file_fd = None  # the run matters more than its log file (disk full)
+        problem = log.write(chunk)
+        if problem:
+            _pass_on(out_fd, problem)
         if out_fd is not None and not _pass_on(out_fd, chunk):
             out_fd = None  # nobody reads stdout any more; keep logging to the file
+        tail += chunk
+        if len(tail) > 2 * _TAIL:
+            del tail[:-_TAIL]
 
     returncode = child.wait()
     child.stdout.close()
-    os.close(log_fd)
+    _pass_on(out_fd, log.close())
     killed_by = -returncode if returncode < 0 else None
     code = 128 + killed_by if killed_by is not None else returncode
-    _write_exit_file(exit_file, code, killed_by)
+    error = _script_error(bytes(tail[-_TAIL:]), code) if killed_by is None else ""
+    _write_exit_file(exit_file, code, killed_by, error)
     return code
+
+
+class _LogFile:
+    """The run's log file: every byte of output, up to ``max_bytes`` (0: no limit).
+
+    Past the limit, output is counted instead of kept, and the log says so where it
+    stops and, at the end, how much was dropped. When the file cannot be written (disk
+    full), the run goes on: it matters more than its log.
+    """
+
+    def __init__(self, path: str, max_bytes: int) -> None:
+        self.path, self.max_bytes = path, max_bytes
+        folder = os.path.dirname(path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        self.fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.kept = 0
+        self.full = False  # the limit was reached: output is counted, not kept
+        self.dropped_bytes = self.dropped_lines = 0
+        self.at_line_start = True
+
+    def write(self, chunk: bytes) -> bytes:
+        """Keep ``chunk`` (or what fits); a message for stdout when the file fails."""
+        if self.fd is None:
+            return b""  # said once already, on stdout
+        if self.full:
+            self._drop(chunk)
+            return b""
+        if self.max_bytes and self.kept + len(chunk) > self.max_bytes:
+            room = self.max_bytes - self.kept
+            # End the kept part on a whole line when the room holds one.
+            cut = chunk.rfind(b"\n", 0, room) + 1 or room
+            self.full = True
+            self._drop(chunk[cut:])
+            ok = self._keep(chunk[:cut]) and self._keep(self._limit_note(), count=False)
+        else:
+            ok = self._keep(chunk)
+        if ok:
+            return b""
+        self.fd = None
+        return f"{_PREFIX} cannot write {self.path}; output goes on here\n".encode()
+
+    def close(self) -> bytes:
+        """Say how much was dropped, close the file; the same words, for stdout."""
+        message = b""
+        if self.full:
+            message = (
+                f"{_PREFIX} {self.dropped_lines} more lines ({self.dropped_bytes} bytes) of "
+                "output were not kept in this log (its limit, MLMagic.run_log_max_bytes, "
+                "was reached).\n"
+            ).encode()
+            self._keep(message, count=False)
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        return message
+
+    def _limit_note(self) -> bytes:
+        start = b"" if self.at_line_start else b"\n"
+        return (
+            start
+            + (
+                f"{_PREFIX} the log reached its limit of {self.max_bytes} bytes "
+                "(MLMagic.run_log_max_bytes): the script goes on, the rest of its output is "
+                "counted, not kept.\n"
+            ).encode()
+        )
+
+    def _keep(self, data: bytes, count: bool = True) -> bool:
+        if not data:
+            return True
+        if not _pass_on(self.fd, data):
+            return False
+        if count:
+            self.kept += len(data)
+        self.at_line_start = data.endswith(b"\n")
+        return True
+
+    def _drop(self, data: bytes) -> None:
+        if data:
+            self.dropped_bytes += len(data)
+            self.dropped_lines += data.count(b"\n")
+
+
+def _script_error(output: bytes, code: int) -> str:
+    """The error a command that exited with ``code`` died of, read from its last output.
+
+    The last line of the last traceback (``ValueError: bad C``), which covers chained
+    exceptions, whose last traceback is the one that ended the script. Without a
+    traceback, exit codes 1 and 2 take the last line printed: what
+    ``raise SystemExit("message")`` and argparse's usage errors print.
+
+    Parameters
+    ----------
+    output
+        The end of the command's output (stdout and stderr merged).
+    code
+        The command's exit code.
+
+    Returns
+    -------
+    str
+        One line, or ``""`` when the command succeeded or nothing says why it failed.
+    """
+    if code == 0:
+        return ""
+    lines = _ANSI.sub("", output.decode("utf-8", errors="replace")).splitlines()
+    header = None
+    for index in range(len(lines) - 1, -1, -1):
+        if _TRACEBACK.match(lines[index]):
+            header = index
+            break
+    if header is not None:
+        group = lines[header].lstrip().startswith("+")
+        for line in lines[header + 1 :]:
+            if group:
+                line = _GROUP_MARGIN.sub("", line, count=1)
+            if line and not line[0].isspace():
+                return line.strip()
+        return ""
+    if code in (1, 2):
+        for line in reversed(lines):
+            if line.strip():
+                return line.strip()
+    return ""
 
 
 def _pass_on(fd: int | None, data: bytes) -> bool:
@@ -365,10 +541,19 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _write_exit_file(path: str | None, code: int, killed_by: int | None) -> None:
+def _write_exit_file(path: str | None, code: int, killed_by: int | None, error: str) -> None:
     if path:
-        record = {"exit_code": code, "signal": killed_by, "ended": time.time()}
+        record: dict[str, object] = {"exit_code": code, "signal": killed_by, "ended": time.time()}
+        if error:
+            record["error"] = error
         _write_atomically(path, json.dumps(record))
+
+
+def _int_env(name: str, fallback: int) -> int:
+    try:
+        return int(os.environ.get(name) or fallback)
+    except ValueError:
+        return fallback
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -433,28 +618,41 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _parse_metric(line: bytes) -> dict | None:
+def _parse_metric(line: bytes) -> dict | str:
+    """The record on ``line``, or why it is not one (``""`` for a blank line)."""
+    if not line.strip():
+        return ""
     try:
         record = json.loads(line)
-        name, step, value = record["name"], record["step"], record["value"]
-        stamp = float(record.get("time", 0.0))
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return None
-    if not isinstance(name, str) or not isinstance(step, int) or isinstance(step, bool):
-        return None
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return "not JSON"
+    if not isinstance(record, dict):
+        return f"JSON, but a {type(record).__name__}, not an object"
+    if "value" not in record:
+        return "it has no value"
+    name, step, value = record.get("name"), record.get("step"), record["value"]
+    stamp = record.get("time", 0.0)
+    if not isinstance(name, str) or not name:
+        return "its name is not a non-empty string"
+    if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < _MAX_STEP:
+        return "its step is not an integer from 0 to 2**63 - 1"
     if value is None:
         value = math.nan
-    elif isinstance(value, str):
-        if value not in _NONFINITE:
-            return None
+    elif isinstance(value, str) and value in _NONFINITE:
         value = _NONFINITE[value]
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            return "its value is too large for a float"
     else:
-        return None
-    parsed = {"name": name, "step": step, "value": value, "time": stamp}
-    if isinstance(record.get("rank"), int):
-        parsed["rank"] = record["rank"]
+        return "its value is not a number"
+    if not isinstance(stamp, (int, float)) or isinstance(stamp, bool) or not 0 <= stamp < _MAX_TIME:
+        return "its time is not a POSIX time in seconds"
+    parsed = {"name": name, "step": step, "value": value, "time": float(stamp)}
+    rank = record.get("rank")
+    if isinstance(rank, int) and not isinstance(rank, bool) and rank >= 0:
+        parsed["rank"] = rank
     return parsed
 
 

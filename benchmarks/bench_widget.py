@@ -30,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from report import machine, update_row, update_section
 
 from tests.e2e.lab import JupyterLab, chromium, new_notebook, run_cell
 
@@ -141,9 +144,16 @@ def main() -> None:
         f'"IOPub message rate exceeded" seen: {"yes" if iopub else "no"}',
         f"saved notebook: {notebook_kb:.0f} KiB ({args.repeat} widgets of {args.lines:,} lines)",
     ]
+    summary.append(f"Machine: {machine()} (shared).")
     text = "\n".join(summary)
     print(text)
     Path(args.out).write_text(f"# The run widget with a {args.lines:,}-line log\n\n{text}\n")
+    frames = median("widget", "frames")
+    update_row(
+        "bench_widget.py",
+        f"{widget / plain:.2f}x, {frames:.0f} frames, IOPub limit hit: {'yes' if iopub else 'no'}",
+    )
+    update_section("bench_widget", text)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from traitlets import Float, Integer, Unicode, default
+from traitlets import Float, Integer, TraitError, Unicode, default
 from traitlets.config import Configurable
 
 __all__ = ["MLMagic", "get_config", "set_config"]
@@ -26,8 +26,9 @@ class MLMagic(Configurable):
         "asked for (env: MLMAGIC_CPU_BASE_IMAGE).",
     ).tag(config=True)
     gpu_base_image = Unicode(
-        help="Base image of GPU environments; Python is installed into it when it has none "
-        "(env: MLMAGIC_GPU_BASE_IMAGE).",
+        help="Base image of GPU environments whose framework pins choose none (see "
+        "mlmagic.build.cuda); Python is installed into it when it has none (env: "
+        "MLMAGIC_GPU_BASE_IMAGE).",
     ).tag(config=True)
     default_python = Unicode(
         help="Python version of environments that do not ask for one (env: "
@@ -49,6 +50,12 @@ class MLMagic(Configurable):
         config=True
     )
     log_tail_lines = Integer(200, help="Log lines a widget shows.").tag(config=True)
+    run_log_max_bytes = Integer(
+        min=0,
+        help="Most bytes of a run's output kept in its log; past it the script goes on, and "
+        "the log says how much it dropped. 0 keeps everything (env: "
+        "MLMAGIC_RUN_LOG_MAX_BYTES; default 256 MiB).",
+    ).tag(config=True)
     default_shm_size = Unicode("2g", help="Shared memory of GPU runs (data loaders).").tag(
         config=True
     )
@@ -78,6 +85,17 @@ class MLMagic(Configurable):
     @default("docker_cli")
     def _docker_cli(self) -> str:
         return _env("DOCKER_CLI", "")
+
+    @default("run_log_max_bytes")
+    def _run_log_max_bytes(self) -> int:
+        text = _env("RUN_LOG_MAX_BYTES", str(256 * 1024 * 1024))
+        try:
+            return int(text)
+        except ValueError:
+            raise TraitError(
+                f"MLMAGIC_RUN_LOG_MAX_BYTES={text!r} is not a number of bytes: give a whole "
+                "number, 0 for no limit."
+            ) from None
 
 
 _config: MLMagic | None = None

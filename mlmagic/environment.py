@@ -14,43 +14,40 @@ import re
 import sys
 import time
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlmagic import hints
 from mlmagic import spec as specs
 from mlmagic.build.context import cache_key, image_tag, resolve_base
-from mlmagic.build.dockerfile import render
+from mlmagic.build.dockerfile import BASE_COMMENT, render
 from mlmagic.config import get_config
 from mlmagic.events import BuildEvent, BuildEventKind, drain
-from mlmagic.exceptions import BuildError, MlmagicError, NotFoundError, SpecError
+from mlmagic.exceptions import (
+    BuildError,
+    ConflictError,
+    EngineError,
+    MlmagicError,
+    NotFoundError,
+    SpecError,
+)
 from mlmagic.spec.conda import require_mappable
 from mlmagic.spec.curated import CURATED, RESERVED_PREFIX
 from mlmagic.summary import html_table
+from mlmagic.targets import names as target_names
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from mlmagic.workspace import Workspace
 
-__all__ = ["Environment", "Environments", "check_name", "environment_options"]
+__all__ = ["Environment", "Environments", "check_name"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # Kernel packages that are the notebook itself, not the code a script needs.
 _KERNEL_ONLY = frozenset({"mlmagic", "pip", "setuptools", "wheel", "uv"})
-
-
-def environment_options(namespace: Any) -> dict[str, Any]:
-    """``Environment.from_text`` keywords from parsed ``--options`` (magic and CLI)."""
-    return {
-        "format": namespace.format,
-        "base_image": namespace.base,
-        "python": namespace.python,
-        "gpu": namespace.gpu,
-        "user_managed": namespace.user_managed,
-        "solver": namespace.solver,
-    }
 
 
 def check_name(name: str, *, allow_reserved: bool = False) -> None:
@@ -99,6 +96,8 @@ class Environment:
     log_path: str | None = None
     venv: str | None = None
     cache_hit: bool | None = None
+    #: The Dockerfile stored at registration (what was built), for a registered version.
+    registered_dockerfile: str | None = field(default=None, repr=False)
 
     # -- making one ---------------------------------------------------------------------
 
@@ -114,6 +113,7 @@ class Environment:
         gpu: bool | None = None,
         user_managed: bool | None = None,
         solver: str | None = None,
+        cuda: str | None = None,
     ) -> Environment:
         """An environment from cell text of any format (detected unless ``format`` is given).
 
@@ -121,7 +121,12 @@ class Environment:
         """
         check_name(name)
         spec = specs.parse(text, format).with_options(
-            base_image=base_image, python=python, gpu=gpu, user_managed=user_managed, solver=solver
+            base_image=base_image,
+            python=python,
+            gpu=gpu,
+            user_managed=user_managed,
+            solver=solver,
+            cuda=cuda,
         )
         return cls(name, spec)
 
@@ -176,8 +181,19 @@ class Environment:
 
     @property
     def dockerfile(self) -> str:
-        """The Dockerfile this environment builds from, rendered without building anything."""
+        """The Dockerfile of this environment: for a registered version the one stored with
+        it (what was built, whatever the settings are now); else rendered under the
+        current settings, without building anything."""
+        if self.registered_dockerfile is not None:
+            return self.registered_dockerfile
         return render(self.spec, resolve_base(self.spec, get_config()))
+
+    @property
+    def base_reason(self) -> str | None:
+        """For a GPU environment, its base image and why the rules chose it (the
+        Dockerfile's first line: for a registered version, as it was built)."""
+        first = self.dockerfile.partition("\n")[0]
+        return first.removeprefix(BASE_COMMENT) if first.startswith(BASE_COMMENT) else None
 
     @property
     def ref(self) -> str:
@@ -276,8 +292,7 @@ class Environments:
             which = f"{name}:{version}" if version is not None else name
             hint = f" Known: {', '.join(known)}." if known else ""
             raise NotFoundError(
-                f"No environment {which} in {self._ws.root}.{hint} Define it with "
-                "%%environment NAME (or `mlmagic env build FILE --name NAME`)."
+                f"No environment {which} in {self._ws.root}.{hint}", hint=hints.BUILD_ENVIRONMENT
             )
         return _from_row(row)
 
@@ -293,8 +308,7 @@ class Environments:
     def rows(self) -> list[dict[str, Any]]:
         """Every version of every environment as a plain row: name, version, image,
         status, created (epoch seconds), size, venv; by name, newest version first."""
-        columns = ("name", "version", "image", "status", "created", "size", "venv")
-        return [{c: row[c] for c in columns} for row in self._ws.store.environments()]
+        return self._ws.store.environment_table()
 
     def list(self) -> pd.DataFrame:
         """Every version of every environment: name, version, image, status, created, size."""
@@ -311,6 +325,58 @@ class Environments:
         return "\n".join(
             difflib.unified_diff(a.packages or [], b.packages or [], a.ref, b.ref, lineterm="", n=0)
         )
+
+    def delete(self, name: str, version: int | None = None) -> tuple[str, ...]:
+        """Delete ``name:version`` (every version of ``name`` when ``version`` is ``None``).
+
+        The image (or venv) goes with the last version made of its content. Runs keep
+        their records and files.
+
+        Returns
+        -------
+        tuple of str
+            The ``name:version`` of each deleted version, sorted.
+
+        Raises
+        ------
+        NotFoundError
+            No such environment or version.
+        ConflictError
+            A service or a live run uses it.
+        """
+        doomed = (
+            [self.get(name, version)]
+            if version is not None
+            else [_from_row(row) for row in self._ws.store.environments(name)]
+        )
+        if not doomed:
+            self.get(name)  # raises: no such environment
+        refs = {env.ref for env in doomed}
+        store = self._ws.store
+        users = [s.name for s in store.services() if s.config.environment in refs]
+        users += [r.id for r in store.runs() if r.environment in refs and not r.status.is_terminal]
+        if users:
+            raise ConflictError(
+                f"{', '.join(sorted(refs))} is in use by {', '.join(users)}: delete the "
+                "service or wait for the run to end first."
+            )
+        kept = [env for env in map(_from_row, store.environments()) if env.ref not in refs]
+        # Each target removes what it made of a content that no kept version shares; one
+        # whose engine does not answer has nothing of it to remove now.
+        for name in target_names():
+            try:
+                where = self._ws.target(name)
+                kept_here = {where.location(env) for env in kept}
+                for env in doomed:
+                    location = where.location(env)
+                    if location and location not in kept_here:
+                        where.discard_environment(location)
+            except EngineError:
+                continue
+        for env in doomed:
+            assert env.version is not None
+            store.delete_environment(env.name, env.version)
+        return tuple(sorted(refs))
 
     def build(
         self, env: Environment, *, rebuild: bool = False, target: str | None = None
@@ -351,17 +417,17 @@ class Environments:
                 made = yield from where.build_environment(
                     registered, log_path=log_path, rebuild=rebuild
                 )
-            except BuildError as exc:
+            except MlmagicError as exc:
+                # Failed, refused, or the engine went away: one ERROR event, whatever the
+                # target, and never a version left looking ready or building.
                 store.update_environment(name, version, status="failed", error=str(exc))
-                yield BuildEvent(
-                    BuildEventKind.ERROR, message=str(exc).splitlines()[0], step=exc.step
-                )
+                step = exc.step if isinstance(exc, BuildError) else None
+                yield BuildEvent(BuildEventKind.ERROR, message=str(exc).splitlines()[0], step=step)
                 raise
             except BaseException as exc:
-                # Refused, interrupted, or the engine went away: never leave it looking
-                # ready or building.
-                error = str(exc) if isinstance(exc, MlmagicError) else f"interrupted: {exc!r}"
-                store.update_environment(name, version, status="failed", error=error)
+                store.update_environment(
+                    name, version, status="failed", error=f"interrupted: {exc!r}"
+                )
                 raise
         values: dict[str, Any] = {"status": "ready", "error": None}
         values.update(
@@ -394,6 +460,7 @@ def _from_row(row: dict[str, Any]) -> Environment:
         error=row["error"],
         log_path=row["log_path"],
         venv=row["venv"],
+        registered_dockerfile=row["dockerfile"],
     )
 
 

@@ -19,6 +19,10 @@ Front ends map by type, never by message text: the REST layer answers
 
 from __future__ import annotations
 
+from typing import Any
+
+from mlmagic.hints import Hint, render
+
 __all__ = [
     "BuildError",
     "ConflictError",
@@ -32,7 +36,18 @@ __all__ = [
 
 
 class MlmagicError(Exception):
-    """Root of every error raised by mlmagic."""
+    """Root of every error raised by mlmagic.
+
+    ``hint`` says what to do next in each front end's words (see :mod:`mlmagic.hints`);
+    ``str()`` ends with the Python API's.
+    """
+
+    def __init__(self, *args: Any, hint: Hint | None = None) -> None:
+        super().__init__(*args)
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return render(self, "python") if self.hint else super().__str__()
 
 
 class SpecError(MlmagicError, ValueError):

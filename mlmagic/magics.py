@@ -1,8 +1,12 @@
 """The IPython magics: thin front ends over the public API.
 
-Each magic parses its arguments with ``magic_arguments``, turns a user's mistake into a
+Each magic parses its arguments with ``magic_arguments`` (the options are declared in
+:mod:`mlmagic.options`, shared with the command line), turns a user's mistake into a
 ``UsageError`` (one red line, no traceback), calls the API, shows a widget fed by the
 API's events, and returns the object (Environment, Run, Service) so ``_`` works.
+
+The widget is the returned object's display in that cell: IPython's display hook still
+sets ``_`` (and ``Out``) to it, but shows nothing more under the widget.
 """
 
 from __future__ import annotations
@@ -19,12 +23,12 @@ from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, 
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from mlmagic.distributed.config import distribution_options
-from mlmagic.environment import Environment, environment_options
+from mlmagic import hints, options
+from mlmagic.environment import Environment
 from mlmagic.events import Status, drain
 from mlmagic.exceptions import BuildError, MlmagicError
-from mlmagic.spec import FORMATS, SOLVERS
-from mlmagic.workspace import TARGETS, Workspace
+from mlmagic.summary import describe
+from mlmagic.workspace import Workspace
 
 if TYPE_CHECKING:
     from mlmagic.deploy.service import Service
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["MLMagics"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def _usage_errors(method: F) -> F:
@@ -43,14 +48,48 @@ def _usage_errors(method: F) -> F:
         try:
             return method(*args, **kwargs)
         except MlmagicError as exc:
-            raise UsageError(str(exc)) from exc
+            raise UsageError(hints.render(exc, "magic")) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+#: The objects a magic returns after showing their widget, by module and class name.
+_WIDGET_SHOWN = (
+    ("mlmagic.environment", "Environment"),
+    ("mlmagic.run.run", "Run"),
+    ("mlmagic.deploy.service", "Service"),
+)
 
 
 @magics_class
 class MLMagics(Magics):
     """``%%environment``, ``%envs`` and friends."""
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        # Returned objects whose widget this cell shows; the display hook skips them once.
+        self._shown: list[object] = []
+        if shell is not None:
+            formatter = shell.display_formatter.ipython_display_formatter
+            for module, name in _WIDGET_SHOWN:
+                formatter.for_type_by_name(module, name, self._display_unless_shown)
+            shell.events.register("post_run_cell", self._forget_shown)
+
+    def _shown_as_widget(self, obj: T) -> T:
+        """Return ``obj`` from a magic that displayed its widget: no second display."""
+        self._shown.append(obj)
+        return obj
+
+    def _display_unless_shown(self, obj: object) -> None:
+        for index, shown in enumerate(self._shown):
+            if shown is obj:
+                del self._shown[index]
+                return  # handled: the widget above is its display
+        # IPython's formatters take NotImplementedError as "not handled": display as usual.
+        raise NotImplementedError
+
+    def _forget_shown(self, *_result: object) -> None:
+        self._shown.clear()
 
     @property
     def workspace(self) -> Workspace:
@@ -58,25 +97,7 @@ class MLMagics(Magics):
 
     @magic_arguments()
     @argument("name", help="The environment's name (versions are kept per name).")
-    @argument(
-        "--format",
-        choices=FORMATS,
-        help="The cell's format; detected when omitted (Dockerfile, conda, mlmagic YAML, pip).",
-    )
-    @argument("--base", metavar="IMAGE", help="Base image to build on.")
-    @argument("--python", metavar="3.X", help="Python version of the environment.")
-    @argument("--gpu", action="store_const", const=True, help="Build on the GPU base image.")
-    @argument(
-        "--user-managed",
-        action="store_const",
-        const=True,
-        help="Use the base image's Python as it is; install nothing.",
-    )
-    @argument("--solver", choices=SOLVERS, help="uv (default) or conda (micromamba in the image).")
-    @argument("--no-build", action="store_true", help="Register the definition only.")
-    @argument("--rebuild", action="store_true", help="Ignore the cache and build again.")
-    @argument("--quiet", action="store_true", help="Show only the final line, not the log.")
-    @argument("--target", choices=TARGETS, help="docker, local (a uv venv) or auto.")
+    @options.magic_options(options.ENVIRONMENT, options.ENVIRONMENT_BUILD)
     @cell_magic
     @_usage_errors
     def environment(self, line: str, cell: str) -> Environment:
@@ -94,7 +115,9 @@ class MLMagics(Magics):
             pandas>=2
         """
         args = parse_argstring(self.environment, line)
-        env = Environment.from_text(args.name, cell, **environment_options(args))
+        env = Environment.from_text(
+            args.name, cell, **options.api_keywords(options.ENVIRONMENT, args)
+        )
         ws = self.workspace
         if args.no_build:
             return ws.environments.register(env)
@@ -103,7 +126,9 @@ class MLMagics(Magics):
         view = BuildView(args.name, tail_lines=ws.config.log_tail_lines, quiet=args.quiet)
         display(view)
         try:
-            events = ws.environments.build(env, rebuild=args.rebuild, target=args.target)
+            events = ws.environments.build(
+                env, **options.api_keywords(options.ENVIRONMENT_BUILD, args)
+            )
             built: Environment = drain(events, view.handle)
         except BuildError as exc:
             view.finish(ok=False, summary=str(exc).split("\n")[0])
@@ -113,7 +138,7 @@ class MLMagics(Magics):
             view.finish(ok=False, summary="build interrupted")
             raise
         view.finish(ok=True, summary=_summary(built))
-        return built
+        return self._shown_as_widget(built)
 
     @magic_arguments()
     @argument("name", nargs="?", help="Show this environment (its Dockerfile and packages).")
@@ -131,27 +156,7 @@ class MLMagics(Magics):
 
     @magic_arguments()
     @argument("script", nargs="?", help="The script, relative to --source-dir (not with a cell).")
-    @argument("--env", required=True, help="Environment NAME or NAME:VERSION (or $env).")
-    @argument("--experiment", default="default", help="Experiment the run is filed under.")
-    @argument("--source-dir", help="Folder snapshotted as the working directory (default: .).")
-    @argument("--gpus", default="none", help="none (default), all, auto, a count or ids (0,1).")
-    @argument("--data", action="append", default=[], metavar="NAME=PATH", help="Read-only data.")
-    @argument("--shm-size", help="Shared memory, e.g. 2g.")
-    @argument("--memory", help="Memory limit, e.g. 4g.")
-    @argument("--cpus", type=float, help="CPU limit, e.g. 1.5.")
-    @argument("--timeout", type=float, help="Seconds before the run is stopped and failed.")
-    @argument("--wait", action="store_true", help="Block until the run ends.")
-    @argument("--name", help="A display name for the run.")
-    @argument("--tag", action="append", default=[], metavar="K=V", help="A tag (repeatable).")
-    @argument("--target", choices=TARGETS, help="docker, local (a process in a venv) or auto.")
-    # -- distributed runs (issue 11): to be folded into the option table ----------------
-    @argument("--distributed", metavar="FRAMEWORK", help="pytorch, tensorflow or mpi.")
-    @argument("--nodes", type=int, help="Nodes (containers) of a distributed run.")
-    @argument("--procs-per-node", type=int, help="Processes on each node.")
-    @argument("--workers", type=int, help="TensorFlow workers.")
-    @argument("--parameter-servers", type=int, help="TensorFlow parameter servers.")
-    @argument("--launcher", metavar="torchrun", help="Start PyTorch nodes with torchrun.")
-    # -- end of distributed runs ----------------------------------------------------------
+    @options.magic_options(options.SUBMIT)
     @line_cell_magic
     @_usage_errors
     def submit(self, line: str, cell: str | None = None) -> Run:
@@ -178,63 +183,32 @@ class MLMagics(Magics):
             )
         run = self.workspace.submit(
             args.script if cell is None else None,
-            args.env,
             args=script_args,
-            source_dir=args.source_dir,
-            experiment=args.experiment,
-            name=args.name,
-            tags=args.tag,
-            gpus=args.gpus,
-            data=args.data,
-            shm_size=args.shm_size,
-            memory=args.memory,
-            cpus=args.cpus,
-            timeout=args.timeout,
             script_text=cell,
-            target=args.target,
-            distributed=distribution_options(args),
+            **options.api_keywords(options.SUBMIT, args),
         )
         show_run(run, wait=args.wait, tail_lines=self.workspace.config.log_tail_lines)
         if args.wait and run.status is not Status.COMPLETED:
             raise UsageError(f"Run {run.id} {run.status.value.lower()}: {run.error}")
-        return run
+        return self._shown_as_widget(run)
 
     @magic_arguments()
     @argument("run_id", nargs="?", help="Show this run (live runs are followed).")
-    @argument("--experiment", help="Only the runs of this experiment.")
+    @options.magic_options(options.RUN_FILTERS)
     @line_magic
     @_usage_errors
     def runs(self, line: str) -> Any:
         """List runs (one row each, with params and last metrics), or show one run."""
         args = parse_argstring(self.runs, line)
         if args.run_id is None:
-            return self.workspace.runs.list(args.experiment)
+            return self.workspace.runs.list(**options.api_keywords(options.RUN_FILTERS, args))
         run = self.workspace.runs.get(args.run_id)
         show_run(run, wait=False, tail_lines=self.workspace.config.log_tail_lines)
-        return run
+        return self._shown_as_widget(run)
 
     @magic_arguments()
     @argument("name", help="The service's name (lowercase letters, digits, '-').")
-    @argument(
-        "--model",
-        action="append",
-        default=[],
-        required=True,
-        metavar="NAME[:VERSION]",
-        help="A registered model (repeatable).",
-    )
-    @argument("--entry", required=True, help="The scoring script (init() and run(raw_data)).")
-    @argument("--env", required=True, help="Environment NAME or NAME:VERSION (or $env).")
-    @argument("--source-dir", help="Folder holding the entry script (default: .).")
-    @argument("--port", type=int, help="Port on 127.0.0.1 (default: a free one).")
-    @argument("--host", help="Address to publish on (default 127.0.0.1).")
-    @argument("--workers", type=int, default=1, help="Server worker processes.")
-    @argument("--auth", action="store_true", help="Require a key (svc.get_keys()).")
-    @argument("--gpus", help="none, all, a count or ids.")
-    @argument("--memory", help="Memory limit, e.g. 2g.")
-    @argument("--cpus", type=float, help="CPU limit.")
-    @argument("--quiet", action="store_true", help="Show only the outcome.")
-    @argument("--target", choices=TARGETS, help="docker, local (a process) or auto.")
+    @options.magic_options(options.DEPLOY)
     @line_magic
     @_usage_errors
     def deploy(self, line: str) -> Service:
@@ -247,21 +221,7 @@ class MLMagics(Magics):
         from mlmagic.widgets import BuildView
 
         ws = self.workspace
-        events = ws.services.deploy(
-            args.name,
-            models=args.model,
-            entry_script=args.entry,
-            environment=args.env,
-            source_dir=args.source_dir,
-            port=args.port,
-            host=args.host,
-            workers=args.workers,
-            auth=args.auth,
-            gpus=args.gpus,
-            memory=args.memory,
-            cpus=args.cpus,
-            target=args.target,
-        )
+        events = ws.services.deploy(args.name, **options.api_keywords(options.DEPLOY, args))
         view = BuildView(
             f"service {args.name}", tail_lines=ws.config.log_tail_lines, quiet=args.quiet
         )
@@ -272,7 +232,7 @@ class MLMagics(Magics):
             view.finish(ok=False, summary=str(exc).splitlines()[0])
             raise
         view.finish(ok=True, summary=f"{service.name} Healthy · {service.scoring_uri}")
-        return service
+        return self._shown_as_widget(service)
 
     @line_magic
     @_usage_errors
@@ -331,26 +291,6 @@ def show_run(run: Run, *, wait: bool, tail_lines: int = 200) -> None:
         feed()
     except KeyboardInterrupt:
         print(f"Stopped waiting; run {run.id} goes on (run.cancel() stops it).")
-
-
-def describe(env: Environment) -> str:
-    """A readable description of one environment version (``%envs NAME``, the CLI)."""
-    lines = [
-        f"{env.ref}  {env.status}  {env.image}",
-        f"format: {env.spec.format}",
-    ]
-    if env.error:
-        lines.append(f"error: {env.error.splitlines()[0]}")
-    if env.venv:
-        lines.append(f"virtual environment (local target): {env.venv}")
-    if env.log_path:
-        lines.append(f"build log: {env.log_path}")
-    lines += ["", "Dockerfile (docker target):", env.dockerfile.rstrip()]
-    if env.packages is not None:
-        lines += ["", f"Resolved packages ({len(env.packages)}):", *env.packages]
-    else:
-        lines += ["", "Resolved packages: not built yet"]
-    return "\n".join(lines)
 
 
 def _summary(env: Environment) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
+from mlmagic import hints
 from mlmagic.copying import copy_out
 from mlmagic.exceptions import ConflictError, MlmagicError, NotFoundError
 from mlmagic.summary import html_table
@@ -177,10 +178,7 @@ class Models:
         row = self._ws.store.model(name, version)
         if row is None:
             which = f"{name}:{version}" if version is not None else name
-            raise NotFoundError(
-                f"No model {which}: register one with run.register_model(...) or "
-                "ws.models.register(...); %models lists them."
-            )
+            raise NotFoundError(f"No model {which}.", hint=hints.LIST_MODELS)
         return self._model(row)
 
     def resolve(self, ref: str | Model) -> Model:

@@ -13,6 +13,7 @@ line that says to upgrade, and is never changed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -31,7 +32,7 @@ from mlmagic.run.config import RunConfig
 __all__ = ["SCHEMA_VERSION", "Store"]
 
 #: The version of the schema this code reads and writes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE environments (
@@ -68,7 +69,9 @@ CREATE TABLE runs (
     error TEXT,
     failed_stage TEXT,
     snapshot_files INTEGER,
-    snapshot_bytes INTEGER
+    snapshot_bytes INTEGER,
+    summary TEXT,
+    changed INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX runs_by_experiment ON runs (experiment, created);
 CREATE TABLE stages (
@@ -104,7 +107,37 @@ CREATE TABLE services (
 );
 """
 
-_JSON_COLUMNS = frozenset({"spec", "packages", "config", "tags", "key_hashes"})
+_JSON_COLUMNS = frozenset({"spec", "packages", "config", "tags", "key_hashes", "summary"})
+
+#: The columns of a :class:`RunRecord`; ``summary`` and ``changed`` serve listings only.
+_RUN_COLUMNS = ", ".join(f.name for f in dataclasses.fields(RunRecord))
+_TERMINAL = "('Completed', 'Failed', 'Canceled')"
+
+#: Every change to a run's row that a listing shows takes the next number of the
+#: ``changes`` counter into ``runs.changed``, so a poller asks only for rows past the
+#: number it last saw. Triggers do it, so no writer (in any process, of any version that
+#: knows schema 3) can forget. Caching a summary is no change: it lists the same values.
+_CHANGE_TRACKING = (
+    "CREATE TABLE IF NOT EXISTS changes (what TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO changes (what, seq) VALUES ('runs', 0)",
+    "CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created)",
+    "CREATE INDEX IF NOT EXISTS runs_by_change ON runs (changed)",
+    # Live runs are few: the panel's poll finds them without reading the others.
+    f"CREATE INDEX IF NOT EXISTS runs_live ON runs (created) WHERE status NOT IN {_TERMINAL}",
+    """CREATE TRIGGER IF NOT EXISTS runs_inserted AFTER INSERT ON runs BEGIN
+        UPDATE changes SET seq = seq + 1 WHERE what = 'runs';
+        UPDATE runs SET changed = (SELECT seq FROM changes WHERE what = 'runs')
+            WHERE id = NEW.id;
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS runs_updated AFTER UPDATE OF id, experiment, status,
+        env_name, env_version, image, config, handle, owner, cancel_requested, created,
+        started, ended, exit_code, error, failed_stage, snapshot_files, snapshot_bytes
+        ON runs BEGIN
+        UPDATE changes SET seq = seq + 1 WHERE what = 'runs';
+        UPDATE runs SET changed = (SELECT seq FROM changes WHERE what = 'runs')
+            WHERE id = NEW.id;
+    END""",
+)
 
 
 def _statements(script: str) -> list[str]:
@@ -145,8 +178,31 @@ def _migrate_1_to_2(db: sqlite3.Connection) -> None:
             )
 
 
+def _migrate_2_to_3(db: sqlite3.Connection) -> None:
+    """Schema 2 → 3: runs get a cached ``summary`` (last metrics, params) for listings and
+    a ``changed`` number kept by triggers, with the indexes listings and polls need.
+
+    Existing rows are numbered in the order they were made; their summaries are filled
+    the first time they are listed (from the run's own files, which stay the truth).
+    """
+    have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    if "summary" not in have:
+        db.execute("ALTER TABLE runs ADD COLUMN summary TEXT")
+    if "changed" not in have:
+        db.execute("ALTER TABLE runs ADD COLUMN changed INTEGER NOT NULL DEFAULT 0")
+    db.execute("UPDATE runs SET changed = rowid")
+    for statement in _CHANGE_TRACKING:
+        db.execute(statement)
+    db.execute(
+        "UPDATE changes SET seq = (SELECT IFNULL(MAX(changed), 0) FROM runs) WHERE what = 'runs'"
+    )
+
+
 #: ``_MIGRATIONS[n]`` takes a database from schema ``n`` to ``n + 1``.
-_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2}
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _migrate_1_to_2,
+    2: _migrate_2_to_3,
+}
 
 
 def _decode(row: sqlite3.Row) -> dict[str, Any]:
@@ -182,6 +238,35 @@ def _service(row: sqlite3.Row) -> ServiceRecord:
     data = _decode(row)
     data["config"] = ServiceConfig.from_dict(data["config"])
     return ServiceRecord(**data)
+
+
+def _run_filter(
+    experiment: str | None,
+    since: float | None,
+    changed_after: int | None,
+    limit: int | None,
+    status: str | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """The ``WHERE`` clause and parameters of a runs query (each condition has an index,
+    but ``status``, which narrows what the others found)."""
+    conditions = []
+    if experiment is not None:
+        conditions.append("experiment = :experiment")
+    if status is not None:
+        conditions.append("status = :status")
+    if since is not None:
+        conditions.append("created >= :since")
+    if changed_after is not None:
+        conditions.append("changed > :changed_after")
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    params = {
+        "experiment": experiment,
+        "status": status,
+        "since": since,
+        "changed_after": changed_after,
+        "limit": -1 if limit is None else limit,
+    }
+    return where, params
 
 
 def _check_not_newer(version: int) -> None:
@@ -222,7 +307,7 @@ class Store:
                 version = tx.execute("PRAGMA user_version").fetchone()[0]
                 _check_not_newer(version)
                 if version == 0:
-                    for statement in _statements(_SCHEMA):
+                    for statement in [*_statements(_SCHEMA), *_CHANGE_TRACKING]:
                         tx.execute(statement)
                 for step in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
                     _MIGRATIONS[step](tx)
@@ -324,6 +409,20 @@ class Store:
             return self._all("SELECT * FROM environments ORDER BY name, version DESC")
         return self._all("SELECT * FROM environments WHERE name = ? ORDER BY version DESC", (name,))
 
+    def delete_environment(self, name: str, version: int) -> None:
+        """Forget one environment version."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM environments WHERE name = ? AND version = ?", (name, version))
+
+    def environment_table(self) -> list[dict[str, Any]]:
+        """Every version of every environment as listed: name, version, image, status,
+        created, size, venv (not the spec, packages or Dockerfile); by name, newest first."""
+        rows = self._connection().execute(
+            "SELECT name, version, image, status, created, size, venv FROM environments "
+            "ORDER BY name, version DESC"
+        )
+        return [dict(r) for r in rows.fetchall()]
+
     def update_environment(self, name: str, version: int, **values: Any) -> None:
         """Change columns of one environment version."""
         self._update("environments", {"name": name, "version": version}, values)
@@ -353,17 +452,88 @@ class Store:
 
     def run(self, run_id: str) -> RunRecord | None:
         """One run, or ``None``."""
-        row = self._connection().execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        row = (
+            self._connection()
+            .execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+            .fetchone()
+        )
         return _run(row) if row else None
 
-    def runs(self, experiment: str | None = None, limit: int | None = None) -> list[RunRecord]:
-        """Runs (of one experiment), newest first; at most ``limit`` of them."""
-        where = "WHERE experiment = :experiment" if experiment is not None else ""
+    def runs(
+        self,
+        experiment: str | None = None,
+        limit: int | None = None,
+        *,
+        since: float | None = None,
+        changed_after: int | None = None,
+        status: str | None = None,
+    ) -> list[RunRecord]:
+        """Runs, newest first: of one ``experiment``, in one ``status``, created at or
+        after ``since`` (epoch seconds), changed after the :meth:`run_changes` number
+        ``changed_after``; at most ``limit`` of them."""
+        where, params = _run_filter(experiment, since, changed_after, limit, status)
+        # Few rows change between two polls: find them by their change number, not by
+        # walking every run in the order of the listing (SQLite's guess without
+        # statistics, which reads all 10,000 rows of a large workspace).
+        index = "INDEXED BY runs_by_change" if changed_after is not None else ""
         rows = self._connection().execute(
-            f"SELECT * FROM runs {where} ORDER BY created DESC LIMIT :limit",
-            {"experiment": experiment, "limit": -1 if limit is None else limit},
+            f"SELECT {_RUN_COLUMNS} FROM runs {index} {where} ORDER BY created DESC LIMIT :limit",
+            params,
         )
         return [_run(r) for r in rows.fetchall()]
+
+    def run_table(
+        self,
+        experiment: str | None = None,
+        limit: int | None = None,
+        *,
+        since: float | None = None,
+        status: str | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """What a listing of runs shows, newest first, filtered as :meth:`runs` does.
+
+        Each row is ``(id, experiment, name, status, environment, created, duration,
+        exit_code, summary)``, computed by SQLite: ``environment`` is ``name:version``,
+        ``duration`` seconds from start to end (``None`` until both are known), and
+        ``summary`` the JSON text kept by :meth:`cache_summaries` (which holds the name;
+        ``name`` is then ``None``), or ``None``. Nothing is decoded, so thousands of rows
+        cost one query.
+        """
+        where, params = _run_filter(experiment, since, None, limit, status)
+        cursor = self._connection().cursor()
+        cursor.row_factory = None  # plain tuples: a listing of 10,000 rows is half the cost
+        return cursor.execute(
+            "SELECT id, experiment, CASE WHEN summary IS NULL THEN "
+            "json_extract(config, '$.name') END, status, env_name || ':' || env_version, "
+            "created, CASE WHEN started AND ended THEN ended - started END, exit_code, "
+            f"summary FROM runs {where} ORDER BY created DESC LIMIT :limit",
+            params,
+        ).fetchall()
+
+    def live_run_ids(self) -> list[str]:
+        """The ids of the runs that have not ended (found through their own index)."""
+        rows = self._connection().execute(
+            f"SELECT id FROM runs WHERE status NOT IN {_TERMINAL} ORDER BY created DESC"
+        )
+        return [r[0] for r in rows.fetchall()]
+
+    def run_changes(self) -> int:
+        """The number of the latest change to any run; it only grows."""
+        row = self._connection().execute("SELECT seq FROM changes WHERE what = 'runs'").fetchone()
+        return int(row[0]) if row else 0
+
+    def cache_summaries(self, summaries: Mapping[str, Mapping[str, Any]]) -> None:
+        """Keep what listings show of ended runs (``{run_id: summary}``), in one transaction.
+
+        Only a run that has ended and has no summary yet gets one: its files no longer
+        change, and a summary once written is never replaced.
+        """
+        with self.transaction() as db:
+            db.executemany(
+                f"UPDATE runs SET summary = ? WHERE id = ? AND status IN {_TERMINAL} "
+                "AND summary IS NULL",
+                [(json.dumps(summary), run_id) for run_id, summary in summaries.items()],
+            )
 
     def cancel_requested(self, run_id: str) -> bool:
         """Whether someone asked the run to stop (``True`` for a run that is gone)."""

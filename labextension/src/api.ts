@@ -36,10 +36,18 @@ export interface IRun {
   cancel_requested: boolean;
 }
 
-/** The runs, and the server's time when it listed them. */
+/**
+ * The runs, and the server's time when it listed them.
+ *
+ * `cursor` marks the workspace's latest change to a run: asked again with `since` set to
+ * it, the server answers only the runs changed after it (`full` false), to merge by id
+ * into the previous list; `full` true means `runs` is the whole list.
+ */
 export interface IRunList {
   runs: IRun[];
   now: number;
+  cursor: number;
+  full: boolean;
 }
 
 /** A deployed model. */
@@ -77,6 +85,9 @@ export class ApiError extends Error {
     super(message);
   }
 }
+
+/** The most runs the panel lists (the newest). */
+export const RUNS_LIMIT = 100;
 
 let settings: ServerConnection.ISettings | null = null;
 
@@ -140,7 +151,8 @@ export const api = {
   workspace: (): Promise<IWorkspace> => request(['workspace']),
   environments: (): Promise<{ environments: IEnvironment[] }> =>
     request(['environments']),
-  runs: (): Promise<IRunList> => request(['runs']),
+  runs: (since: number | null = null, limit = RUNS_LIMIT): Promise<IRunList> =>
+    request(['runs'], {}, since === null ? { limit } : { limit, since }),
   services: (): Promise<{ services: IService[] }> => request(['services']),
   log: (id: string, offset: number): Promise<ILogChunk> =>
     request(['runs', id, 'log'], {}, { offset }),

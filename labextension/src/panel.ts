@@ -3,7 +3,9 @@
  *
  * It polls the API itself while it is visible (runs every 2 s, environments and services
  * every 10 s: a service's state is a request to its container) and not at all while it
- * is hidden. Selecting a run opens its log; live runs have a Cancel button, services a
+ * is hidden. A poll of the runs asks only for those changed since the previous one and
+ * merges them into the list it keeps, so an idle workspace costs the server next to
+ * nothing however many runs it holds. Selecting a run opens its log; live runs have a Cancel button, services a
  * Delete button.
  */
 import { Dialog, showDialog } from '@jupyterlab/apputils';
@@ -11,7 +13,7 @@ import { CommandRegistry } from '@lumino/commands';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { api, IEnvironment, IRun, IRunList, IService } from './api';
+import { api, IEnvironment, IRun, IRunList, IService, RUNS_LIMIT } from './api';
 import { badge, element, formatDuration, formatTime } from './format';
 import { VisiblePoll } from './poll';
 import { KeyedTable } from './table';
@@ -80,7 +82,9 @@ export class MlmagicPanel extends Widget {
   private async _tick(): Promise<number> {
     const slow = this._count % SLOW_EVERY === 0;
     this._count++;
-    const work: Promise<unknown>[] = [api.runs().then(list => this._showRuns(list))];
+    const work: Promise<unknown>[] = [
+      api.runs(this._cursor).then(list => this._showRuns(list))
+    ];
     if (slow) {
       work.push(
         api.environments().then(r => this._showEnvironments(r.environments)),
@@ -121,7 +125,20 @@ export class MlmagicPanel extends Widget {
   private _showRuns(list: IRunList): void {
     // Durations of live runs count on from the server's clock at the time of the list.
     this._now = list.now;
-    this._runs.show(list.runs);
+    if (list.full) {
+      this._runList.clear();
+    }
+    for (const run of list.runs) {
+      this._runList.set(run.id, run);
+    }
+    // Newest first, as the server lists them; a changed run older than the newest
+    // RUNS_LIMIT falls off as it would from a whole list.
+    const runs = [...this._runList.values()]
+      .sort((a, b) => b.created - a.created || (a.id < b.id ? 1 : -1))
+      .slice(0, RUNS_LIMIT);
+    this._runList = new Map(runs.map(run => [run.id, run]));
+    this._cursor = list.cursor;
+    this._runs.show(runs);
   }
 
   private _environmentRow(env: IEnvironment): HTMLTableRowElement {
@@ -256,6 +273,9 @@ export class MlmagicPanel extends Widget {
   });
   private readonly _poll: VisiblePoll;
   private _now = Date.now() / 1000;
+  /** The runs listed, by id, and the cursor of the reply they are up to date with. */
+  private _runList = new Map<string, IRun>();
+  private _cursor: number | null = null;
   private _count = 0;
   private _failures = 0;
 }

@@ -19,9 +19,11 @@ import shlex
 import shutil
 import ssl
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from mlmagic._version import __version__
+from mlmagic.build.cuda import choose_gpu_base, cuda_of_image
 from mlmagic.build.dockerfile import (
     BUILD_SETTINGS_SECRET,
     CA_SECRET,
@@ -40,6 +42,7 @@ __all__ = [
     "IMAGE_REPOSITORY",
     "INDEX_VARIABLES",
     "BuildContext",
+    "build_settings",
     "cache_key",
     "host_ca_bundle",
     "image_tag",
@@ -48,7 +51,7 @@ __all__ = [
 ]
 
 #: Changes whenever rendering changes what an unchanged spec builds.
-BUILDER_VERSION = f"{__version__}+render.1"
+BUILDER_VERSION = f"{__version__}+render.2"
 #: Repository of the images mlmagic builds; the tag is the cache key.
 IMAGE_REPOSITORY = "mlmagic-env"
 #: Package-index settings carried from the host into builds.
@@ -57,17 +60,55 @@ _CA_VARIABLES = ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUN
 
 
 def resolve_base(spec: EnvironmentSpec, config: MLMagic) -> ResolvedBase:
-    """The base image and Python version ``spec`` builds on under ``config``."""
+    """The base image and Python version ``spec`` builds on under ``config``.
+
+    A GPU environment (``gpu`` or ``cuda`` set) gets its base, and the reason for it,
+    from :func:`~mlmagic.build.cuda.choose_gpu_base` unless it names its base image.
+
+    Raises
+    ------
+    SpecError
+        The GPU rules refuse the environment (frameworks that want different CUDA).
+    """
+    gpu = spec.gpu or spec.cuda is not None
     if spec.dockerfile is not None:
         return ResolvedBase(image=spec.base_image or "", python=None)
     if spec.base_image:
-        return ResolvedBase(image=spec.base_image, python=spec.python)
-    template = config.gpu_base_image if spec.gpu else config.cpu_base_image
+        if not gpu:
+            return ResolvedBase(image=spec.base_image, python=spec.python)
+        cuda = cuda_of_image(spec.base_image)
+        return ResolvedBase(
+            image=spec.base_image,
+            python=spec.python,
+            cuda=cuda,
+            cuda_in_image=True,
+            reason=f"{spec.base_image}: named as the base image",
+        )
+    if not gpu:
+        return _configured(spec, config.cpu_base_image, config)
+    indexes = [url for url in (spec.index_url, *spec.extra_index_urls) if url]
+    choice = choose_gpu_base(spec.pip, indexes, cuda=spec.cuda, default_image=config.gpu_base_image)
+    if choice.image is None:
+        # The frameworks bring CUDA as wheels: the CPU image has the Python asked for.
+        plain = _configured(spec, config.cpu_base_image, config)
+        return replace(plain, cuda=choice.cuda, reason=f"{plain.image}: {choice.reason}")
+    return replace(
+        _configured(spec, choice.image, config, install_python=True),
+        cuda=choice.cuda,
+        cuda_in_image=True,
+        reason=f"{choice.image}: {choice.reason}",
+    )
+
+
+def _configured(
+    spec: EnvironmentSpec, template: str, config: MLMagic, *, install_python: bool = False
+) -> ResolvedBase:
+    """``template`` with the Python asked for, when it names one (``{python}``)."""
     python = spec.python or config.default_python
     if "{python}" in template:
         # The tag names the Python: nothing to check or install.
         return ResolvedBase(image=template.format(python=python), python=python)
-    return ResolvedBase(image=template, python=spec.python, install_python=spec.gpu)
+    return ResolvedBase(image=template, python=spec.python, install_python=install_python)
 
 
 def cache_key(spec: EnvironmentSpec, base: ResolvedBase) -> str:
@@ -133,7 +174,9 @@ class BuildContext:
     Parameters
     ----------
     directory
-        An empty folder the context is written into (the caller removes it).
+        An empty folder the context is written into. The secrets go in a folder beside
+        it (``<directory>-secrets``), never inside; the caller removes both, e.g. by
+        making ``directory`` inside a temporary folder.
     spec, base
         What to build, on what.
     environ
@@ -155,12 +198,8 @@ class BuildContext:
             # With micromamba, the packages it converted from conda are installed by it.
             pip = pip_beyond_conda(spec) if spec.solver == "conda" else spec.pip
             (directory / REQUIREMENTS_FILE).write_text("".join(f"{r}\n" for r in pip))
-        self._secrets_dir = directory.parent / f"{directory.name}-secrets"
-        self.secrets = write_build_secrets(self._secrets_dir, environ)
-
-    def cleanup(self) -> None:
-        """Remove the secrets folder (it sits beside the context, outside it)."""
-        shutil.rmtree(self._secrets_dir, ignore_errors=True)
+        secrets_dir = directory.parent / f"{directory.name}-secrets"
+        self.secrets = write_build_secrets(secrets_dir, environ)
 
     def _copy_uv(self) -> None:
         try:

@@ -1,7 +1,8 @@
 """Render an :class:`EnvironmentSpec` as Dockerfile text. Pure: no I/O.
 
 The layer order keeps Docker's cache useful: base → system packages → Python → the
-dependency layer → environment variables → extra steps. Package installs run with
+dependency layers (pins first, so adding a package does not reinstall them) →
+environment variables → extra steps. Package installs run with
 BuildKit mounts: a cache mount shared by all environments (a second environment that
 shares packages with the first does not download them again) and two secrets, the
 host's CA bundle and its package-index settings, which reach the ``RUN`` step but never
@@ -17,6 +18,7 @@ from mlmagic.spec import EnvironmentSpec
 from mlmagic.spec.conda import pip_beyond_conda
 
 __all__ = [
+    "BASE_COMMENT",
     "BUILD_SETTINGS_SECRET",
     "CA_SECRET",
     "ENV_PREFIX",
@@ -26,6 +28,8 @@ __all__ = [
     "render",
 ]
 
+#: How the Dockerfile of a GPU environment starts: the base and the reason for it.
+BASE_COMMENT = "# mlmagic base: "
 #: Where the Python environment lives in every image mlmagic builds.
 ENV_PREFIX = "/opt/mlmagic/env"
 #: Names of files the build context holds next to the Dockerfile.
@@ -42,6 +46,8 @@ _SECRETS = (
     f"--mount=type=secret,id={BUILD_SETTINGS_SECRET},target=/run/secrets/{BUILD_SETTINGS_SECRET}"
 )
 _LOAD_SETTINGS = f". /run/secrets/{BUILD_SETTINGS_SECRET}"
+#: Most ``RUN`` steps that install pip requirements (each is an image layer).
+_MAX_STEPS = 6
 
 
 @dataclass(frozen=True)
@@ -57,11 +63,22 @@ class ResolvedBase:
     install_python
         Install Python with the system package manager when the image has none
         (GPU images based on plain CUDA images).
+    cuda
+        For a GPU environment, the CUDA ``X.Y`` the host's driver must support, when
+        known (see :mod:`mlmagic.build.cuda`).
+    cuda_in_image
+        The CUDA libraries are the image's (an image chosen for a GPU environment is
+        taken to have them); ``False`` when they come as wheels, or for a CPU one.
+    reason
+        Why this base, for a GPU environment: written as the Dockerfile's first line.
     """
 
     image: str
     python: str | None
     install_python: bool = False
+    cuda: str | None = None
+    cuda_in_image: bool = False
+    reason: str | None = None
 
 
 def render(spec: EnvironmentSpec, base: ResolvedBase) -> str:
@@ -72,7 +89,12 @@ def render(spec: EnvironmentSpec, base: ResolvedBase) -> str:
     """
     if spec.dockerfile is not None:
         return spec.dockerfile
-    lines = [f"FROM {base.image}", "USER root", "ENV DEBIAN_FRONTEND=noninteractive"]
+    lines = [f"{BASE_COMMENT}{base.reason}"] if base.reason else []
+    lines += [f"FROM {base.image}", "USER root", "ENV DEBIAN_FRONTEND=noninteractive"]
+    if base.reason and not base.cuda_in_image:
+        # A plain base has none of nvidia/cuda's settings: ask the container toolkit for
+        # the driver's compute libraries, which the wheels' CUDA runtime loads.
+        lines.append("ENV NVIDIA_DRIVER_CAPABILITIES=compute,utility")
     lines += _system_packages(spec.apt)
     if not spec.user_managed:
         lines += _python(base, check_version=spec.solver != "conda")
@@ -130,6 +152,13 @@ def _python(base: ResolvedBase, *, check_version: bool) -> list[str]:
 
 
 def _uv_layer(spec: EnvironmentSpec, base: ResolvedBase) -> list[str]:
+    """The venv, then one ``RUN`` per group of requirements (see :func:`_install_groups`).
+
+    Each step appends its lines to the image's requirements file and installs the whole
+    file, so every step resolves all the lines so far together and installs only what is
+    new. Adding a line then rebuilds from its group on, not every package: Docker's cache
+    keeps the steps before it.
+    """
     lines = _run(f"uv venv --python python3 {ENV_PREFIX}")
     if not spec.pip:
         return lines
@@ -137,14 +166,33 @@ def _uv_layer(spec: EnvironmentSpec, base: ResolvedBase) -> list[str]:
     if spec.index_url:
         options.append(f"--index-url {shlex.quote(spec.index_url)}")
     options += [f"--extra-index-url {shlex.quote(url)}" for url in spec.extra_index_urls]
-    install = " ".join(["uv pip install", *options, f"-r /opt/mlmagic/{REQUIREMENTS_FILE}"])
-    lines.append(f"COPY {REQUIREMENTS_FILE} /opt/mlmagic/{REQUIREMENTS_FILE}")
-    lines += _run(
-        _LOAD_SETTINGS,
-        install,
-        mounts=f"--mount=type=cache,id=mlmagic-uv,target=/root/.cache/uv {_SECRETS}",
-    )
+    requirements = f"/opt/mlmagic/{REQUIREMENTS_FILE}"
+    install = " ".join(["uv pip install", *options, f"-r {requirements}"])
+    for group in _install_groups(spec.pip):
+        quoted = " ".join(shlex.quote(r) for r in group)
+        lines += _run(
+            _LOAD_SETTINGS,
+            f"printf '%s\\n' {quoted} >> {requirements}",
+            install,
+            mounts=f"--mount=type=cache,id=mlmagic-uv,target=/root/.cache/uv {_SECRETS}",
+        )
     return lines
+
+
+def _install_groups(requirements: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The requirements in install steps: exact pins first, one line a step, and the lines
+    past the first ``_MAX_STEPS - 1`` together in the last step.
+
+    Exact pins (``==``, direct URLs) come first because they are what a user changes least
+    and usually the heaviest (a framework at a chosen version); a package added later,
+    usually unpinned, then lands in a step after them. Pure: the same requirements give
+    the same steps whatever was built before.
+    """
+    pinned = [r for r in requirements if "==" in r or " @ " in r]
+    ordered = pinned + [r for r in requirements if r not in pinned]
+    head: list[tuple[str, ...]] = [(r,) for r in ordered[: _MAX_STEPS - 1]]
+    tail = tuple(ordered[_MAX_STEPS - 1 :])
+    return [*head, tail] if tail else head
 
 
 def _conda_layer(spec: EnvironmentSpec, base: ResolvedBase) -> list[str]:

@@ -16,7 +16,11 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TextIO
 
+from mlmagic.build.freeze import parse_freeze
+from mlmagic.build.interpreter import choose_python
+from mlmagic.build.steps import StepName, failure_message
 from mlmagic.events import BuildEvent, BuildEventKind
 from mlmagic.exceptions import BuildError, SpecError
 from mlmagic.spec import EnvironmentSpec
@@ -33,6 +37,8 @@ __all__ = [
 ]
 
 _READY = ".mlmagic-ready"
+_CREATE = StepName("create the Python environment", "creating the Python environment")
+_INSTALL = StepName("install the Python packages", "installing the Python packages")
 
 
 def venv_root() -> Path:
@@ -111,7 +117,7 @@ def venv_packages(path: Path) -> list[str] | None:
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    return sorted(line.strip() for line in out.splitlines() if line.strip())
+    return parse_freeze(out)
 
 
 def build_venv(
@@ -152,14 +158,15 @@ def build_venv(
 
 
 def _steps(
-    spec: EnvironmentSpec, target: Path, log: object, log_path: Path
+    spec: EnvironmentSpec, target: Path, log: TextIO, log_path: Path
 ) -> Iterator[BuildEvent]:
     from uv import find_uv_bin
 
     uv = find_uv_bin()
-    python = local_python(spec)
-    commands: list[tuple[str, list[str]]] = [
-        (f"uv venv --python {python}", [uv, "venv", "--python", python, str(target)])
+    choice = choose_python(local_python(spec))
+    python = choice.version
+    commands: list[tuple[StepName, list[str]]] = [
+        (_CREATE, [uv, "venv", "--python", choice.request, str(target)])
     ]
     if spec.pip:
         requirements = target.with_suffix(".requirements.txt")
@@ -169,44 +176,36 @@ def _steps(
             options += ["--index-url", spec.index_url]
         for url in spec.extra_index_urls:
             options += ["--extra-index-url", url]
-        commands.append(
-            (
-                "uv pip install -r requirements.txt",
-                [
-                    uv,
-                    "pip",
-                    "install",
-                    "--python",
-                    str(venv_python(target)),
-                    *options,
-                    "-r",
-                    str(requirements),
-                ],
-            )
-        )
-    env = plain_environment()
+        install = [uv, "pip", "install", "--python", str(venv_python(target)), *options]
+        commands.append((_INSTALL, [*install, "-r", str(requirements)]))
+    env = {**plain_environment(), **choice.uv_environment()}
     for pip_name, uv_name in (
         ("PIP_INDEX_URL", "UV_INDEX_URL"),
         ("PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL"),
     ):
         if env.get(pip_name) and not env.get(uv_name):
             env[uv_name] = env[pip_name]
-    for index, (label, command) in enumerate(commands, start=1):
-        step = f"[{index}/{len(commands)}] {label}"
-        yield from _run_step(step, index, len(commands), command, env, log, log_path, python)
+    for index, (name, command) in enumerate(commands, start=1):
+        yield from _run_step(name, index, len(commands), command, env, log, log_path, python)
 
 
 def _run_step(
-    step: str,
+    name: StepName,
     index: int,
     count: int,
     command: Sequence[str],
     env: dict[str, str],
-    log: object,
+    log: TextIO,
     log_path: Path,
     python: str,
 ) -> Iterator[BuildEvent]:
-    yield BuildEvent(BuildEventKind.STEP, step=step, step_index=index, step_count=count)
+    step = f"[{index}/{count}] {name.label}"
+    shown = " ".join(command)
+    # The exact command in the log; the step list shows what it does.
+    log.write(f"## {step}: {shown}\n")
+    yield BuildEvent(
+        BuildEventKind.STEP, step=step, message=shown, step_index=index, step_count=count
+    )
     started = time.monotonic()
     tail: list[str] = []
     process = subprocess.Popen(
@@ -221,7 +220,7 @@ def _run_step(
     try:
         for line in process.stdout:
             line = line.rstrip("\n")
-            log.write(line + "\n")  # type: ignore[attr-defined]
+            log.write(line + "\n")
             tail = [*tail[-29:], line]
             yield BuildEvent(BuildEventKind.LOG, message=line, step=step)
         code = process.wait()
@@ -230,12 +229,15 @@ def _run_step(
             process.terminate()
             process.wait()
     if code != 0:
-        message = f"The local build failed at step {step}."
-        if index == 1:
+        if name is _CREATE:
             message = (
                 f"No Python {python} could be found or fetched by uv: install it (for example "
                 f"`uv python install {python}`) or drop --python."
             )
+        else:
+            message = failure_message(tail, name, f"{index}/{count}")
+        log.write(f"# build failed: {message}\n")
+        # The ERROR event is Environments.build's: one per failure, whatever the target.
         raise BuildError(message, step=step, log_tail=tail[-15:], log_path=str(log_path))
     yield BuildEvent(
         BuildEventKind.STEP_DONE,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlmagic import hints
 from mlmagic.deploy.config import ServiceConfig
 from mlmagic.events import BuildEvent, BuildEventKind
 from mlmagic.exceptions import DeployError, MlmagicError, NotFoundError
@@ -166,7 +167,17 @@ def rollout(ws: Workspace, name: str, config: ServiceConfig) -> Generator[BuildE
     try:
         env = ws.environments.resolve(config.environment)
         models = resolve_models(ws, config.models)
+    except MlmagicError as exc:
+        store.update_service(name, state="Failed", error=str(exc))
+        yield BuildEvent(BuildEventKind.ERROR, message=str(exc).splitlines()[0])
+        raise
+    try:
         built = yield from ws.environments.build(env, target=config.target)
+    except MlmagicError as exc:
+        # The environment's build has said why in its own ERROR event.
+        store.update_service(name, state="Failed", error=str(exc))
+        raise
+    try:
         artefact = yield from target.build_service(name, config, built, models)
     except MlmagicError as exc:
         store.update_service(name, state="Failed", error=str(exc))
@@ -185,7 +196,7 @@ def restart(ws: Workspace, name: str) -> Generator[BuildEvent, None, None]:
     store = ws.store
     record = store.service(name)
     if record is None:
-        raise NotFoundError(f"No service {name}: %services lists them.")
+        raise NotFoundError(f"No service {name}.", hint=hints.LIST_SERVICES)
     target = ws.target(record.target)
     if record.handle:
         target.stop_service(record.handle)
@@ -208,8 +219,6 @@ def restart(ws: Workspace, name: str) -> Generator[BuildEvent, None, None]:
             name, state="Unhealthy" if running else "Failed", error=f"{exc.reason}\n{tail}"
         )
         yield BuildEvent(BuildEventKind.ERROR, message=exc.reason)
-        raise DeployError(
-            f"{exc}\nFix it, then ws.services.get({name!r}).reload() (or .delete())."
-        ) from None
+        raise DeployError(str(exc), hint=hints.RELOAD_SERVICE.format(name=name)) from None
     store.update_service(name, state="Healthy")
     yield BuildEvent(BuildEventKind.DONE, image=record.url, duration=waited)

@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlmagic import hints
 from mlmagic.deploy.config import ServiceConfig
 from mlmagic.deploy.keys import KeyRing, check_key_name, digest
 from mlmagic.deploy.rollout import check_entry, healthy, resolve_models, restart, rollout
@@ -36,27 +37,7 @@ if TYPE_CHECKING:
     from mlmagic.models import Model
     from mlmagic.workspace import Workspace
 
-__all__ = ["DEPLOY_OPTIONS", "Service", "Services", "deploy_options", "free_port"]
-
-#: Keywords of ``ws.deploy`` that the magic and the CLI take as options of the same name.
-DEPLOY_OPTIONS = (
-    "source_dir",
-    "port",
-    "host",
-    "workers",
-    "auth",
-    "gpus",
-    "memory",
-    "cpus",
-    "target",
-)
-
-
-def deploy_options(namespace: Any) -> dict[str, Any]:
-    """``ws.deploy`` keywords from parsed ``--options`` (``--model`` is repeatable)."""
-    options = {name: getattr(namespace, name) for name in DEPLOY_OPTIONS}
-    options["models"] = namespace.model
-    return options
+__all__ = ["Service", "Services", "free_port"]
 
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -110,7 +91,7 @@ class Service:
     def _record(self) -> ServiceRecord:
         record = self._ws.store.service(self.name)
         if record is None:
-            raise NotFoundError(f"No service {self.name}: %services lists them.")
+            raise NotFoundError(f"No service {self.name}.", hint=hints.LIST_SERVICES)
         return record
 
     @property
@@ -204,8 +185,8 @@ class Service:
         known = self._keys.known(self.name)
         if not all(n in known for n in KEY_NAMES):
             raise DeployError(
-                "Keys are stored hashed and this process did not make both of them: "
-                "svc.regen_key('Primary') (or 'Secondary') makes a new one."
+                "Keys are stored hashed and this process did not make both of them.",
+                hint=hints.NEW_KEYS.format(name=self.name),
             )
         return known["Primary"], known["Secondary"]
 
@@ -365,8 +346,7 @@ class Services:
             )
         if self._ws.store.service(name) is not None:
             raise ConflictError(
-                f"A service named {name} exists: delete it (ws.services.get({name!r}).delete())"
-                " or update it (svc.update(...))."
+                f"A service named {name} exists:", hint=hints.SERVICE_EXISTS.format(name=name)
             )
         if workers < 1:
             raise DeployError("--workers must be 1 or more.")

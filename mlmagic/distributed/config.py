@@ -24,7 +24,6 @@ __all__ = [
     "PyTorchConfiguration",
     "TensorflowConfiguration",
     "distribution",
-    "distribution_options",
 ]
 
 #: The frameworks ``--distributed`` takes.
@@ -224,16 +223,4 @@ def distribution(
         workers=workers or 0,
         parameter_servers=parameter_servers or 0,
         launcher=launcher or "mlmagic",
-    )
-
-
-def distribution_options(namespace: Any) -> Distribution | None:
-    """The layout parsed ``--distributed ...`` options ask for (the magic and the CLI)."""
-    return distribution(
-        namespace.distributed,
-        nodes=namespace.nodes,
-        procs_per_node=namespace.procs_per_node,
-        workers=namespace.workers,
-        parameter_servers=namespace.parameter_servers,
-        launcher=namespace.launcher,
     )

@@ -36,6 +36,8 @@ class ImageInfo:
     id: str
     size: int  #: bytes
     created: str  #: ISO 8601
+    #: The user its containers run as unless told otherwise (``USER``); ``""``: root.
+    user: str = ""
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,9 @@ class ContainerSpec:
     hostname: str | None = None
     #: Run a tiny init (tini) as PID 1, reaping orphans and passing signals on.
     init: bool = True
+    #: Keep at most this much of the output in the engine's own log (e.g. ``"1m"``), for
+    #: containers whose output is written in full elsewhere; ``None``: the engine's default.
+    engine_log_size: str | None = None
 
 
 @dataclass(frozen=True)
@@ -194,7 +199,11 @@ class ContainerEngine(ABC):
 
     @abstractmethod
     def remove(self, container_id: str) -> None:
-        """Remove a stopped container; no error when it is gone."""
+        """Remove a container; no error when it is gone.
+
+        Returns once the engine no longer knows the container (it has finished removing
+        it), or raises :class:`EngineError` when that takes too long.
+        """
 
     @abstractmethod
     def gpu_problem(self) -> str | None:

@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import Any
@@ -28,11 +29,15 @@ from mlmagic.engine.base import (
     ContainerState,
     ImageInfo,
 )
+from mlmagic.engine.endpoint import Endpoint, find_endpoint
 from mlmagic.engine.progress import ProgressParser
 from mlmagic.events import BuildEvent, BuildEventKind
 from mlmagic.exceptions import BuildError, EngineError
 
 __all__ = ["DockerEngine", "run_arguments"]
+
+# How long removal may take before it is reported (a loaded engine needs seconds).
+_REMOVAL_WAIT = 60.0
 
 _START_DOCKER = (
     "Start Docker (Docker Desktop, or `sudo dockerd` / `sudo systemctl start docker` on "
@@ -41,7 +46,7 @@ _START_DOCKER = (
 
 
 class DockerEngine(ContainerEngine):
-    """A Docker engine found the way the docker CLI finds it (``DOCKER_HOST`` or the socket).
+    """A Docker engine found the way the docker CLI finds it (see :mod:`.endpoint`).
 
     Parameters
     ----------
@@ -57,19 +62,27 @@ class DockerEngine(ContainerEngine):
     # -- connection ---------------------------------------------------------------------
 
     @cached_property
+    def endpoint(self) -> Endpoint:
+        """The engine the docker CLI would use now (``DOCKER_HOST``, context or socket).
+
+        The CLI builds and docker-py runs, so both must reach this same engine.
+        """
+        return find_endpoint()
+
+    @cached_property
     def _client(self) -> docker.DockerClient:
         try:
-            client = docker.from_env(timeout=120)
+            client = self.endpoint.client(timeout=120)
             client.ping()
         except docker.errors.DockerException as exc:
-            raise EngineError(
-                f"No Docker engine answers at {self._address()}. {_START_DOCKER}"
-            ) from exc
+            raise EngineError(self._no_engine()) from exc
         return client
 
-    @staticmethod
-    def _address() -> str:
-        return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    def _no_engine(self) -> str:
+        message = f"No Docker engine answers at {self.endpoint.describe()}. {_START_DOCKER}"
+        if self.endpoint.context:
+            message += " Or pick another engine with `docker context use NAME`."
+        return message
 
     def ping(self) -> None:
         """Raise :class:`EngineError` unless the engine answers."""
@@ -77,9 +90,7 @@ class DockerEngine(ContainerEngine):
             self._client.ping()
         except docker.errors.DockerException as exc:
             self.__dict__.pop("_client", None)
-            raise EngineError(
-                f"No Docker engine answers at {self._address()}. {_START_DOCKER}"
-            ) from exc
+            raise EngineError(self._no_engine()) from exc
 
     def _api(self, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
         """Call docker-py, mapping its errors to :class:`EngineError`."""
@@ -101,7 +112,13 @@ class DockerEngine(ContainerEngine):
         except docker.errors.NotFound:
             return None
         attrs = image.attrs
-        return ImageInfo(tag=tag, id=image.id, size=int(attrs["Size"]), created=attrs["Created"])
+        return ImageInfo(
+            tag=tag,
+            id=image.id,
+            size=int(attrs["Size"]),
+            created=attrs["Created"],
+            user=(attrs.get("Config") or {}).get("User") or "",
+        )
 
     def remove_image(self, tag: str) -> None:
         """Remove an image; no error when it is gone."""
@@ -134,7 +151,10 @@ class DockerEngine(ContainerEngine):
     def build(self, request: BuildRequest) -> Iterator[BuildEvent]:
         """Build with BuildKit, yielding step, log and done events."""
         self.ping()
-        command = [*self._build_command, "--progress=plain", "-t", request.tag]
+        cli, *build = self._build_command
+        # The context this engine was found through, named: the build lands where runs go.
+        where = ["--context", self.endpoint.context] if self.endpoint.context else []
+        command = [cli, *where, *build, "--progress=plain", "-t", request.tag]
         command += ["-f", str(request.context_dir / request.dockerfile)]
         for name, value in request.build_args.items():
             command += ["--build-arg", f"{name}={value}"]
@@ -248,11 +268,31 @@ class DockerEngine(ContainerEngine):
             self._api("stop a container", self._client.api.stop, container_id, timeout=int(timeout))
 
     def remove(self, container_id: str) -> None:
-        """Remove a container; no error when it is gone."""
-        with contextlib.suppress(docker.errors.NotFound):
-            self._api(
-                "remove a container", self._client.api.remove_container, container_id, force=True
-            )
+        """Remove a container; no error when it is gone. Returns once the engine has
+        finished removing it (another remover may have begun first)."""
+        try:
+            self._client.api.remove_container(container_id, force=True)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            # 409: a removal is already under way (another process finalised the run).
+            if exc.status_code != 409:
+                raise EngineError(
+                    f"Docker refused to remove a container: {exc.explanation or exc}"
+                ) from exc
+        except docker.errors.DockerException as exc:
+            raise EngineError(
+                f"Docker failed to remove a container: {exc}. {_START_DOCKER}"
+            ) from exc
+        deadline = time.monotonic() + _REMOVAL_WAIT
+        while (state := self.state(container_id)) is not None:
+            if time.monotonic() > deadline:
+                raise EngineError(
+                    f"Docker has not removed the container {container_id[:12]} after "
+                    f"{_REMOVAL_WAIT:g} s (it is {state.status}): remove it with "
+                    f"`docker rm -f {container_id[:12]}`."
+                )
+            time.sleep(0.1)
 
     def gpu_problem(self) -> str | None:
         """``None`` when the engine can give NVIDIA GPUs, else what is missing."""
@@ -318,6 +358,12 @@ def run_arguments(spec: ContainerSpec) -> dict[str, Any]:
         kwargs["network"] = spec.network
     if spec.hostname:
         kwargs["hostname"] = spec.hostname
+    if spec.engine_log_size:
+        # One file, rewritten when full: the engine keeps only a tail of the output.
+        kwargs["log_config"] = docker.types.LogConfig(
+            type="local",
+            config={"max-size": spec.engine_log_size, "max-file": "1", "compress": "false"},
+        )
     if spec.shm_size:
         kwargs["shm_size"] = spec.shm_size
     if spec.memory:

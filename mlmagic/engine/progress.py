@@ -89,9 +89,10 @@ class ProgressParser:
             yield self._done(step, cached=False, duration=float(done.group(1)))
             return
         if text.startswith("ERROR"):
-            self.failed_step = step.label
-            self.failed_tail = list(step.tail)
             message = text.partition(":")[2].strip() or text
+            self.failed_step = step.label
+            # BuildKit's own line ends the tail: it holds the command's exit code.
+            self.failed_tail = [*step.tail, message]
             yield BuildEvent(BuildEventKind.LOG, message=message, step=step.label)
             return
         log = _LOG.match(text)

@@ -20,7 +20,6 @@ from mlmagic.exceptions import RunError
 
 __all__ = [
     "MAX_EXPERIMENT_LENGTH",
-    "SUBMIT_OPTIONS",
     "RunConfig",
     "check_experiment",
     "check_positive",
@@ -29,7 +28,6 @@ __all__ = [
     "parse_gpus",
     "parse_size",
     "parse_tags",
-    "submit_options",
 ]
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)[bkmg]?", re.IGNORECASE)
@@ -119,28 +117,6 @@ class RunConfig:
                 "distributed": Distribution.from_dict(dist) if dist else None,
             }
         )
-
-
-#: Keywords of ``ws.submit`` that the magic and the CLI take as options of the same name.
-SUBMIT_OPTIONS = (
-    "source_dir",
-    "experiment",
-    "name",
-    "gpus",
-    "data",
-    "shm_size",
-    "memory",
-    "cpus",
-    "timeout",
-    "target",
-)
-
-
-def submit_options(namespace: Any) -> dict[str, Any]:
-    """``ws.submit`` keywords from parsed ``--options`` (``--tag`` is repeatable: ``tags``)."""
-    options = {name: getattr(namespace, name) for name in SUBMIT_OPTIONS}
-    options["tags"] = namespace.tag
-    return options
 
 
 def parse_gpus(value: str) -> GpuRequest | str | None:

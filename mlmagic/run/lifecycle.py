@@ -10,9 +10,10 @@ second one changes nothing.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import socket
+import stat
 import threading
 import time
 from dataclasses import replace
@@ -31,6 +32,7 @@ from mlmagic.records import RunRecord
 from mlmagic.run import journal
 from mlmagic.run.config import parse_gpus
 from mlmagic.run.paths import RunPaths
+from mlmagic.run.untrusted import read_exit
 from mlmagic.targets.base import Target
 
 if TYPE_CHECKING:
@@ -152,16 +154,23 @@ def _prepare(
         raise _Stop(Status.FAILED, str(exc), Stage.PREPARING) from exc
     finally:
         events.close()
-    ws.store.update_run(run_id, image=target.location(built))
+    # The record names what runs: building under today's settings may have made (or
+    # found) another version than the one picked at submit, e.g. after the default base
+    # image changed.
+    ws.store.update_run(
+        run_id, image=target.location(built), env_name=built.name, env_version=built.version
+    )
+    if built.version != env.version:
+        _note(paths, f"{env.ref} is built as {built.ref} under the current settings; it runs")
     asked = parse_gpus(record.config.gpus)
     gpus = asked if isinstance(asked, GpuRequest) else None
     if asked == "auto":
-        problem = target.gpu_problem()
+        problem = target.gpu_problem(built)
         gpus = None if problem else GpuRequest(count=-1)
         if problem:
-            _note(paths, "no GPU available, running on the CPU (--gpus auto)")
+            _note(paths, f"no GPU available, running on the CPU (--gpus auto): {problem}")
     elif gpus is not None:
-        problem = target.gpu_problem()
+        problem = target.gpu_problem(built, gpus)
         if problem:
             raise _Stop(Status.FAILED, problem, Stage.PREPARING)
     for note in target.notes(record.config):
@@ -299,11 +308,15 @@ def finalize(
         enter_stage(ws, run_id, Stage.FINALIZING)
     exit_code = _exit_code(state, paths)
     if status is None:
-        status, message, stage = _outcome(record, state, exit_code)
+        status, message, stage = _outcome(record, state, exit_code, paths)
         if status is Status.FAILED and record.handle:
             message = ws.target(record.target).exit_message(record.handle) or message
     if record.cancel_requested and status is not Status.COMPLETED:
         status, message = Status.CANCELED, message or "canceled"
+    if status is Status.FAILED and record.handle and exit_code is not None:
+        said = _console_of_silent_run(ws.target(record.target), record.handle, paths)
+        if said:
+            message = f"{message}; before its log began it printed: {said}"
     ended = time.time()
     closed = ws.store.finish_run(
         run_id,
@@ -326,17 +339,42 @@ def finalize(
     return closed
 
 
+def _console_of_silent_run(target: Target, handle: str, paths: RunPaths) -> str:
+    """The last line a failed run printed outside its log, kept in its log; ``""`` when
+    the log has lines (the launcher ran) or nothing else was printed.
+
+    What fails before the launcher opens the log (no python in the image, a log the
+    image's user cannot write) is printed only to the container's own output, which
+    leaves with the container: copy it into the run's log first.
+    """
+    try:
+        if not stat.S_ISREG((info := os.lstat(paths.output_log)).st_mode) or info.st_size:
+            return ""
+    except FileNotFoundError:
+        pass
+    lines = [line for line in target.console(handle) if line.strip()]
+    if not lines:
+        return ""
+    # The run has ended, but it could have left a link here: never follow one.
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+    with contextlib.suppress(OSError):
+        fd = os.open(paths.output_log, flags, 0o644)
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                os.write(fd, "".join(f"{line}\n" for line in lines).encode())
+        finally:
+            os.close(fd)
+    return lines[-1].strip()
+
+
 def _exit_code(state: ContainerState | None, paths: RunPaths) -> int | None:
     if state is not None and state.exit_code is not None:
         return state.exit_code
-    try:
-        return int(json.loads(paths.exit_file.read_text())["exit_code"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    return read_exit(paths)[0]
 
 
 def _outcome(
-    record: RunRecord, state: ContainerState | None, exit_code: int | None
+    record: RunRecord, state: ContainerState | None, exit_code: int | None, paths: RunPaths
 ) -> tuple[Status, str, Stage | None]:
     if exit_code == 0:
         return Status.COMPLETED, "", None
@@ -351,10 +389,13 @@ def _outcome(
     if exit_code is None:
         return (
             Status.FAILED,
-            "the container disappeared before its exit code was read",
+            "the run ended without an exit code (its container or launcher was killed "
+            "or removed before writing one)",
             Stage.RUNNING,
         )
-    return Status.FAILED, f"the script exited with code {exit_code}", Stage.RUNNING
+    error = read_exit(paths)[1]  # the last line of its traceback, as the launcher read it
+    why = f": {error}" if error else ""
+    return Status.FAILED, f"the script exited with code {exit_code}{why}", Stage.RUNNING
 
 
 def _note(paths: RunPaths, text: str) -> None:

@@ -2,11 +2,20 @@
 
 On the host everything is under ``<workspace>/runs/<run id>/``::
 
-    snapshot/    the source folder as it was at submit time (the working directory)
-    outputs/     the script's ./outputs, written live through a bind mount
-    logs/        the script's ./logs, likewise
-    system/      written by mlmagic: output.log (every line the script printed),
-                 metrics.jsonl, params.json, exit.json, events.jsonl (stages, build, end)
+    events.jsonl  the journal (stages, build, end), written by mlmagic on the host
+    lib/          the local target's copy of mlmagic_run.py (a container mounts it instead)
+    snapshot/     the source folder as it was at submit time (the working directory)
+    outputs/      the script's ./outputs, written live through a bind mount
+    logs/         the script's ./logs, likewise
+    system/       written from inside the run (by the launcher and mlmagic_run):
+                  output.log (every line the script printed), metrics.jsonl,
+                  params.json, exit.json
+
+Once the script runs, mlmagic writes nothing on the host in the folders the run can write
+(``snapshot/``, ``outputs/``, ``logs/``, ``system/``): a script that replaces a file there
+with a link can only mislead readers, which is why every host-side read of them goes
+through :mod:`mlmagic.run.untrusted`. The journal lies beside them, where no container
+sees it.
 
 Inside the container the paths follow ARCHITECTURE.md's table.
 """
@@ -80,6 +89,17 @@ class RunPaths:
 
     @property
     def events(self) -> Path:
+        """The journal: written by mlmagic on the host, outside every folder the run sees."""
+        return self.root / "events.jsonl"
+
+    @property
+    def lib(self) -> Path:
+        """Where a local-target run imports ``mlmagic_run`` from (copied at its start)."""
+        return self.root / "lib"
+
+    @property
+    def legacy_events(self) -> Path:
+        """Where older runs kept their journal (inside ``system/``), read for their replay."""
         return self.system / "events.jsonl"
 
     def create(self) -> None:

@@ -13,22 +13,24 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
+from mlmagic import hints
 from mlmagic.copying import copy_out
 from mlmagic.distributed.config import Distribution
 from mlmagic.events import RunEvent, RunEventKind, Stage, Status
 from mlmagic.exceptions import MlmagicError, NotFoundError, RunError
 from mlmagic.models import Model
 from mlmagic.records import RunRecord
-from mlmagic.run import lifecycle
+from mlmagic.run import lifecycle, untrusted
 from mlmagic.run.config import RunConfig, parse_data, parse_tags
+from mlmagic.run.listing import epoch_seconds, read_params, run_frame, status_name
 from mlmagic.run.paths import RunPaths
 from mlmagic.run.snapshot import snapshot
 from mlmagic.run.stream import follow
 from mlmagic.summary import html_table
-from mlmagic_run import read_metrics
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,7 +64,7 @@ class Run:
     def _record(self) -> RunRecord:
         record = self._ws.store.run(self.id)
         if record is None:
-            raise NotFoundError(f"No run {self.id} in {self._ws.root}: see %runs for the runs.")
+            raise NotFoundError(f"No run {self.id} in {self._ws.root}.", hint=hints.LIST_RUNS)
         return record
 
     # -- state -------------------------------------------------------------------------
@@ -167,7 +169,7 @@ class Run:
         process is rank 0)."""
         import pandas as pd
 
-        records, _ = read_metrics(self.paths.metrics)
+        records, _ = untrusted.read_metrics(self.paths)
         mine = [r for r in records if r.get("rank", 0) == rank]
         frame = pd.DataFrame(mine, columns=["name", "step", "value", "time"])
         frame["time"] = pd.to_datetime(frame["time"], unit="s")
@@ -175,22 +177,19 @@ class Run:
 
     @property
     def params(self) -> dict[str, Any]:
-        """Parameters the script logged with ``mlmagic_run.log_params``."""
-        import json
-
-        try:
-            return dict(json.loads(self.paths.params.read_text()))
-        except (OSError, ValueError):
-            return {}
+        """Parameters the script logged with ``mlmagic_run.log_params`` (``{}`` if unreadable)."""
+        return read_params(self.paths)
 
     # -- files ---------------------------------------------------------------------------
 
     def logs(self) -> str:
-        """Everything the script printed so far (stdout and stderr, in order)."""
-        try:
-            return self.paths.output_log.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        """Everything the script printed so far (stdout and stderr, in order).
+
+        Raises :class:`~mlmagic.run.untrusted.RefusedFile` (a :class:`RunError`) when the
+        log is not a regular file of the run (a script replaced it with a link).
+        """
+        log = untrusted.read_run_file(self.paths, self.paths.output_log)
+        return log.decode("utf-8", errors="replace")
 
     def files(self) -> list[str]:
         """The run's outputs and logs, as ``outputs/...`` and ``logs/...`` paths."""
@@ -219,7 +218,9 @@ class Run:
             target = target / relative.name
         return copy_out(self.paths.root, relative, target, shown=PurePath(""))
 
-    def _inside(self, name: str, folders: tuple[str, ...], what: str) -> PurePath:
+    def _inside(
+        self, name: str, folders: tuple[str, ...], what: str, hint: hints.Hint | None = None
+    ) -> PurePath:
         """``name`` as a plain path under one of ``folders`` of the run, else refused.
 
         Only the words are checked here; :func:`copy_out` then opens each part without
@@ -228,11 +229,14 @@ class Run:
         path = PurePath(name)
         if path.is_absolute() or ".." in path.parts:
             raise MlmagicError(
-                f"{name!r} is not in {what}: give a path inside the run, like outputs/model.pkl."
+                f"{name!r} is not in {what}: give a path inside the run, like outputs/model.pkl.",
+                hint=hint or hints.RUN_FILES.format(run=self.id),
             )
         parts = [part for part in path.parts if part != "."]
         if not parts or parts[0] not in folders:
-            raise MlmagicError(f"{name!r} is not in {what}: see run.files() for what the run has.")
+            raise MlmagicError(
+                f"{name!r} is not in {what}.", hint=hints.RUN_FILES.format(run=self.id)
+            )
         return PurePath(*parts)
 
     # -- control -------------------------------------------------------------------------
@@ -306,7 +310,9 @@ class Run:
         relative = PurePath(path)
         if not relative.is_absolute() and relative.parts[:1] != ("outputs",):
             relative = "outputs" / relative
-        relative = self._inside(str(relative), ("outputs",), "the run's outputs")
+        relative = self._inside(
+            str(relative), ("outputs",), "the run's outputs", hints.REGISTER_ANY_PATH
+        )
         if not os.path.lexists(self.paths.root / relative):
             raise MlmagicError(f"The run has no {relative}: see run.files() for what it has.")
         record = self._record()
@@ -364,33 +370,43 @@ class Runs:
         return run
 
     def records(
-        self, experiment: str | None = None, *, limit: int | None = None
+        self,
+        experiment: str | None = None,
+        *,
+        limit: int | None = None,
+        since: float | str | datetime | None = None,
+        status: str | Status | None = None,
     ) -> list[RunRecord]:
-        """The records of the runs (of one experiment), newest first, at most ``limit``."""
-        return self._ws.store.runs(experiment, limit=limit)
+        """The records of the runs (of one experiment, in one status, created at or after
+        ``since``), newest first, at most ``limit``."""
+        return self._ws.store.runs(
+            experiment, limit=limit, since=epoch_seconds(since), status=status_name(status)
+        )
 
-    def list(self, experiment: str | None = None) -> pd.DataFrame:
-        """One row per run: status, duration, params and the last value of each metric."""
-        import pandas as pd
+    def list(
+        self,
+        experiment: str | None = None,
+        *,
+        limit: int | None = None,
+        since: float | str | datetime | None = None,
+        status: str | Status | None = None,
+    ) -> pd.DataFrame:
+        """One row per run, newest first: status, duration, params and the last value of
+        each metric.
 
-        rows = []
-        for record in self.records(experiment):
-            run = Run(self._ws, record.id)
-            row = {
-                "id": record.id,
-                "experiment": record.experiment,
-                "name": record.config.name,
-                "status": record.status.value,
-                "environment": record.environment,
-                "created": pd.to_datetime(record.created, unit="s"),
-                "duration": record.duration,
-                "exit_code": record.exit_code,
-            }
-            row.update({f"param.{k}": v for k, v in run.params.items()})
-            records, _ = read_metrics(run.paths.metrics)
-            row.update({r["name"]: r["value"] for r in records})
-            rows.append(row)
-        return pd.DataFrame(rows)
+        Parameters
+        ----------
+        experiment
+            Only the runs of this experiment.
+        limit
+            At most this many runs (the newest); ``None`` lists them all.
+        since
+            Only runs created at or after this time: epoch seconds, a ``datetime``, or
+            ISO 8601 text (``"2026-12-01"``, ``"2026-12-01T09:30"``).
+        status
+            Only runs with this status (a :class:`Status` or its name, e.g. ``"failed"``).
+        """
+        return run_frame(self._ws, experiment, limit=limit, since=since, status=status)
 
 
 def submit(

@@ -8,14 +8,16 @@ consumes this iterator, in the submitting kernel or in any other process.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlmagic.events import RunEvent, RunEventKind
 from mlmagic.run import journal
 from mlmagic.run.paths import RunPaths
-from mlmagic_run import read_metrics
+from mlmagic.run.untrusted import RefusedFile, read_metrics, read_run_file
 
 if TYPE_CHECKING:
     from mlmagic.workspace import Workspace
@@ -26,24 +28,30 @@ _CHUNK = 1 << 20
 
 
 class _Tail:
-    """Complete lines appended to a file since the last read."""
+    """Complete lines appended to a file of the run since the last read.
 
-    def __init__(self, path: object) -> None:
-        self.path = path
+    The file is read through :mod:`mlmagic.run.untrusted`: one that is refused (a link
+    planted by the script) reads as empty. A line longer than a read is passed on in
+    pieces, so a script that prints no newline cannot make the reader hold its output.
+    """
+
+    def __init__(self, paths: RunPaths, path: Path) -> None:
+        self.paths, self.path = paths, path
         self.offset = 0
         self.pending = b""
 
     def lines(self) -> list[str]:
         try:
-            with open(self.path, "rb") as file:  # type: ignore[call-overload]
-                file.seek(self.offset)
-                data = file.read(_CHUNK)
-        except FileNotFoundError:
+            data = read_run_file(self.paths, self.path, self.offset, _CHUNK)
+        except RefusedFile:
             return []
         if not data:
             return []
         self.offset += len(data)
         *complete, self.pending = (self.pending + data).split(b"\n")
+        if len(self.pending) >= _CHUNK:
+            complete.append(self.pending)
+            self.pending = b""
         return [line.decode("utf-8", errors="replace") for line in complete]
 
     def rest(self) -> list[str]:
@@ -69,7 +77,11 @@ def follow(
     from mlmagic.run.lifecycle import watch
 
     paths = RunPaths(ws.path("runs", run_id))
-    events, output = _Tail(paths.events), _Tail(paths.output_log)
+    # Runs made before the journal left system/ have it there; a new run always has its
+    # own (made at submit), so whatever a script puts in system/ is never taken for one.
+    legacy = not os.path.lexists(paths.events) and os.path.lexists(paths.legacy_events)
+    events = _Tail(paths, paths.legacy_events if legacy else paths.events)
+    output = _Tail(paths, paths.output_log)
     metrics_offset = 0
     end: RunEvent | None = None
     last_check = 0.0
@@ -77,7 +89,10 @@ def follow(
     while True:
         busy = False
         for line in events.lines():
-            event = journal.decode(line)
+            try:
+                event = journal.decode(line)
+            except (ValueError, KeyError, TypeError):
+                continue  # not an event mlmagic wrote (a line cut short by a full disk)
             if event.kind is RunEventKind.END:
                 end = event
             else:
@@ -90,16 +105,20 @@ def follow(
             busy = True
             for line in lines:
                 yield RunEvent(RunEventKind.LOG, message=line)
-        records, metrics_offset = read_metrics(paths.metrics, metrics_offset)
-        for record in records:
-            busy = True
-            yield RunEvent(
-                RunEventKind.METRIC,
-                name=record["name"],
-                step=record["step"],
-                value=record["value"],
-                time=record["time"],
-            )
+        while True:
+            records, offset = read_metrics(paths, metrics_offset, _CHUNK)
+            if offset == metrics_offset:
+                break
+            metrics_offset = offset
+            for record in records:
+                busy = True
+                yield RunEvent(
+                    RunEventKind.METRIC,
+                    name=record["name"],
+                    step=record["step"],
+                    value=record["value"],
+                    time=record["time"],
+                )
         if end is not None or not live:
             for line in output.rest():
                 yield RunEvent(RunEventKind.LOG, message=line)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import os
 import socket
 import sys
@@ -22,8 +23,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from .app import (
+    DEFAULT_HEADER_TIMEOUT,
     ENV_ENTRY_SCRIPT,
     ENV_FAILURE_FILE,
+    ENV_HEADER_TIMEOUT,
     ENV_SUPERVISOR_PID,
     ENV_THREADS,
     INIT_FAILED_EXIT_CODE,
@@ -35,6 +38,11 @@ ENV_HOST = "MLMAGIC_HOST"
 ENV_PORT = "MLMAGIC_PORT"
 ENV_WORKERS = "MLMAGIC_WORKERS"
 ENV_ACCESS_LOG = "MLMAGIC_ACCESS_LOG"
+ENV_MAX_CONNECTIONS = "MLMAGIC_MAX_CONNECTIONS"
+#: Uvicorn closes a keep-alive connection idle for this many seconds.
+_KEEP_ALIVE_SECONDS = 5
+#: The most bytes of a request head that h11 buffers (its own default, said out loud).
+_MAX_HEAD_BYTES = 16 * 1024
 
 _PACKAGE = __package__ or "mlmagic.serve"
 
@@ -43,6 +51,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
     return value
 
 
@@ -88,6 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"threads per worker that call run() (env {ENV_THREADS}; default cpus + 4, "
         "at most 32)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=_positive,
+        default=int(env.get(ENV_MAX_CONNECTIONS, "1000")),
+        help=f"open connections per worker; past it uvicorn answers 503 (env "
+        f"{ENV_MAX_CONNECTIONS}; default 1000)",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=float(env.get(ENV_HEADER_TIMEOUT, str(DEFAULT_HEADER_TIMEOUT))),
+        help=f"seconds a request line and headers may take to arrive before the connection "
+        f"is closed (env {ENV_HEADER_TIMEOUT}; default {DEFAULT_HEADER_TIMEOUT:g})",
     )
     parser.add_argument(
         "--access-log",
@@ -184,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Worker processes read their settings from the environment (see create_app).
     os.environ[ENV_ENTRY_SCRIPT] = entry
+    os.environ[ENV_HEADER_TIMEOUT] = repr(args.header_timeout)
     if args.threads is not None:
         os.environ[ENV_THREADS] = str(args.threads)
     failure_file = None
@@ -199,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
         flush=True,
     )
+    from .protocol import protocol_class
+
     try:
         uvicorn.run(
             f"{_PACKAGE}.app:create_app",
@@ -208,9 +240,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             lifespan="on",
             loop=loop,
-            http=http,
+            http=protocol_class(http),
             access_log=args.access_log,
             log_level=args.log_level,
+            limit_concurrency=args.max_connections,
+            timeout_keep_alive=_KEEP_ALIVE_SECONDS,
+            h11_max_incomplete_event_size=_MAX_HEAD_BYTES,
         )
     finally:
         failed = False

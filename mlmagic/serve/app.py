@@ -5,8 +5,18 @@ image beside their pinned packages, so it needs only the standard library (and u
 run it). Routes: ``GET /`` and ``/ping`` (``Healthy`` once ``init()`` has finished, 503
 before), ``POST /score`` and ``/invocations`` (the body, as a ``str``, to
 ``run(raw_data)``; its result as JSON), ``GET /swagger.json`` (see :mod:`.openapi`).
-Errors are ``{"error": "..."}``; an exception in ``run()`` is a 500 that names it, and its
-traceback goes to the service log (stderr).
+Errors are ``{"error": "..."}``; an exception in ``run()`` (any, ``SystemExit`` and
+``KeyboardInterrupt`` too) is a 500 that names it, its traceback goes to the service log
+(stderr), and the server keeps serving. Non-finite floats in a result are sent as ``null``,
+as JavaScript's ``JSON.stringify`` does, so that every answer is valid JSON.
+
+What a request may cost is bounded: ``/score`` takes only ``Content-Type:
+application/json`` (415 otherwise; a web page cannot send that to another origin without a
+CORS preflight, which this server never grants), bodies up to a size (413), a number of
+requests at once and a total of buffered body bytes (503 with ``Retry-After``), bodies
+that arrive within a time (408), and requests whose ``Host`` is an address the service was
+published on (421, see :mod:`.hosts`). The body is checked to be JSON without building it
+(:mod:`.jsonbody`) and reaches ``run()`` as the ``str`` it is, as on Azure.
 
 ``init()`` runs in a thread that the ASGI lifespan startup starts. If loading the script
 or ``init()`` raises, the worker logs the traceback, prints ``mlmagic-serve: init() failed:
@@ -19,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -28,17 +39,26 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, NoReturn
 
+from .body import BodyReader, BodyRefused
 from .entry import EntryScript
+from .hosts import ENV_ALLOWED_HOSTS, Address, host_allowed, parse_hosts, request_host
+from .jsonbody import check_json
 from .keys import ENV_AUTH_KEYS, is_authorized, parse_digests
 from .openapi import build_document
+from .results import encode_result
 
 __all__ = [
+    "DEFAULT_HEADER_TIMEOUT",
+    "ENV_BODY_TIMEOUT",
     "ENV_ENTRY_SCRIPT",
+    "ENV_HEADER_TIMEOUT",
     "ENV_MAX_BODY_BYTES",
+    "ENV_MAX_IN_FLIGHT",
     "ENV_THREADS",
     "INIT_FAILED_EXIT_CODE",
     "ScoringApp",
     "create_app",
+    "positive_seconds",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -50,13 +70,22 @@ ENV_ENTRY_SCRIPT = "MLMAGIC_ENTRY_SCRIPT"
 #: Threads per worker process that call ``run()``.
 ENV_THREADS = "MLMAGIC_THREADS"
 ENV_MAX_BODY_BYTES = "MLMAGIC_MAX_BODY_BYTES"
+#: Scoring requests one worker process holds at once (reading, waiting or in ``run()``).
+ENV_MAX_IN_FLIGHT = "MLMAGIC_MAX_IN_FLIGHT"
+#: Seconds a request's body may take to arrive.
+ENV_BODY_TIMEOUT = "MLMAGIC_BODY_TIMEOUT"
+#: Seconds a request line and headers may take to arrive (read by :mod:`.protocol`).
+ENV_HEADER_TIMEOUT = "MLMAGIC_HEADER_TIMEOUT"
+DEFAULT_HEADER_TIMEOUT = 10.0
 #: Set by ``__main__`` for multi-worker servers, so a failing worker can stop the supervisor.
 ENV_FAILURE_FILE = "MLMAGIC_SERVE_FAILURE_FILE"
 ENV_SUPERVISOR_PID = "MLMAGIC_SERVE_SUPERVISOR_PID"
 #: Uvicorn's own code for "the application failed to start".
 INIT_FAILED_EXIT_CODE = 3
 
-_DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024
+_DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+_DEFAULT_MAX_IN_FLIGHT = 64
+_DEFAULT_BODY_TIMEOUT = 30.0
 _JSON = b"application/json"
 _TEXT = b"text/plain; charset=utf-8"
 
@@ -74,6 +103,14 @@ def _error(status: int, message: str, *headers: tuple[bytes, bytes]) -> _Respons
     return _Response(status, json.dumps({"error": message}).encode(), _JSON, headers)
 
 
+#: Closes the connection after the answer. Not for answers sent before the body was read:
+#: uvicorn reads and drops the rest of it on an open connection (until the head deadline of
+#: .protocol), while closing with unread data makes the kernel reset the connection, and a
+#: client still sending its body would get that reset instead of the answer. Hence
+#: BodyRefused closes only after a half-read body (408).
+_CLOSE = (b"connection", b"close")
+
+
 class ScoringApp:
     """The scoring server, as an ASGI 3 application.
 
@@ -87,6 +124,12 @@ class ScoringApp:
         Size of the thread pool that calls ``run()``.
     max_body_bytes
         Larger request bodies are refused with 413.
+    max_in_flight
+        Scoring requests held at once; more are refused with 503.
+    body_timeout
+        Seconds a body may take to arrive; a slower one is refused with 408.
+    allowed_hosts
+        The ``Host`` addresses answered (see :mod:`.hosts`); others get 421.
     """
 
     def __init__(
@@ -96,11 +139,17 @@ class ScoringApp:
         key_digests: tuple[str, ...] = (),
         threads: int = 4,
         max_body_bytes: int = _DEFAULT_MAX_BODY_BYTES,
+        max_in_flight: int = _DEFAULT_MAX_IN_FLIGHT,
+        body_timeout: float = _DEFAULT_BODY_TIMEOUT,
+        allowed_hosts: tuple[Address, ...] = parse_hosts(""),
     ) -> None:
         self.entry = entry
         self.key_digests = key_digests
         self.threads = threads
-        self.max_body_bytes = max_body_bytes
+        self.max_in_flight = max_in_flight
+        self.allowed_hosts = allowed_hosts
+        self._bodies = BodyReader(max_body_bytes, body_timeout, ENV_MAX_BODY_BYTES)
+        self._in_flight = 0
         self._ready = threading.Event()
         self._ready_async: asyncio.Event | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -124,18 +173,11 @@ class ScoringApp:
             return
         if self._ready_async is None:  # an ASGI server that sends no lifespan events
             self._start()
-        route = self._routes.get(scope["path"])
-        if route is None:
-            response = _error(404, f"No route {scope['path']}: try POST /score, or GET /.")
-        elif scope["method"] not in route[0]:
-            allowed = ", ".join(route[0])
-            response = _error(
-                405,
-                f"{scope['method']} is not allowed on {scope['path']}: use {allowed}.",
-                (b"allow", allowed.encode()),
-            )
-        else:
-            response = await route[1](scope, receive)
+        try:
+            response = await self._respond(scope, receive)
+        except Exception:  # a defect of this server: still a JSON answer, and it goes on
+            logger.exception("Answering %s %s failed", scope["method"], scope["path"])
+            response = _error(500, "The scoring server failed: see the service log.", _CLOSE)
         headers = [
             (b"content-type", response.content_type),
             (b"content-length", str(len(response.body)).encode()),
@@ -144,6 +186,27 @@ class ScoringApp:
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         body = b"" if scope["method"] == "HEAD" else response.body
         await send({"type": "http.response.body", "body": body})
+
+    async def _respond(self, scope: Scope, receive: Receive) -> _Response:
+        host = request_host(scope["headers"])
+        if not host_allowed(host, self.allowed_hosts):
+            allowed = ", ".join(f"{name}:{port or '*'}" for name, port in self.allowed_hosts)
+            return _error(
+                421,
+                f"This service does not answer to the host {host or '(none)'!r}: call it at "
+                f"one of {allowed}, the addresses it was published on.",
+            )
+        route = self._routes.get(scope["path"])
+        if route is None:
+            return _error(404, f"No route {scope['path']}: try POST /score, or GET /.")
+        if scope["method"] not in route[0]:
+            allowed = ", ".join(route[0])
+            return _error(
+                405,
+                f"{scope['method']} is not allowed on {scope['path']}: use {allowed}.",
+                (b"allow", allowed.encode()),
+            )
+        return await route[1](scope, receive)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -193,69 +256,82 @@ class ScoringApp:
         return _Response(200, self._swagger)
 
     async def _score(self, scope: Scope, receive: Receive) -> _Response:
-        if self.key_digests and not is_authorized(scope["headers"], self.key_digests):
+        headers = scope["headers"]
+        if self.key_digests and not is_authorized(headers, self.key_digests):
             return _error(
                 401,
                 "Send a scoring key of this service as `Authorization: Bearer <key>`.",
                 (b"www-authenticate", b"Bearer"),
             )
-        body = await self._read_body(scope, receive)
-        if body is None:
-            return _error(413, f"The request body is larger than {self.max_body_bytes} bytes.")
-        if not self._ready.is_set():
-            # A request that reaches a worker still loading its model waits for it.
-            assert self._ready_async is not None
-            await self._ready_async.wait()
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._score_sync, body)
+        try:
+            self._check_head(headers)
+            self._in_flight += 1
+            try:
+                async with self._bodies.read(headers, receive) as body:
+                    if not self._ready.is_set():
+                        # A request that reaches a worker still loading its model waits.
+                        assert self._ready_async is not None
+                        await self._ready_async.wait()
+                    loop = asyncio.get_running_loop()
+                    return await loop.run_in_executor(self._executor, self._score_sync, body)
+            finally:
+                self._in_flight -= 1
+        except BodyRefused as refused:
+            headers = [(b"retry-after", b"1")] if refused.retry else []
+            if refused.close:
+                headers.append(_CLOSE)
+            return _error(refused.status, str(refused), *headers)
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
-        """The whole request body, or ``None`` when it is over the size limit."""
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
-                return None
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    def _check_head(self, headers: list[tuple[bytes, bytes]]) -> None:
+        """Refuse a scoring request by its headers, before its body is read."""
+        content_type = _header(headers, b"content-type")
+        if content_type.partition(";")[0].strip().lower() != "application/json":
+            sent = f"`{content_type}`" if content_type else "none"
+            raise BodyRefused(
+                415,
+                f"Send the body as JSON with `Content-Type: application/json`; this request's "
+                f"content type is {sent}.",
+            )
+        if self._in_flight >= self.max_in_flight:
+            raise self._bodies.busy(f"{self.max_in_flight} requests are in progress")
 
-    def _score_sync(self, body: bytes) -> _Response:
-        """Validate the body, call ``run()`` and encode its result (in a pool thread)."""
+    def _score_sync(self, body: bytearray) -> _Response:
+        """Check the body, call ``run()`` and encode its result (in a pool thread)."""
         try:
             raw_data = body.decode("utf-8")
-            json.loads(raw_data)
+            body.clear()  # only the text is needed from here on
+            check_json(raw_data)
         except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError both are
             return _error(400, f"The request body is not valid JSON: {exc}")
         try:
             result = self.entry.run(raw_data)
-        except Exception as exc:
-            logger.exception("run() of %s raised", self.entry.name)
-            return _error(500, f"{type(exc).__name__}: {exc}")
+        except BaseException as exc:
+            # SystemExit and KeyboardInterrupt too: in this pool thread they can only come
+            # from the script itself (signals reach the main thread), and one request must
+            # not take the server down with it.
+            logger.error("run() of %s raised", self.entry.name, exc_info=exc)
+            return _error(500, _describe(exc))
         if isinstance(result, bytes | bytearray | memoryview):
             return _Response(200, bytes(result), b"application/octet-stream")
         try:
-            return _Response(200, json.dumps(result, default=_jsonable).encode())
-        except (TypeError, ValueError) as exc:
+            return _Response(200, encode_result(result))
+        except Exception as exc:
             logger.exception("The result of run() of %s is not JSON", self.entry.name)
             return _error(500, f"run() returned a value that is not JSON-serialisable: {exc}")
 
 
-def _jsonable(value: Any) -> Any:
-    """Turn numpy arrays and scalars (anything with ``tolist``) into JSON values."""
-    tolist = getattr(value, "tolist", None)
-    if callable(tolist):
-        return tolist()
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
+    """The value of the first header called ``name`` (lower case), or ``""``."""
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return ""
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message``, or ``Type`` alone when the message is empty."""
+    message = str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def _exit_after_init_failure(stage: str, exc: BaseException) -> NoReturn:
@@ -283,7 +359,8 @@ def create_app() -> ScoringApp:
     """Make the app from environment variables (uvicorn's factory, once per worker).
 
     Reads :data:`ENV_ENTRY_SCRIPT` (required), ``MLMAGIC_AUTH_KEYS_SHA256`` (see
-    :mod:`.keys`), :data:`ENV_THREADS` and :data:`ENV_MAX_BODY_BYTES`.
+    :mod:`.keys`), ``MLMAGIC_ALLOWED_HOSTS`` (see :mod:`.hosts`), :data:`ENV_THREADS`,
+    :data:`ENV_MAX_BODY_BYTES`, :data:`ENV_MAX_IN_FLIGHT` and :data:`ENV_BODY_TIMEOUT`.
 
     Returns
     -------
@@ -309,6 +386,9 @@ def create_app() -> ScoringApp:
         key_digests=parse_digests(os.environ.get(ENV_AUTH_KEYS, "")),
         threads=_positive_int(ENV_THREADS, min(32, (os.cpu_count() or 1) + 4)),
         max_body_bytes=_positive_int(ENV_MAX_BODY_BYTES, _DEFAULT_MAX_BODY_BYTES),
+        max_in_flight=_positive_int(ENV_MAX_IN_FLIGHT, _DEFAULT_MAX_IN_FLIGHT),
+        body_timeout=positive_seconds(ENV_BODY_TIMEOUT, _DEFAULT_BODY_TIMEOUT),
+        allowed_hosts=parse_hosts(os.environ.get(ENV_ALLOWED_HOSTS, "")),
     )
 
 
@@ -319,3 +399,23 @@ def _positive_int(name: str, default: int) -> int:
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"{name} must be a positive integer, not {value!r}.")
     return int(value)
+
+
+def positive_seconds(name: str, default: float) -> float:
+    """The number of seconds in the environment variable ``name``, or ``default``.
+
+    Raises
+    ------
+    ValueError
+        When the value is not a positive, finite number; the message names the variable.
+    """
+    value = os.environ.get(name, "")
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}.")
+    return seconds

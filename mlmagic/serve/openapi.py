@@ -101,15 +101,25 @@ def _score_operation(auth: bool) -> dict[str, Any]:
     """A scoring route: the body goes to ``run(raw_data)``."""
     responses: dict[str, Any] = {
         "200": {
-            "description": "What run() returned, as JSON (bytes are sent as they are).",
+            "description": (
+                "What run() returned, as JSON (bytes are sent as they are); non-finite "
+                "floats are sent as null."
+            ),
             "content": {
                 "application/json": {"schema": _JSON_ANY},
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
             },
         },
         "400": _error("The body is not valid JSON (or not UTF-8)."),
+        "408": _error("The body did not arrive in time."),
         "413": _error("The body is larger than the server accepts."),
+        "415": _error("The Content-Type is not application/json."),
+        "421": _error("The Host header is not an address the service was published on."),
         "500": _error("run() raised; the message names the exception."),
+        "503": {
+            **_error("Too many requests or large bodies at once; retry after a moment."),
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        },
     }
     operation: dict[str, Any] = {
         "summary": "Score: the JSON body is passed to run(raw_data) as a string.",

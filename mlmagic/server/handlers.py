@@ -3,8 +3,11 @@
 =======  ============================  ==================================================
 GET      ``workspace``                 ``{"path", "exists", "version"}``
 GET      ``environments``              ``{"environments": [{name, version, status, ...}]}``
-GET      ``runs?experiment=&limit=``   ``{"runs": [{id, status, experiment, ...}], "now"}``,
-                                       newest first (``limit`` 1 to 1000, default 100)
+GET      ``runs?experiment=&limit=``   ``{"runs": [{id, status, ...}], "now", "cursor",
+                                       "full"}``, newest first (``limit`` 1 to 1000,
+                                       default 100)
+GET      ``runs?since=CURSOR``         only the rows changed after an earlier reply's
+                                       ``cursor`` (``full`` false): see :func:`list_runs`
 GET      ``runs/<id>``                 the run's details (``Run.details`` and ``live``)
 GET      ``runs/<id>/log``             the whole log, ``text/plain``
 GET      ``runs/<id>/log?offset=N``    ``{"text", "offset", "size", "live", "status"}``
@@ -20,10 +23,12 @@ false and ``offset == size`` (``live`` is read before the file, so no line can f
 
 Errors are mapped once, by :func:`api_errors`, by their type (never their text), to
 ``{"error": message}``: bad input 400, :class:`~mlmagic.exceptions.NotFoundError` 404,
-:class:`~mlmagic.exceptions.ConflictError` 409, no container engine 503. Rows come from
-the workspace's collections (``ws.runs``, ``ws.environments``, ``ws.services``).
-Every call into mlmagic runs in a worker thread: listing services
-asks each container and its health route, and cancelling waits for the container to stop.
+:class:`~mlmagic.exceptions.ConflictError` 409 (also a log that is not a regular file of
+the run: a script replaced it with a link or a FIFO, which is never followed), no
+container engine 503. Rows come from the workspace's collections (``ws.runs``,
+``ws.environments``, ``ws.services``). Every call into mlmagic runs in a worker thread:
+listing services asks each container and its health route, and cancelling waits for the
+container to stop.
 """
 
 from __future__ import annotations
@@ -32,12 +37,13 @@ import asyncio
 import codecs
 import functools
 import json
+import os
 import re
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote
 
 from jupyter_server.auth.decorator import authorized
@@ -49,6 +55,7 @@ from mlmagic._version import __version__
 from mlmagic.exceptions import ConflictError, EngineError, MlmagicError, NotFoundError
 from mlmagic.records import RunRecord
 from mlmagic.run.run import Run
+from mlmagic.run.untrusted import RefusedFile, open_run_file
 from mlmagic.workspace import Workspace
 
 __all__ = [
@@ -58,6 +65,7 @@ __all__ = [
     "api_errors",
     "error_status",
     "handlers",
+    "list_runs",
     "read_log",
     "run_row",
 ]
@@ -157,18 +165,16 @@ class WorkspaceAccess:
 def read_log(run: Run, offset: int, limit: int = _LOG_CHUNK) -> dict[str, Any]:
     """The reply of the log offset protocol: the log of ``run`` from byte ``offset``."""
     status = run.status  # before the file: a run that had ended has its whole log written
-    path = run.paths.output_log
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        size = 0
+    size, data = 0, b""
+    file = _open_log(run)
+    if file is not None:
+        with file:
+            size = os.fstat(file.fileno()).st_size
+            if offset < size:
+                file.seek(offset)
+                data = file.read(min(limit, size - offset))
     if offset > size:
         raise BadRequest(f"offset {offset} is past the end of the log ({size} bytes).")
-    data = b""
-    if offset < size:
-        with open(path, "rb") as file:
-            file.seek(offset)
-            data = file.read(min(limit, size - offset))
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     last = offset + len(data) >= size and status.is_terminal
     text = decoder.decode(data, final=last)
@@ -181,6 +187,14 @@ def read_log(run: Run, offset: int, limit: int = _LOG_CHUNK) -> dict[str, Any]:
         "live": not status.is_terminal,
         "status": status.value,
     }
+
+
+def _open_log(run: Run) -> IO[bytes] | None:
+    """The run's log, opened without following a link the script may have put there."""
+    try:
+        return open_run_file(run.paths, run.paths.output_log)
+    except RefusedFile as exc:
+        raise ConflictError(str(exc)) from exc
 
 
 def run_row(record: RunRecord, now: float) -> dict[str, Any]:
@@ -203,6 +217,27 @@ def run_row(record: RunRecord, now: float) -> dict[str, Any]:
         "error": record.error,
         "cancel_requested": record.cancel_requested,
     }
+
+
+def list_runs(
+    ws: Workspace, *, experiment: str | None, limit: int, since: int | None
+) -> dict[str, Any]:
+    """The reply of ``GET runs``: the newest ``limit`` runs, or with ``since`` (a
+    ``cursor`` of an earlier reply) only those of them that changed after it.
+
+    ``full`` says whether ``runs`` is the whole listing (no ``since``, or a ``since``
+    this workspace never gave: its database was replaced) or only the changed rows to merge
+    into the previous listing by id. The cursor is read before the rows, so a change made
+    meanwhile comes again in the next reply rather than never. A live run nobody drives
+    any more is watched to its end, as ``ws.runs.get`` does.
+    """
+    cursor = ws.store.run_changes()
+    full = since is None or since > cursor
+    now = time.time()
+    records = ws.store.runs(experiment, limit, changed_after=None if full else since)
+    for run_id in ws.store.live_run_ids():
+        ws.runs.get(run_id)
+    return {"runs": [run_row(r, now) for r in records], "now": now, "cursor": cursor, "full": full}
 
 
 class _Handler(APIHandler):
@@ -265,17 +300,14 @@ class RunsHandler(_Handler):
     async def get(self) -> None:
         experiment = self.get_query_argument("experiment", None) or None
         limit = self.int_argument("limit", 100, 1, 1000)
+        since = self.int_argument("since", None, 0, 1 << 62)
+        assert limit is not None
 
         def listing() -> dict[str, Any]:
             ws = self.access.get()
-            now = time.time()
             if ws is None:
-                return {"runs": [], "now": now}
-            rows = [run_row(r, now) for r in ws.runs.records(experiment, limit=limit)]
-            for row in rows:
-                if row["live"]:
-                    ws.runs.get(row["id"])  # watched to its end if its kernel is gone
-            return {"runs": rows, "now": now}
+                return {"runs": [], "now": time.time(), "cursor": 0, "full": True}
+            return list_runs(ws, experiment=experiment, limit=limit, since=since)
 
         self.reply(await asyncio.to_thread(listing))
 
@@ -310,9 +342,8 @@ class RunLogHandler(_Handler):
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Content-Disposition", f"inline; filename*=UTF-8''{quote(run.id)}.log")
         self.set_header("Cache-Control", "no-store")
-        try:
-            file = open(run.paths.output_log, "rb")  # noqa: SIM115 (closed below, across awaits)
-        except FileNotFoundError:
+        file = await asyncio.to_thread(_open_log, run)
+        if file is None:
             self.finish(b"", set_content_type=text_plain)
             return
         try:

@@ -30,6 +30,7 @@ FORMATS = ("pip", "conda", "dockerfile", "yaml")
 SOLVERS = ("uv", "conda")
 
 _PYTHON_VERSION = re.compile(r"3\.\d{1,2}")
+_CUDA_VERSION = re.compile(r"\d{1,2}\.\d{1,2}")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: Characters that end or split a Dockerfile line (tab is kept: it is only a space there).
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -78,7 +79,11 @@ class EnvironmentSpec:
     env
         Environment variables set in the image, as sorted ``(name, value)`` pairs.
     gpu
-        Start from the GPU base image and expect NVIDIA GPUs at run time.
+        Start from a GPU base image (chosen by :mod:`mlmagic.build.cuda`) and expect
+        NVIDIA GPUs at run time.
+    cuda
+        ``"X.Y"``: start from that CUDA's image (implies ``gpu``); ``None`` lets the
+        framework pins choose.
     user_managed
         Use the base image's Python as it is and install nothing.
     dockerfile
@@ -101,6 +106,7 @@ class EnvironmentSpec:
     solver: str = "uv"
     env: tuple[tuple[str, str], ...] = ()
     gpu: bool = False
+    cuda: str | None = None
     user_managed: bool = False
     dockerfile: str | None = None
     dockerfile_steps: tuple[str, ...] = field(default=())
@@ -115,6 +121,10 @@ class EnvironmentSpec:
             raise SpecError(
                 f"Python version {self.python!r} is not of the form 3.X (for example 3.11)."
             )
+        if self.cuda is not None and not _CUDA_VERSION.fullmatch(self.cuda):
+            raise SpecError(
+                f"CUDA version {self.cuda!r} is not of the form X.Y (for example 12.1)."
+            )
         _check_one_line(self)
 
     def with_options(
@@ -125,6 +135,7 @@ class EnvironmentSpec:
         gpu: bool | None = None,
         user_managed: bool | None = None,
         solver: str | None = None,
+        cuda: str | None = None,
     ) -> EnvironmentSpec:
         """Return a copy with the options given on the magic line (``None``: keep)."""
         changes: dict[str, Any] = {}
@@ -138,11 +149,13 @@ class EnvironmentSpec:
             changes["user_managed"] = user_managed
         if solver is not None:
             changes["solver"] = solver
+        if cuda is not None:
+            changes["cuda"] = cuda
         if not changes:
             return self
         if self.format == "dockerfile" and set(changes) - {"gpu"}:
             raise SpecError(
-                "A Dockerfile is built as written: --base, --python, --solver and "
+                "A Dockerfile is built as written: --base, --python, --cuda, --solver and "
                 "--user-managed do not apply. Edit the FROM line instead."
             )
         return replace(self, **changes)
@@ -151,6 +164,10 @@ class EnvironmentSpec:
         """A JSON-serialisable form, stored with each environment version."""
         data = asdict(self)
         data["env"] = [list(pair) for pair in self.env]
+        if self.cuda is None:
+            # Added after specs were stored and images named: absent, it leaves both as
+            # they were.
+            del data["cuda"]
         return data
 
     @classmethod

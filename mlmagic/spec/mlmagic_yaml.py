@@ -13,6 +13,7 @@
     solver: uv                       # or conda (micromamba)
     env: {OMP_NUM_THREADS: 1}
     gpu: false
+    cuda: "12.1"                     # X.Y: the nvidia/cuda base of that CUDA (implies gpu)
     user_managed: false              # true: use the base image's Python, install nothing
     dockerfile_steps: ["RUN echo done"]
     registry: {address: myregistry.example.com, username: me, password_env: REGISTRY_TOKEN}
@@ -47,6 +48,7 @@ KEYS = (
     "base_image",
     "channels",
     "conda",
+    "cuda",
     "dockerfile_steps",
     "env",
     "extra_index_urls",
@@ -61,6 +63,7 @@ KEYS = (
 _REGISTRY_KEYS = ("address", "password_env", "username")
 _APT_PACKAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9+.\-]*(?::[a-z0-9-]+)?(?:=[A-Za-z0-9+.:~\-]+)?")
 _PYTHON = re.compile(r"3\.\d{1,2}")
+_CUDA = re.compile(r"\d{1,2}\.\d{1,2}")
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -128,6 +131,7 @@ def parse(text: str) -> EnvironmentSpec:
         solver=_solver(document),
         env=_yaml.string_mapping(document, "env"),
         gpu=_boolean(document, "gpu"),
+        cuda=_cuda(document),
         user_managed=user_managed,
         dockerfile_steps=_dockerfile_steps(document),
         registry=_registry(document),
@@ -145,6 +149,21 @@ def _python(document: _yaml.YamlDocument) -> str | None:
         raise SpecError(
             f"python must be a Python version of the form 3.X, such as '3.11', not {shown}.",
             line=document.line("python"),
+        )
+    return text.strip()
+
+
+def _cuda(document: _yaml.YamlDocument) -> str | None:
+    value = document.data.get("cuda")
+    if value is None:
+        return None
+    # As with python: YAML reads `cuda: 12.10` as 12.1, so the text is taken as written.
+    text = document.scalar_text("cuda")
+    if text is None or isinstance(value, bool) or not _CUDA.fullmatch(text.strip()):
+        shown = text if text is not None else _yaml.kind(value)
+        raise SpecError(
+            f"cuda must be a CUDA version of the form X.Y, such as '12.1', not {shown}.",
+            line=document.line("cuda"),
         )
     return text.strip()
 

@@ -124,11 +124,23 @@ class Target(ABC):
     def location(self, env: Environment) -> str | None:
         """What a run of ``env`` starts from here (an image tag, a venv folder)."""
 
+    @abstractmethod
+    def discard_environment(self, location: str) -> None:
+        """Remove what :meth:`build_environment` made at ``location`` (a :meth:`location`
+        no registered version uses any more); no error when it is gone."""
+
     # -- runs ---------------------------------------------------------------------------
 
     @abstractmethod
-    def gpu_problem(self) -> str | None:
-        """``None`` when GPUs can be given here, else what is missing (one line)."""
+    def gpu_problem(
+        self, env: Environment | None = None, gpus: GpuRequest | None = None
+    ) -> str | None:
+        """``None`` when GPUs can be given here, else what is missing (one line).
+
+        With ``env`` the host's driver is checked against the CUDA the environment needs,
+        and with ``gpus`` the GPUs asked for against those the host has (see
+        :mod:`mlmagic.targets.gpu`); called before anything starts.
+        """
 
     def notes(self, config: RunConfig) -> list[str]:
         """Lines for the run's log about options this target takes but cannot honour."""
@@ -158,6 +170,12 @@ class Target(ABC):
         """Why the run ``handle`` names failed, when the target can say more than its
         exit code (which rank of a gang failed, and its last lines)."""
         return None
+
+    def console(self, handle: str) -> list[str]:
+        """The last lines a run printed outside its launcher's log (a container's own
+        output), read before :meth:`remove` when the run failed with an empty log; ``[]``
+        where none are kept."""
+        return []
 
     @abstractmethod
     def state(self, handle: str) -> ContainerState | None:

@@ -1,7 +1,9 @@
 """The Docker target: environments are images, runs and services are containers.
 
 Every container carries the workspace's labels (:func:`~mlmagic.targets.labels.labels`),
-mounts the helper module read-only, and is answered for by its container id.
+mounts the helper module read-only, and is answered for by its container id. A run
+container keeps the ``USER`` its image sets (:mod:`mlmagic.targets.image_user`), and the
+engine keeps only a tail of its output: the launcher writes the whole log.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Generator, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from mlmagic.build.context import resolve_base
@@ -29,6 +31,8 @@ from mlmagic.run.config import data_variable, parse_gpus
 from mlmagic.run.paths import CONTAINER, RunPaths
 from mlmagic.targets.base import Materialised, Target
 from mlmagic.targets.gang import DockerGang, is_gang
+from mlmagic.targets.gpu import environment_cuda, gpu_preflight
+from mlmagic.targets.image_user import give_run_folders, image_user
 from mlmagic.targets.labels import HELPER, labels, workspace_id
 from mlmagic.targets.serving import server_settings
 
@@ -47,6 +51,12 @@ _LAUNCH = (
     f'exec "$PY" {CONTAINER.helper} exec --log {CONTAINER.in_system("output.log")} '
     f'--exit-file {CONTAINER.in_system("exit.json")} -- "$PY" -u "$@"'
 )
+
+
+# What a run container's engine log keeps (one file, rewritten when full).
+_ENGINE_LOG_SIZE = "1m"
+# The lines of a container's own output kept for a run that failed before logging.
+_CONSOLE_LINES = 20
 
 
 class DockerTarget(Target):
@@ -94,17 +104,38 @@ class DockerTarget(Target):
     def location(self, env: Environment) -> str | None:
         return env.image
 
+    def discard_environment(self, location: str) -> None:
+        self.engine.remove_image(location)
+
     # -- runs ---------------------------------------------------------------------------
 
-    def gpu_problem(self) -> str | None:
-        return self.engine.gpu_problem()
+    def gpu_problem(
+        self, env: Environment | None = None, gpus: GpuRequest | None = None
+    ) -> str | None:
+        # The engine's runtime first: without the toolkit no driver matters. Without
+        # nvidia-smi here the engine may be another machine's; its word stands.
+        return self.engine.gpu_problem() or gpu_preflight(
+            gpus, environment_cuda(env, self.context.config), need_nvidia_smi=False
+        )
 
     def start_run(
         self, record: RunRecord, paths: RunPaths, env: Environment, gpus: GpuRequest | None
     ) -> str:
         assert env.image is not None
+        # The mount points inside the snapshot's mount, made now as this user: the engine
+        # would make them as root, and a non-root user could not own or remove them.
+        for nested in (CONTAINER.outputs, CONTAINER.logs):
+            (paths.snapshot / PurePosixPath(nested).relative_to(CONTAINER.src)).mkdir(exist_ok=True)
+        owner = None
+        if os.getuid() == 0:
+            # Root's folders are not writable by an image's own non-root USER, which the
+            # container keeps: hand the run's folders to that user (root can still
+            # read and delete them).
+            owner = image_user(self.engine, env.image)
+            if owner is not None:
+                give_run_folders(paths, *owner)
         if record.config.distributed is not None:
-            return DockerGang(self).start(record, paths, env.image, gpus)
+            return DockerGang(self).start(record, paths, env.image, gpus, owner)
         return self.engine.start(self.run_container(record, paths, env.image, gpus))
 
     def run_container(
@@ -126,6 +157,7 @@ class DockerTarget(Target):
             "MLMAGIC_PARAMS_FILE": CONTAINER.in_system("params.json"),
             "PYTHONUNBUFFERED": "1",
             "PYTHONPATH": CONTAINER.lib,
+            "MLMAGIC_LOG_MAX_BYTES": str(self.context.config.run_log_max_bytes),
         }
         for name, host_path in config.data.items():
             target = f"{CONTAINER.data}/{name}"
@@ -150,6 +182,9 @@ class DockerTarget(Target):
             memory=config.memory,
             cpus=config.cpus,
             user=user,
+            # The launcher writes every line to the run's log: the engine keeps a tail,
+            # for what a container prints before the launcher runs.
+            engine_log_size=_ENGINE_LOG_SIZE,
         )
 
     def has_command(self, env: Environment, command: str) -> bool:
@@ -165,6 +200,11 @@ class DockerTarget(Target):
 
     def exit_message(self, handle: str) -> str | None:
         return DockerGang(self).exit_message(handle) if is_gang(handle) else None
+
+    def console(self, handle: str) -> list[str]:
+        if is_gang(handle):
+            return DockerGang(self).console(handle, _CONSOLE_LINES)
+        return list(self.engine.logs(handle))[-_CONSOLE_LINES:]
 
     def state(self, handle: str) -> ContainerState | None:
         if is_gang(handle):

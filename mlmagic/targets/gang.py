@@ -11,6 +11,7 @@ the whole gang again, follow it, stop it and remove it.
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 import shutil
 from collections.abc import Callable, Iterable
@@ -103,8 +104,19 @@ class DockerGang:
             name = f"mlmagic-run-{hashlib.sha256(run_id.encode()).hexdigest()[:16]}-n{node}"
         return name
 
-    def start(self, record: RunRecord, paths: RunPaths, image: str, gpus: GpuRequest | None) -> str:
-        """Start every node; return ``gang:<run id>``. Nothing is left when one cannot start."""
+    def start(
+        self,
+        record: RunRecord,
+        paths: RunPaths,
+        image: str,
+        gpus: GpuRequest | None,
+        owner: tuple[int, int] | None = None,
+    ) -> str:
+        """Start every node; return ``gang:<run id>``. Nothing is left when one cannot start.
+
+        ``owner`` (uid, gid): the image's own non-root user, who must write the exit
+        records (the run's other folders were given to it already).
+        """
         dist = record.config.distributed
         assert dist is not None
         hosts = [self.node_name(record.id, k) for k in range(dist.nodes)]
@@ -122,6 +134,8 @@ class DockerGang:
             exits=CONTAINER.in_system("gang"),
             extra={"agent_port": AGENT_PORT, "master_port": MASTER_PORT, "run_id": record.id},
         )
+        if owner is not None:
+            os.chown(exits, *owner)
         per_node = split_gpus(gpus, dist.nodes, host_gpu_count() if gpus else None)
         token = secrets.token_hex(24)  # in the containers' environment only
         base = self.target.run_container(record, paths, image, None)
@@ -197,6 +211,17 @@ class DockerGang:
         parallel(lambda c: self.engine.stop(c.id, timeout=3) if c.running else None, containers)
         parallel(lambda c: self.engine.remove(c.id), containers)
         self.engine.remove_network(self.network_name(handle.removeprefix(PREFIX)))
+
+    def console(self, handle: str, lines: int) -> list[str]:
+        """The last ``lines`` lines the nodes' containers printed outside the run's log
+        (a node whose launcher could not start), each labelled with its node."""
+        said = []
+        for container in sorted(
+            self._containers(handle), key=lambda c: int(c.labels.get("mlmagic.node", -1))
+        ):
+            node = container.labels.get("mlmagic.node", "?")
+            said += [f"[node {node}] {line}" for line in self.engine.logs(container.id)]
+        return said[-lines:]
 
     def exit_message(self, handle: str) -> str | None:
         """``rank K (node N) exited with code C`` and its last lines, when a rank failed."""

@@ -19,7 +19,7 @@ from mlmagic.engine.base import ContainerState, GpuRequest
 from mlmagic.run.paths import RunPaths
 from mlmagic.targets.gang import PREFIX, gang_files, parallel, plan_primaries
 from mlmagic.targets.labels import GANG_HELPERS
-from mlmagic.targets.process import process_alive, spawn_detached, stop_process
+from mlmagic.targets.process import process_alive, remove_tree, stop_process
 
 if TYPE_CHECKING:
     from mlmagic.records import RunRecord
@@ -66,7 +66,7 @@ class LocalGang:
         the ones started are stopped."""
         dist = record.config.distributed
         assert dist is not None
-        lib = paths.system / "lib"
+        lib = paths.lib
         for helper in GANG_HELPERS:
             shutil.copy2(helper, lib / helper.name)
         plan_file, exits = gang_files(paths)
@@ -88,19 +88,25 @@ class LocalGang:
             exits=str(exits),
             extra={"master_port": ports[0], "run_id": record.id},
         )
-        started: list[str] = []
-        try:
-            for node in nodes:
-                if node.role == "agent":
-                    continue  # mpirun reaches this host's slots without an agent
-                command = [python, str(lib / "mlmagic_gang.py"), "node"]
-                command += ["--plan", str(plan_file), "--node", str(node.index)]
-                node_env = {**environment, "MLMAGIC_NODE": str(node.index)}
-                process = spawn_detached(command, cwd=paths.snapshot, env=node_env)
-                started.append(f"{node.index}={process}")
-        except BaseException:
+
+        def start_node(node: Any) -> str | BaseException:
+            command = [python, str(lib / "mlmagic_gang.py"), "node"]
+            command += ["--plan", str(plan_file), "--node", str(node.index)]
+            node_env = {**environment, "MLMAGIC_NODE": str(node.index)}
+            try:
+                return f"{node.index}={self.target.spawn(command, paths, record, node_env)}"
+            except Exception as exc:  # the others started are stopped below
+                return exc
+
+        # All at once, as the docker target starts its containers: each start is a process
+        # of its own (a new cgroup), and a node started last would begin visibly later.
+        # mpirun reaches this host's slots without an agent.
+        results = parallel(start_node, [n for n in nodes if n.role != "agent"])
+        started = [r for r in results if isinstance(r, str)]
+        problems = [r for r in results if not isinstance(r, str)]
+        if problems:
             parallel(lambda item: stop_process(item.partition("=")[2], 3), started)
-            raise
+            raise problems[0]
         return f"{PREFIX}{record.id}/{','.join(started)}"
 
     def state(self, handle: str) -> ContainerState | None:
@@ -110,6 +116,8 @@ class LocalGang:
         for index, primary, ranks in plan_primaries(plan_file):
             process = processes.get(index)
             alive = process is not None and process_alive(process)
+            if process is not None and not alive:
+                remove_tree(process)  # a node that ended leaves no cgroup behind
             state = ContainerState(process or "", "running", None, False, None, None)
             nodes.append(NodeState(index, primary, ranks, state if alive else None))
         return gang_state(handle, nodes, exits)
@@ -128,7 +136,8 @@ class LocalGang:
         parallel(lambda process: stop_process(process, timeout), processes.values())
 
     def remove(self, handle: str) -> None:
-        """Stop the nodes still running once the gang ended."""
+        """Stop the nodes still running once the gang ended (which removes each node's
+        process tree, cgroup included)."""
         self.stop(handle, timeout=3)
 
     def exit_message(self, handle: str) -> str | None:

@@ -2,8 +2,10 @@
 detached processes (:mod:`mlmagic.targets.process`), for hosts with no container engine.
 
 A run's script runs under the same launcher as in a container (``mlmagic_run.py exec``),
-with ``./outputs`` and ``./logs`` linked to the run's folders. ``--memory`` and ``--cpus``
-are not enforced here, and the run's log says so.
+with ``./outputs`` and ``./logs`` linked to the run's folders. ``--data`` folders are
+read-only for the run's processes (a private mount namespace), and a run answers for its
+whole process tree (:mod:`mlmagic.targets.process`). ``--memory`` and ``--cpus`` are not
+enforced here, and the run's log says so.
 """
 
 from __future__ import annotations
@@ -32,10 +34,13 @@ from mlmagic.run.config import data_variable, parse_gpus
 from mlmagic.targets.base import Materialised, Target
 from mlmagic.targets.gang import is_gang
 from mlmagic.targets.gang_local import LocalGang
+from mlmagic.targets.gpu import environment_cuda, gpu_preflight
 from mlmagic.targets.labels import HELPER
 from mlmagic.targets.process import (
+    ReadOnlyViewError,
     cuda_visible_devices,
     process_alive,
+    remove_tree,
     spawn_detached,
     stop_process,
 )
@@ -90,15 +95,15 @@ class LocalTarget(Target):
     def location(self, env: Environment) -> str | None:
         return env.venv
 
+    def discard_environment(self, location: str) -> None:
+        shutil.rmtree(location, ignore_errors=True)
+
     # -- runs ---------------------------------------------------------------------------
 
-    def gpu_problem(self) -> str | None:
-        if shutil.which("nvidia-smi") is None:
-            return (
-                "No NVIDIA GPU is visible on this machine (nvidia-smi is not on PATH): run "
-                "without --gpus, or use --gpus auto to fall back to the CPU."
-            )
-        return None
+    def gpu_problem(
+        self, env: Environment | None = None, gpus: GpuRequest | None = None
+    ) -> str | None:
+        return gpu_preflight(gpus, environment_cuda(env, self.context.config, in_venv=True))
 
     def notes(self, config: RunConfig) -> list[str]:
         if config.memory or config.cpus:
@@ -126,7 +131,7 @@ class LocalTarget(Target):
             config.script,
             *config.args,
         ]
-        return spawn_detached(command, cwd=paths.snapshot, env=environment)
+        return self.spawn(command, paths, record, environment)
 
     def run_environment(
         self, record: RunRecord, paths: RunPaths, env: Environment, gpus: GpuRequest | None
@@ -143,7 +148,7 @@ class LocalTarget(Target):
             elif link.is_dir():
                 shutil.rmtree(link)
             link.symlink_to(folder)
-        lib = paths.system / "lib"
+        lib = paths.lib
         lib.mkdir(exist_ok=True)
         shutil.copy2(HELPER, lib / "mlmagic_run.py")
         python = str(venv_python(Path(env.venv)))
@@ -157,6 +162,7 @@ class LocalTarget(Target):
                 "MLMAGIC_PARAMS_FILE": str(paths.params),
                 "PYTHONUNBUFFERED": "1",
                 "PYTHONPATH": str(lib),
+                "MLMAGIC_LOG_MAX_BYTES": str(self.context.config.run_log_max_bytes),
                 "VIRTUAL_ENV": str(env.venv),
                 "PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             }
@@ -179,11 +185,34 @@ class LocalTarget(Target):
     def exit_message(self, handle: str) -> str | None:
         return LocalGang(self).exit_message(handle) if is_gang(handle) else None
 
+    def spawn(
+        self, command: list[str], paths: RunPaths, record: RunRecord, env: dict[str, str]
+    ) -> str:
+        """Start ``command`` of a run as its own process tree (the run's ``--data``
+        folders read-only for it); return its handle. A gang's node launchers start here too,
+        so stopping a node reaches every process of it."""
+        try:
+            return spawn_detached(
+                command,
+                cwd=paths.snapshot,
+                env=env,
+                read_only=list(record.config.data.values()),
+            )
+        except ReadOnlyViewError as exc:
+            raise RunError(
+                f"--data folders are read-only for a run, and this machine cannot make them so "
+                f"for a local process ({exc}): allow unprivileged user namespaces "
+                "(sysctl kernel.unprivileged_userns_clone=1), or copy the data into the "
+                "source folder, or use the docker target."
+            ) from exc
+
     def state(self, handle: str) -> ContainerState | None:
         if is_gang(handle):
             return LocalGang(self).state(handle)
         if process_alive(handle):
             return ContainerState(handle, "running", None, False, None, None)
+        # Ended on its own (a server that died, a run nobody finalised): leave nothing.
+        remove_tree(handle)
         return None
 
     def stop(self, handle: str, timeout: float = 10) -> None:
@@ -193,10 +222,12 @@ class LocalTarget(Target):
             stop_process(handle, timeout)
 
     def remove(self, handle: str) -> None:
-        """Nothing is left of a process once it ended (a gang's nodes still running are
-        stopped)."""
+        """Nothing is left of a process once it ended (its cgroup is removed; a gang's
+        nodes still running are stopped)."""
         if is_gang(handle):
             LocalGang(self).remove(handle)
+        else:
+            remove_tree(handle)
 
     # -- services -----------------------------------------------------------------------
 

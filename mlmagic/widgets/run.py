@@ -10,7 +10,7 @@ from typing import Any
 import ipywidgets
 
 from mlmagic.events import RunEvent, RunEventKind, Stage, Status
-from mlmagic.widgets.base import View
+from mlmagic.widgets.base import FLUSH_INTERVAL, View
 from mlmagic.widgets.model import LogTail, Metrics, StageTimeline, build_event_line
 from mlmagic.widgets.render import (
     STYLE,
@@ -22,10 +22,17 @@ from mlmagic.widgets.render import (
     sparkline_svg,
 )
 
-__all__ = ["RunView"]
+__all__ = ["FAST_LOG_INTERVAL", "HEADER_INTERVAL", "RunView"]
 
 #: Lines of the log repeated under the status of a failed run.
 FAILURE_LINES = 15
+#: Least seconds between two redraws of the stepper while no stage changes.
+HEADER_INTERVAL = 1.0
+#: Least seconds between two redraws of a log box whose every line is new each time.
+FAST_LOG_INTERVAL = 0.25
+#: Most log lines held between two flushes before they go into the tail unrendered.
+_MAX_UNREAD = 10_000
+_monotonic = time.monotonic
 
 
 class RunView(View):
@@ -48,6 +55,9 @@ class RunView(View):
     -----
     :meth:`handle` may be called from any thread, thousands of times a second: it updates
     plain models and renders the widgets at most every 0.1 s (and at once on ``END``).
+    A log line costs one append to a list; the lines go into the tail together, in
+    order, when the view next needs them (a flush, another kind of event, :attr:`tail`),
+    so the view costs a run printing 200,000 lines little more than a print would.
     There is no timer: call :meth:`finish` when the events stop, so the last state shows.
     """
 
@@ -60,7 +70,12 @@ class RunView(View):
         run_id: str | None = None,
     ) -> None:
         super().__init__(title)
-        self.tail = LogTail(tail_lines)
+        self._tail = LogTail(tail_lines)
+        self._unread: list[str] = []  # log lines not yet in the tail, oldest first
+        self._log_at = float("-inf")  # when the log box was last drawn
+        self._header_at = float("-inf")  # when the stepper was last drawn, and its stages
+        self._header_stages: tuple[Any, ...] = ()
+        self._log_shown = 0  # the tail's total then
         self.timeline = StageTimeline()
         self.metrics = Metrics()
         self.exit_code: int | None = None
@@ -94,8 +109,11 @@ class RunView(View):
             [self.cancel_button, self.run_id_field, self.full_log],
             layout=ipywidgets.Layout(align_items="center"),
         )
+        # The style sheet is sent once, apart from the header that changes on every flush:
+        # a <style> in it would make the browser restyle the page ten times a second.
+        style = ipywidgets.HTML(STYLE, layout=ipywidgets.Layout(display="none"))
         self.widget = ipywidgets.VBox(
-            [self._header, self._nodes_html, self._metrics_html, self._log_html, footer]
+            [style, self._header, self._nodes_html, self._metrics_html, self._log_html, footer]
         )
         with self._lock:
             self._flush()
@@ -113,6 +131,13 @@ class RunView(View):
         self.full_log.value = full_log_html(value)
 
     @property
+    def tail(self) -> LogTail:
+        """The tail of the log, with every line handled so far."""
+        with self._lock:
+            self._take_lines()
+        return self._tail
+
+    @property
     def status(self) -> Status:
         """The run's status as the view knows it."""
         return self.timeline.status or Status.QUEUED
@@ -126,11 +151,23 @@ class RunView(View):
             The next event; ``END`` flushes at once and retires the Cancel button.
         """
         kind = event.kind
+        if kind is RunEventKind.LOG and self.timeline.started_at is not None:
+            # The path of almost every event: one append (atomic, so no lock: _take_lines
+            # removes only the lines it read) and a look at the clock.
+            unread = self._unread
+            unread.append(event.message)
+            if len(unread) < _MAX_UNREAD and _monotonic() - self._last_flush < FLUSH_INTERVAL:
+                return
+            with self._lock:
+                self._take_lines()
+                self._updated()
+            return
         with self._lock:
+            self._take_lines()  # lines keep their order with those of build events
             if self.timeline.started_at is None:
                 self.timeline.touch(event.time)
             if kind is RunEventKind.LOG:
-                self.tail.append_line(event.message)
+                self._tail.append_line(event.message)
                 self._log_dirty = True
             elif kind is RunEventKind.METRIC:
                 if event.name is not None and event.value is not None:
@@ -142,7 +179,7 @@ class RunView(View):
             elif kind is RunEventKind.BUILD:
                 line = build_event_line(event.build) if event.build is not None else None
                 if line is not None:
-                    self.tail.append_line(*line)
+                    self._tail.append_line(*line)
                     self._log_dirty = True
             elif kind is RunEventKind.END:
                 status = event.status
@@ -166,12 +203,14 @@ class RunView(View):
         """Flush the last state; call it when the events stop."""
         with self._lock:
             self._log_dirty = self._metrics_dirty = True
+            self._log_at = self._header_at = float("-inf")  # the last state shows
             self._updated(force=True)
         self._update_display()
 
     def text_summary(self) -> str:
         """Status, stages, latest metrics, and for a failure the last lines of the log."""
         with self._lock:
+            self._take_lines()
             now = time.time()
             timeline = self.timeline
             head = [self.title, self.status.value]
@@ -197,13 +236,15 @@ class RunView(View):
             if self.status is Status.FAILED:
                 if self.message:
                     lines.append(self.message)
-                lines.extend(f"  {line}" for line in self.tail.last(FAILURE_LINES))
+                lines.extend(f"  {line}" for line in self._tail.last(FAILURE_LINES))
             return "\n".join(lines)
 
     def html_summary(self) -> str:
         """The stepper, the status and the latest metrics (for a failure, the last lines)."""
         with self._lock:
-            return f"<div>{self._render_header(time.time())}{self._render_metrics()}</div>"
+            self._take_lines()
+            header = self._render_header(time.time())
+            return f"<div>{STYLE}{header}{self._render_metrics()}</div>"
 
     def _cancel_clicked(self, _button: ipywidgets.Button) -> None:
         if self._on_cancel is None or self.timeline.ended:
@@ -222,14 +263,43 @@ class RunView(View):
         if change["new"] != self._run_id:
             self.run_id_field.value = self._run_id
 
+    def _take_lines(self) -> None:
+        """Put the unread log lines into the tail; call with the lock held.
+
+        Lines another thread appends meanwhile stay for the next call: only the lines
+        read here are removed.
+        """
+        count = len(self._unread)
+        if count:
+            self._tail.extend_lines(self._unread[:count])
+            del self._unread[:count]
+            self._log_dirty = True
+
+    def _log_due(self) -> bool:
+        """Whether the log box is redrawn now: at every flush while its lines can be read;
+        while every flush would replace all of them, at most ``1 / FAST_LOG_INTERVAL``
+        times a second (nobody reads 20,000 lines a second; the browser would redraw them)."""
+        if self.timeline.ended or self._tail.total - self._log_shown < self._tail.max_lines:
+            return True
+        return _monotonic() - self._log_at >= FAST_LOG_INTERVAL
+
     def _flush(self) -> None:
-        self._header.value = self._render_header(time.time())
+        self._take_lines()
+        # The stepper changes with a stage; between stages only its clocks tick, and a
+        # clock a second is enough (each redraw is a message and a browser layout).
+        stages = (self.status, tuple(self.timeline.state(stage) for stage in Stage))
+        now = _monotonic()
+        if stages != self._header_stages or now - self._header_at >= HEADER_INTERVAL:
+            self._header.value = self._render_header(time.time())
+            self._header_stages, self._header_at = stages, now
         if self._metrics_dirty:
             self._metrics_html.value = self._render_metrics()
             self._metrics_dirty = False
-        if self._log_dirty:
-            self._log_html.value = log_box(self.tail) if len(self.tail) else ""
+        if self._log_dirty and self._log_due():
+            self._log_html.value = log_box(self._tail) if len(self._tail) else ""
             self._log_dirty = False
+            self._log_at = _monotonic()
+            self._log_shown = self._tail.total
         if self.timeline.ended:
             self.cancel_button.disabled = True
             self.cancel_button.layout.display = "none"
@@ -248,7 +318,6 @@ class RunView(View):
             pills.append(badge(end, status.value.lower()))
         stepper = '<span style="opacity:.5"> → </span>'.join(pills)
         parts = [
-            STYLE,
             '<div style="display:flex;gap:8px;align-items:baseline;flex-wrap:wrap">',
             f"<b>{html.escape(self.title)}</b>",
             f'<span style="opacity:.7">{format_duration(timeline.elapsed(now))}</span></div>',
@@ -260,7 +329,7 @@ class RunView(View):
                 parts.append(
                     f'<div style="color:#c62828;font-weight:600">{html.escape(self.message)}</div>'
                 )
-            last = self.tail.last(FAILURE_LINES)
+            last = self._tail.last(FAILURE_LINES)
             if last:
                 parts.append(lines_box(last))
         elif status is Status.CANCELED and self.message:

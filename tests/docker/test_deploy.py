@@ -129,7 +129,7 @@ def test_digits_train_register_deploy_predict_reload(workspace, tmp_path):
     assert workspace.models.list().empty
 
 
-def test_scoring_contract_and_failures_over_http(workspace, small):
+def test_scoring_contract_and_failures_over_http(workspace, small, target):
     model, app = small
     service = workspace.deploy(
         "dot-svc",
@@ -153,6 +153,20 @@ def test_scoring_contract_and_failures_over_http(workspace, small):
             urllib.request.urlopen(service.url + "/nope")
         assert info.value.code == 404
         assert service.url.startswith("http://127.0.0.1:")
+        # Only the published address answers: a page whose DNS name points at 127.0.0.1
+        # (DNS rebinding) is refused; localhost on the published port is not.
+        port = int(service.url.rsplit(":", 1)[1])
+        for host, status in ((f"evil.example:{port}", 421), (f"localhost:{port}", 200)):
+            request = urllib.request.Request(
+                service.scoring_uri,
+                data=b"[1, 1, 1]",
+                headers={"Host": host, "Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(request) as answer:
+                    assert (answer.status, host) == (status, host)
+            except urllib.error.HTTPError as exc:
+                assert (exc.code, host) == (status, host)
         # The name is taken, the port is taken.
         with pytest.raises(ConflictError, match="exists: delete it"):
             workspace.deploy(
@@ -162,7 +176,6 @@ def test_scoring_contract_and_failures_over_http(workspace, small):
                 environment="serve-env",
                 source_dir=app,
             )
-        port = int(service.url.rsplit(":", 1)[1])
         with pytest.raises(DeployError, match=f"Port {port}"):
             workspace.deploy(
                 "other-svc",
@@ -177,11 +190,18 @@ def test_scoring_contract_and_failures_over_http(workspace, small):
 
         again = Workspace(workspace.root, engine=workspace.engine).services.get("dot-svc")
         assert again.run([0, 0, 2]) == {"dot": 6}
-        # The server dies later: the state says so and the logs stay readable.
+        # The server dies later (its process ends; its container or log file stays):
+        # the state says so and the logs stay readable.
         record = workspace.store.service("dot-svc")
-        workspace.target(record.target).stop_service(record.handle)
+        if target == "docker":
+            workspace.engine.stop(record.handle)  # the container stays, with its log
+        else:
+            workspace.target(record.target).stop_service(record.handle)
         assert service.state in ("Failed", "Unhealthy")
-        assert isinstance(service.get_logs(), str)
+        logs = service.get_logs()
+        # What the server said while it lived: its start line and the failed request.
+        assert "mlmagic-serve: " in logs and "score.py on http://" in logs, logs
+        assert "asked to fail" in logs, logs
     finally:
         service.delete()
     assert workspace.services.list().empty
@@ -251,7 +271,8 @@ def test_key_authentication(workspace, small):
         with pytest.raises(DeployError, match="401"):
             service.run([1, 1, 1], key=primary)
         assert service.run([1, 1, 1]) == {"dot": 6}
-        assert primary not in service.get_logs()
+        logs = service.get_logs()
+        assert "mlmagic-serve: " in logs and primary not in logs and new_primary not in logs
     finally:
         service.delete()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -34,6 +35,8 @@ def test_pip_cell_builds_an_image_that_imports_its_packages_then_hits_the_cache(
     assert built.status == "ready" and built.version == 1
     assert _python(workspace, built.image, "import six, tomli; print(six.__version__)") == "1.16.0"
     assert "six==1.16.0" in built.packages
+    # A freeze, nothing else: uv's "Using Python 3.11 environment at ..." is no package.
+    assert [p for p in built.packages if not re.match(r"^[A-Za-z0-9_.-]+==\S+$", p)] == []
     assert events[-1].kind is BuildEventKind.DONE
 
     started = time.monotonic()
@@ -44,7 +47,7 @@ def test_pip_cell_builds_an_image_that_imports_its_packages_then_hits_the_cache(
     print(f"cache hit took {elapsed:.3f}s")
 
     # One changed line makes version 2, built on top of the cached layers.
-    changed_cell = Environment.from_text("pip-env", "six==1.16.0\ntomli<3\n")
+    changed_cell = Environment.from_text("pip-env", "six==1.15.0\ntomli>=2\n")
     workspace.engine.remove_image(changed_cell.register(workspace).image)  # a real build
     changed, v2 = _events(workspace, changed_cell)
     assert v2.version == 2 and v2.image != built.image and v2.status == "ready"
@@ -53,7 +56,10 @@ def test_pip_cell_builds_an_image_that_imports_its_packages_then_hits_the_cache(
     assert list(frame["version"]) == [2, 1]
     assert set(frame["status"]) == {"ready"}
     assert workspace.environments.get("pip-env", 1).image == built.image
-    assert "tomli" in workspace.environments.diff("pip-env", 1, 2) or built.packages == v2.packages
+    diff = workspace.environments.diff("pip-env", 1, 2).splitlines()
+    # Exactly the one package that changed, both ways (tomli resolved the same).
+    changes = [line for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    assert changes == ["-six==1.16.0", "+six==1.15.0"]
 
 
 def test_same_content_under_two_names_shares_one_image(workspace):
@@ -113,17 +119,67 @@ def test_user_managed_installs_nothing(workspace):
     assert out.strip() == "none"
 
 
-def test_failing_build_names_the_step_and_registers_nothing_ready(workspace):
-    env = Environment.from_text("broken-env", "this-package-does-not-exist-mlmagic==0.0.1\n")
+def test_failing_build_says_the_cause_then_the_step_in_the_users_words(workspace):
+    from mlmagic.widgets import BuildView
+
+    env = Environment.from_text("broken-env", "scikit-lern==1.5\n")
+    events = []
+    with pytest.raises(BuildError) as info:
+        for event in workspace.environments.build(env):
+            events.append(event)
+    error = info.value
+    first = str(error).splitlines()[0]
+    match = re.fullmatch(
+        r"scikit-lern==1\.5 was not found in the package index "
+        r"\(installing the Python packages, step (\d+)/(\d+)\)\.",
+        first,
+    )
+    assert match and match.group(1) == match.group(2), first
+    assert error.step == f"[{match.group(1)}/{match.group(2)}] install the Python packages"
+    # The steps are named for what they do; the raw instructions stay in the full log.
+    steps = [e.step for e in events if e.kind is BuildEventKind.STEP]
+    assert "create the Python environment" in " ".join(steps)
+    assert not [s for s in steps if "--mount" in s or " RUN " in s]
+    assert events[-1].kind is BuildEventKind.ERROR and events[-1].message == first
+    assert [e for e in events if e.kind is BuildEventKind.ERROR] == [events[-1]]  # one
+    log = open(error.log_path).read()
+    assert f"## {error.step}: RUN --mount=type=cache" in log and "uv pip install" in log
+    assert f"# build failed: {first}" in log
+    # The widget shows the same names and the cause.
+    view = BuildView("broken-env")
+    for event in events:
+        view.handle(event)
+    view.finish(ok=False, summary=first)
+    page = view.html_summary()
+    assert "install the Python packages" in page and "--mount" not in page
+    assert f"failed step: {error.step}" in view.text_summary()
+    stored = workspace.environments.get("broken-env")
+    assert stored.status == "failed" and stored.error.splitlines()[0] == first
+    assert workspace.engine.image_info(stored.image) is None
+
+
+def test_a_failing_dockerfile_step_says_its_command_and_exit_code(workspace):
+    text = "pip: [six]\ndockerfile_steps:\n  - RUN echo checking >&2 && exit 3\n"
+    with pytest.raises(BuildError) as info:
+        _events(workspace, Environment.from_text("step-env", text))
+    first = str(info.value).splitlines()[0]
+    assert re.fullmatch(
+        r"The command `echo checking >&2 && exit 3` failed with exit code 3: checking "
+        r"\(in your Dockerfile step `RUN echo checking >&2 && exit 3`, step (\d+)/\1\)\.",
+        first,
+    ), first
+
+
+def test_a_missing_base_image_is_named_and_its_error_is_in_the_log(workspace):
+    env = Environment.from_text("nobase-env", "six\n", base_image="mlmagic-nope-mlmagic:1")
     with pytest.raises(BuildError) as info:
         _events(workspace, env)
-    error = info.value
-    assert error.step and "uv pip install" in error.step
-    assert "this-package-does-not-exist-mlmagic" in str(error)
-    assert error.log_path and open(error.log_path).read().count("\n") > 3
-    stored = workspace.environments.get("broken-env")
-    assert stored.status == "failed" and "uv pip install" in stored.error
-    assert workspace.engine.image_info(stored.image) is None
+    first = str(info.value).splitlines()[0]
+    # No registry answers here ("cannot be reached"); elsewhere one says "not found".
+    assert first.startswith("The base image mlmagic-nope-mlmagic:1 "), first
+    assert "choose another base" in first
+    # The engine's own words are in the full log, not only the summary.
+    assert "failed to solve" in open(info.value.log_path).read().split("# build failed")[0]
 
 
 def test_python_version_mismatch_with_the_base_is_a_clear_build_error(workspace):
@@ -136,7 +192,9 @@ def test_rebuild_ignores_the_cache(workspace):
     _, first = _events(workspace, Environment.from_text("re-env", "six\n"))
     events, again = _events(workspace, Environment.from_text("re-env", "six\n"), rebuild=True)
     assert again.cache_hit is False and again.version == first.version
-    runs = [e for e in events if e.kind is BuildEventKind.STEP_DONE and "] RUN " in e.step]
+    installs = ("create the Python environment", "install the Python packages")
+    runs = [e for e in events if e.kind is BuildEventKind.STEP_DONE and e.step.endswith(installs)]
+    assert len(runs) == 2
     assert runs and not any(e.cached for e in runs)
 
 

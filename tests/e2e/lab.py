@@ -28,6 +28,7 @@ __all__ = [
     "CHROMIUM",
     "CHROMIUM_ARGS",
     "JupyterLab",
+    "built_labextension",
     "chromium",
     "chromium_problem",
     "install_problem",
@@ -76,11 +77,15 @@ class JupyterLab:
     state
         A folder for JupyterLab's settings, workspaces and runtime files, and its log
         (``jupyterlab.log``).
+    python
+        The interpreter of the environment whose JupyterLab (and kernel) runs: this
+        process's by default, another for another JupyterLab version.
     """
 
-    def __init__(self, root: Path, state: Path) -> None:
+    def __init__(self, root: Path, state: Path, python: str | Path = sys.executable) -> None:
         self.root = root
         self.state = state
+        self.python = str(python)
         self.token = secrets.token_hex(16)
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -107,9 +112,11 @@ class JupyterLab:
             JUPYTER_RUNTIME_DIR=str(self.state / "runtime"),
             DOCKER_BUILDKIT="1",
             PYTHONUNBUFFERED="1",
+            # The environment's own tools first (the kernel's python among them).
+            PATH=f"{Path(self.python).parent}{os.pathsep}{env.get('PATH', '')}",
         )
         command = [
-            sys.executable,
+            self.python,
             "-m",
             "jupyterlab",
             "--no-browser",
@@ -158,8 +165,13 @@ class JupyterLab:
         connected to it (cells run before that are lost)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with urllib.request.urlopen(self.url("/api/sessions"), timeout=5) as answer:
-                sessions = json.loads(answer.read())
+            try:
+                with urllib.request.urlopen(self.url("/api/sessions"), timeout=10) as answer:
+                    sessions = json.loads(answer.read())
+            except (OSError, urllib.error.URLError):
+                # A server busy starting the kernel can be slow to answer: ask again.
+                time.sleep(0.3)
+                continue
             for session in sessions:
                 kernel = session.get("kernel") or {}
                 if (
@@ -170,6 +182,15 @@ class JupyterLab:
                     return
             time.sleep(0.3)
         raise RuntimeError(f"The kernel of {path} is not ready after {timeout:g} s.")
+
+    def app_version(self) -> str:
+        """The JupyterLab version the server gives its pages (``appVersion``)."""
+        with urllib.request.urlopen(self.url("/lab"), timeout=30) as answer:
+            page = answer.read().decode()
+        found = re.search(r'"appVersion":\s*"([^"]+)"', page)
+        if not found:
+            raise RuntimeError("JupyterLab's page carries no appVersion")
+        return found.group(1)
 
     def log(self, chars: int = 6000) -> str:
         """The end of the server's log."""
@@ -186,16 +207,25 @@ class JupyterLab:
         self.stop()
 
 
-def install_problem(lab: JupyterLab) -> str | None:
-    """Why mlmagic's extensions are not there for a person, or ``None``: the prebuilt
-    labextension where JupyterLab looks, and the server extension answering."""
+def built_labextension() -> Path | None:
+    """mlmagic's built labextension: this checkout's build, else the installed one."""
     from jupyter_core.paths import jupyter_path
 
-    folders = jupyter_path("labextensions")
-    if not any((Path(folder) / "mlmagic" / "package.json").is_file() for folder in folders):
+    own = Path(__file__).resolve().parents[2] / "mlmagic" / "labextension"
+    folders = [own, *(Path(f) / "mlmagic" for f in jupyter_path("labextensions"))]
+    return next((f.resolve() for f in folders if (f / "package.json").is_file()), None)
+
+
+def install_problem(lab: JupyterLab) -> str | None:
+    """Why mlmagic's extensions are not there for a person, or ``None``: the prebuilt
+    labextension among those the server gives its pages, and the server extension
+    answering."""
+    with urllib.request.urlopen(lab.url("/lab"), timeout=30) as answer:
+        page = answer.read().decode()
+    if not re.search(r'"name":\s*"mlmagic"', page):
         return (
-            f"mlmagic's labextension is not installed (looked in {', '.join(folders)}): "
-            "`pip install -e .` builds it where Node is installed"
+            "mlmagic's labextension is not among JupyterLab's extensions: "
+            "`pip install -e .` builds it (Node comes from PyPI)"
         )
     try:
         with urllib.request.urlopen(lab.url("/mlmagic/api/workspace"), timeout=10):

@@ -1,5 +1,7 @@
 """What a person sees in JupyterLab 4 and Notebook 7: a real server, browser and engine.
 
+Each test runs twice: on the lowest JupyterLab mlmagic declares and on the newest.
+
 JupyterLab runs as a child process on 127.0.0.1 (random token, free port) in a folder of
 its own, with mlmagic's server extension and labextension as the install left them.
 Debian's Chromium, driven headless by Playwright, types the cells: ``%load_ext mlmagic``,
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,12 +24,14 @@ import pytest
 
 from tests.e2e.lab import (
     JupyterLab,
+    built_labextension,
     chromium,
     chromium_problem,
     install_problem,
     new_notebook,
     run_cell,
 )
+from tests.e2e.versions import declared_jupyterlab, lowest_lab_python
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -61,21 +66,41 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
-def lab(docker_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
-    """JupyterLab in a project folder holding train.py; stopped by PID at the end."""
+@pytest.fixture(scope="module", params=["lowest", "newest"])
+def lab(
+    request: pytest.FixtureRequest, docker_engine: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[JupyterLab]:
+    """JupyterLab in a project folder holding train.py; stopped by PID at the end.
+
+    Every test runs on the lowest JupyterLab mlmagic declares (an environment of its own,
+    made once) and on the newest (the one installed with the package).
+    """
     problem = chromium_problem()
     if problem:
         _unavailable(problem)
+    lowest, _ = declared_jupyterlab()
+    python: str | Path = sys.executable
+    if request.param == "lowest":
+        labextension = built_labextension()
+        if labextension is None:
+            _unavailable("mlmagic's labextension is not built (`pip install -e .` builds it)")
+        python = lowest_lab_python(labextension)
     project = tmp_path_factory.mktemp("project")
     (project / "train.py").write_text(TRAIN)
     (project / "slow.py").write_text(SLOW)
-    server = JupyterLab(project, tmp_path_factory.mktemp("jupyterlab"))
+    server = JupyterLab(project, tmp_path_factory.mktemp("jupyterlab"), python=python)
     server.start()
     try:
         problem = install_problem(server)
         if problem:
             _unavailable(problem)
+        running = server.app_version()
+        if request.param == "lowest":
+            assert running == lowest, f"asked for JupyterLab {lowest}, got {running}"
+        else:
+            import jupyterlab
+
+            assert running == jupyterlab.__version__ and running != lowest, running
         yield server
     finally:
         server.stop()

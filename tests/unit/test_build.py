@@ -43,6 +43,18 @@ CASES = {
         {},
     ),
     "gpu": ("pip: [torch]\ngpu: true\n", {}),
+    # One golden file per rule of mlmagic.build.cuda: the base, and the reason as header.
+    "gpu-default": ("pip: [six]\ngpu: true\n", {}),
+    "gpu-cuda": ("pip: [tensorflow==2.15.0]\ncuda: '11.8'\n", {}),
+    "gpu-tensorflow": ("pip: [tensorflow==2.15.1, numpy]\ngpu: true\n", {}),
+    "gpu-tensorflow-wheels": ("pip: ['tensorflow[and-cuda]==2.16.1']\ngpu: true\n", {}),
+    "gpu-torch-local": ("pip: [torch==2.3.1+cu121]\ngpu: true\n", {}),
+    "gpu-torch-index": (
+        "pip: [torch==2.5.1]\nextra_index_urls: [https://download.pytorch.org/whl/cu124]\n"
+        "gpu: true\n",
+        {},
+    ),
+    "gpu-torch-pypi": ("pip: [torch==2.7.1]\npython: '3.12'\ngpu: true\n", {}),
     "user-managed": ("base_image: python:3.12\nuser_managed: true\napt: [git]\n", {}),
     "python-check": ("base_image: debian:bookworm\npython: '3.11'\npip: [six]\n", {}),
     "dockerfile": ("FROM debian:bookworm\n# hello\nRUN echo hi\n", {}),
@@ -136,8 +148,8 @@ def test_context_holds_uv_requirements_and_secrets_outside(tmp_path: Path) -> No
         "export PIP_INDEX_URL=https://user:tok@example.org/simple\n"
         in context.secrets["mlmagic-build-settings"].read_text()
     )
-    context.cleanup()
-    assert not any(p.exists() for p in context.secrets.values())
+    # ... but beside it, in the caller's folder: removing that folder removes them.
+    assert all(p.parent.parent == tmp_path for p in context.secrets.values())
 
 
 def test_host_ca_bundle_follows_pip_and_requests_variables(tmp_path: Path) -> None:
@@ -147,3 +159,45 @@ def test_host_ca_bundle_follows_pip_and_requests_variables(tmp_path: Path) -> No
     assert host_ca_bundle({"SSL_CERT_FILE": str(tmp_path / "missing")}) != tmp_path / "missing"
     assert "SSL_CERT_FILE=/run/secrets/mlmagic-ca" in build_settings(True, {})
     assert "SSL_CERT_FILE" not in build_settings(False, {})
+
+
+def test_a_registered_version_shows_the_dockerfile_it_was_built_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: MLMagic, capsys
+) -> None:
+    from mlmagic.cli import main
+    from mlmagic.environment import Environment
+    from mlmagic.workspace import Workspace
+
+    root = tmp_path / ".mlmagic"
+    monkeypatch.setenv("MLMAGIC_WORKSPACE", str(root))
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/mlmagic-test.sock")
+    monkeypatch.setattr(Workspace, "_current", {})
+    config.cpu_base_image = "mlmagic-base:bookworm"
+    Environment.from_text("shown", "six\n").register(Workspace(root, config=config))
+    config.cpu_base_image = "python:3.11-slim"  # the setting changes after the build
+
+    shown = Workspace(root, config=config).environments.get("shown")
+    assert shown.dockerfile.startswith("FROM mlmagic-base:bookworm\n")
+    assert main(["env", "show", "shown"]) == 0
+    out = capsys.readouterr().out
+    assert "FROM mlmagic-base:bookworm" in out and "python:3.11-slim" not in out
+    # Before registration there is nothing stored: today's settings apply.
+    assert Environment.from_text("new", "six\n").dockerfile.startswith("FROM python:3.11-slim\n")
+
+
+def test_adding_a_package_keeps_the_install_steps_of_the_pins() -> None:
+    def steps(text: str) -> list[str]:
+        spec = parse(text)
+        rendered = render(spec, resolve_base(spec, _config()))
+        return [step for step in rendered.split("\nRUN ") if "uv pip install" in step]
+
+    before = steps("scikit-learn==1.5.2\npandas>=2\n")
+    after = steps("scikit-learn==1.5.2\npandas>=2\njoblib\n")
+    # The pin is installed first and alone: its step (a cached layer) is kept.
+    assert len(before) == 2 and len(after) == 3
+    assert before[0] == after[0] and "scikit-learn==1.5.2 >>" in after[0]
+    assert "'pandas>=2'" in before[1] and "joblib" in after[1]
+    # Many lines: at most six steps, whatever the order they were written in.
+    many = [f"pkg{i}" for i in range(20)]
+    assert len(steps("\n".join(many))) == 6
+    assert steps("\n".join(many)) == steps("\n".join(reversed(many)))

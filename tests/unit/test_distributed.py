@@ -4,20 +4,26 @@ gang semantics and its launch agent, run as real processes."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-from argparse import Namespace
 from pathlib import Path
 
 import pytest
 
 import mlmagic_gang
-from mlmagic import MpiConfiguration, PyTorchConfiguration, RunError, TensorflowConfiguration
-from mlmagic.distributed.config import Distribution, distribution, distribution_options
+from mlmagic import (
+    MpiConfiguration,
+    PyTorchConfiguration,
+    RunError,
+    TensorflowConfiguration,
+    options,
+)
+from mlmagic.distributed.config import Distribution, distribution
 from mlmagic.distributed.outcome import NodeState, failure_message, gang_state
 from mlmagic.distributed.plan import plan_nodes, write_plan
 from mlmagic.distributed.resources import split_gpus
@@ -78,19 +84,18 @@ def test_bad_options_are_refused_in_one_line(options, message):
 
 
 def test_the_options_of_the_magic_and_the_cli_make_the_layout():
-    namespace = Namespace(
-        distributed="PyTorch",
-        nodes=2,
-        procs_per_node=2,
-        workers=None,
-        parameter_servers=None,
-        launcher="torchrun",
+    parser = argparse.ArgumentParser()
+    options.add_options(parser, options.SUBMIT)
+    given = ["--env", "e", "--distributed", "PyTorch", "--nodes", "2", "--procs-per-node", "2"]
+    keywords = options.api_keywords(
+        options.SUBMIT, parser.parse_args([*given, "--launcher", "torchrun"])
     )
-    assert distribution_options(namespace) == Distribution(
+    assert keywords["distributed"] == Distribution(
         "pytorch", nodes=2, procs_per_node=2, launcher="torchrun"
     )
-    single = {"distributed": None, "nodes": None, "procs_per_node": None, "launcher": None}
-    assert distribution_options(Namespace(**{**vars(namespace), **single})) is None
+    assert "nodes" not in keywords and "launcher" not in keywords
+    single = options.api_keywords(options.SUBMIT, parser.parse_args(["--env", "e"]))
+    assert "distributed" in single and single["distributed"] is None
 
 
 def test_the_layout_is_stored_with_the_run_config_and_read_back():
@@ -475,3 +480,36 @@ def test_a_launch_agent_without_a_token_refuses_to_serve():
         timeout=30,
     )
     assert done.returncode == 2 and "no MLMAGIC_GANG_TOKEN" in done.stderr
+
+
+def test_rank_lines_pass_the_untrusted_reader_and_the_listing_shows_rank_0(tmp_path):
+    from mlmagic.run import listing, untrusted
+    from mlmagic.run.paths import RunPaths
+
+    paths = RunPaths(tmp_path / "run")
+    paths.metrics.parent.mkdir(parents=True)
+    lines = [
+        {"name": "loss", "step": 0, "value": 0.5, "time": 1.0, "rank": 0},
+        {"name": "loss", "step": 0, "value": 0.9, "time": 1.0, "rank": 1},
+        {"name": "loss", "step": 0, "value": 0.7, "time": 1.0, "rank": True},
+    ]
+    paths.metrics.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    records, _ = untrusted.read_metrics(paths)
+    assert [r.get("rank") for r in records] == [0, 1, None]
+    assert listing.summarize(paths, None)["columns"] == {"loss": 0.7}
+    lines.pop()
+    paths.metrics.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert listing.summarize(paths, None)["columns"] == {"loss": 0.5}
+
+
+def test_the_gang_log_stops_at_the_run_log_limit_and_says_so(tmp_path):
+    path = tmp_path / "output.log"
+    first = mlmagic_gang.LineLog(str(path), echo=False, max_bytes=200)
+    second = mlmagic_gang.LineLog(str(path), echo=False, max_bytes=200)
+    for n in range(20):
+        (first if n % 2 else second).write(f"rank {n % 2}", f"line {n:02d}".encode())
+    text = path.read_text()
+    assert "[rank 0] line 00\n[rank 1] line 01\n" in text
+    assert "line 19" not in text
+    assert text.count("the log reached its limit of 200 bytes") == 2
+    assert len(text.encode()) < 200 + 2 * 200

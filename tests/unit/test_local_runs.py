@@ -17,6 +17,7 @@ import pytest
 from mlmagic import Environment, MlmagicError, RunError, Workspace
 from mlmagic.config import MLMagic
 from mlmagic.events import Status
+from mlmagic.hints import render
 
 
 @pytest.fixture
@@ -120,6 +121,11 @@ def test_register_model_refuses_a_link_met_during_the_copy(ws, env, project, hos
         run.register_model("m", "outputs/other/secret.txt")
     assert ws.models.list().empty
     assert _nothing_holds(ws.root / "models", "host secret")
+    # A path out of the outputs says where else to register from, in each front end's words.
+    with pytest.raises(MlmagicError) as info:
+        run.register_model("m", "../../elsewhere")
+    assert "or use ws.models.register for any other path." in str(info.value)
+    assert render(info.value, "cli").endswith("or leave out --run to register any other path.")
     # What holds no link registers.
     model = run.register_model("m", "outputs/model/weights.txt")
     assert model.version == 1 and model.path.read_text() == "weights"

@@ -483,3 +483,150 @@ def test_launcher_needs_a_command(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "give the command to run after --" in done.stderr
+
+
+# -- the error a script died of ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        ("print('training')\nraise ValueError('bad C')", "ValueError: bad C"),
+        (
+            "try:\n    1 / 0\nexcept ZeroDivisionError:\n    raise KeyError('C')",
+            "KeyError: 'C'",
+        ),
+        (
+            "try:\n    int('x')\nexcept ValueError as exc:\n"
+            "    raise RuntimeError('training failed') from exc",
+            "RuntimeError: training failed",
+        ),
+        (
+            "import traceback\ntry:\n    1 / 0\nexcept ZeroDivisionError:\n"
+            "    traceback.print_exc()\nprint('going on')\nraise TypeError('later')",
+            "TypeError: later",
+        ),
+        ("raise ValueError('first line\\nsecond line')", "ValueError: first line"),
+        ("def f():\n    f()\nf()", "RecursionError: maximum recursion depth exceeded"),
+        ("print('training')\nraise SystemExit('no data in /mlmagic/data/train')", None),
+        (
+            "import argparse\nargparse.ArgumentParser(prog='train').parse_args(['--nope'])",
+            "train: error: unrecognized arguments: --nope",
+        ),
+        ("print('x'\n", "SyntaxError: "),
+    ],
+    ids=[
+        "plain",
+        "during-handling",
+        "raise-from",
+        "earlier-printed-traceback",
+        "multi-line-message",
+        "recursion",
+        "system-exit-message",
+        "argparse-usage",
+        "syntax-error",
+    ],
+)
+def test_the_exit_file_says_which_error_ended_the_script(
+    tmp_path: Path, code: str, error: str | None
+) -> None:
+    returncode, _, log = launch(tmp_path, code)
+    assert returncode in (1, 2)
+    recorded = exit_record(tmp_path)["error"]
+    if error is None:  # SystemExit("message"): Python prints the message, no traceback
+        assert recorded == "no data in /mlmagic/data/train"
+    else:
+        assert recorded.startswith(error)
+    assert recorded.encode() in log  # a line the script printed, not made up
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception groups came in 3.11")
+def test_the_exit_file_names_an_exception_group(tmp_path: Path) -> None:
+    launch(tmp_path, "raise ExceptionGroup('2 workers failed', [ValueError('a'), OSError('b')])")
+    assert exit_record(tmp_path)["error"] == "ExceptionGroup: 2 workers failed (2 sub-exceptions)"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "print('all good')",
+        "print('stopping early')\nraise SystemExit(3)",
+        "import os, signal\nprint('x')\nos.kill(os.getpid(), signal.SIGKILL)",
+    ],
+    ids=["success", "exit-3-without-message", "killed"],
+)
+def test_the_exit_file_has_no_error_when_nothing_says_why(tmp_path: Path, code: str) -> None:
+    launch(tmp_path, code)
+    assert "exit_code" in exit_record(tmp_path) and "error" not in exit_record(tmp_path)
+
+
+# -- the log's size limit ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_the_log_stops_at_its_limit_and_counts_the_rest(tmp_path: Path, how: str) -> None:
+    code = "for i in range(1000):\n    print('line', i)\nraise ValueError('late')\n"
+    command = launcher_command(tmp_path, code)
+    env = dict(os.environ)
+    if how == "argument":
+        command[command.index("--") : command.index("--")] = ["--log-max-bytes", "200"]
+    else:
+        env["MLMAGIC_LOG_MAX_BYTES"] = "200"
+    done = subprocess.run(command, capture_output=True, env=env, timeout=120)
+    assert done.returncode == 1
+    log = (tmp_path / "logs" / "std_log.txt").read_bytes()
+    kept, note, rest = log.partition(b"[mlmagic_run] the log reached its limit of 200 bytes")
+    assert note and kept.startswith(b"line 0\n") and kept.endswith(b"\n")
+    printed = done.stdout.split(b"[mlmagic_run]")[0]
+    # A line cut at the limit is ended by the note's own newline.
+    body = kept if printed.startswith(kept) else kept[:-1]
+    assert printed.startswith(body) and len(body) <= 200
+    assert b"the script goes on" in rest and b"line 999" not in log
+    # Every line past the limit is counted: the 1000 lines and the traceback's.
+    dropped = printed.count(b"\n") - body.count(b"\n")
+    assert f"{dropped} more lines ({len(printed) - len(body)} bytes)".encode() in rest
+    # stdout is not limited, and the error is found past the limit.
+    assert b"line 999\n" in done.stdout
+    assert exit_record(tmp_path)["error"] == "ValueError: late"
+
+
+def test_a_log_limit_below_zero_is_refused(tmp_path: Path) -> None:
+    command = launcher_command(tmp_path, "print(1)")
+    command[command.index("--") : command.index("--")] = ["--log-max-bytes", "-1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--log-max-bytes must be 0 (no limit) or more" in done.stderr
+
+
+# -- reading garbage ---------------------------------------------------------------------
+
+
+def test_read_metrics_says_which_lines_it_skipped_and_why(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    good = b'{"name": "a", "step": 0, "value": 1.0, "time": 1.0}\n'
+    binary = b"\xff\xfe binary\n"
+    path.write_bytes(good + binary + b"[1]\n" + good + b"\n")
+    skipped: list[tuple[int, str]] = []
+    with path.open("rb") as file:
+        records, offset = mlmagic_run.read_metrics(
+            file, on_skip=lambda at, why: skipped.append((at, why))
+        )
+    assert len(records) == 2 and offset == path.stat().st_size
+    assert skipped == [
+        (len(good), "not JSON"),
+        (len(good) + len(binary), "JSON, but a list, not an object"),
+    ]
+
+
+def test_read_metrics_reads_at_most_its_limit_and_skips_a_line_longer(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    good = b'{"name": "a", "step": 0, "value": 1.0, "time": 1.0}\n'
+    path.write_bytes(good * 3 + b"x" * 500 + b"\n" + good)
+    skipped: list[str] = []
+    found, offset = [], 0
+    while offset < path.stat().st_size:
+        records, offset = mlmagic_run.read_metrics(
+            path, offset, limit=120, on_skip=lambda at, why: skipped.append(why)
+        )
+        found += records
+    assert len(found) == 4 and offset == path.stat().st_size
+    assert skipped[0] == "a line longer than 120 bytes"

@@ -50,7 +50,11 @@ def test_steps_logs_cache_and_failure() -> None:
     assert done["[3/4] RUN uv venv /opt/mlmagic/env"] is True
     assert done["[2/4] RUN echo hello && echo err >&2"] is False
     assert parser.failed_step == "[4/4] RUN false"
-    assert parser.failed_tail == ["about to fail"]
+    # BuildKit's own error line ends the tail: it carries the exit code.
+    assert parser.failed_tail == [
+        "about to fail",
+        "executor failed running [/bin/sh -c false]: exit code: 1",
+    ]
     assert all(e.step_count == 4 for e in events if e.kind is BuildEventKind.STEP)
 
 

@@ -170,7 +170,8 @@ async def test_environments_runs_and_services_are_listed(api: Any, ws: Workspace
 
     (env,) = (await api("environments"))["environments"]
     assert (env["name"], env["version"], env["status"]) == ("six-env", 1, "registered")
-    assert isinstance(env["created"], (int, float))
+    created = ws.environments.get("six-env", 1).created
+    assert created and env["created"] == pytest.approx(created, abs=1e-3)
 
     reply = await api("runs")
     newest, oldest = reply["runs"]
@@ -190,6 +191,32 @@ async def test_environments_runs_and_services_are_listed(api: Any, ws: Workspace
     assert service["url"] == "http://127.0.0.1:5001"
     assert service["scoring_uri"] == "http://127.0.0.1:5001/score"
     assert service["models"] == "digits:1"
+
+
+async def test_a_poll_with_since_gets_only_what_changed(api: Any, ws: Workspace) -> None:
+    now = time.time()
+    add_run(ws, "digits_20240101-120000_aaaaaa", "Completed", started=now - 50, ended=now - 20,
+            exit_code=0)  # fmt: skip
+    add_run(ws, "digits_20240101-120100_bbbbbb", "Running", started=now - 5,
+            stages=("Queued", "Preparing", "Starting", "Running"))  # fmt: skip
+    first = await api("runs")
+    assert first["full"] is True and len(first["runs"]) == 2
+    idle = await api("runs", params={"since": str(first["cursor"])})
+    assert (idle["runs"], idle["full"], idle["cursor"]) == ([], False, first["cursor"])
+    assert abs(idle["now"] - time.time()) < 5
+
+    ws.store.update_run("digits_20240101-120100_bbbbbb", cancel_requested=True)
+    add_run(ws, "digits_20240101-120200_cccccc", "Queued")
+    changed = await api("runs", params={"since": str(first["cursor"])})
+    assert changed["full"] is False and changed["cursor"] > first["cursor"]
+    assert [r["id"] for r in changed["runs"]] == [
+        "digits_20240101-120200_cccccc",
+        "digits_20240101-120100_bbbbbb",
+    ]
+    assert changed["runs"][1]["cancel_requested"] is True
+    # A cursor this workspace never gave (its database was replaced): the whole listing.
+    reset = await api("runs", params={"since": str(changed["cursor"] + 100)})
+    assert reset["full"] is True and len(reset["runs"]) == 3
 
 
 async def test_run_details(api: Any, ws: Workspace) -> None:
@@ -251,6 +278,25 @@ async def test_the_offset_protocol_follows_a_live_log_on_character_boundaries(
     assert again["text"] == "" and again["offset"] == reply["offset"]
 
 
+async def test_a_log_replaced_by_a_link_or_a_fifo_is_not_served(
+    jp_fetch: Any, ws: Workspace, tmp_path: Path
+) -> None:
+    secret = tmp_path / "host-secret.txt"  # outside the run folder
+    secret.write_text("a host file the run must not reach\n")
+    for index, plant in enumerate(
+        (lambda log: log.symlink_to(secret), lambda log: os.mkfifo(log)), start=1
+    ):
+        run_id = f"digits_20240101-120000_aaaaa{index}"
+        paths = add_run(ws, run_id, "Completed", log=b"what the script printed\n")
+        paths.output_log.unlink()
+        plant(paths.output_log)  # as a script inside the run can
+        for params in ({}, {"offset": "0"}):
+            code, error = await _error(jp_fetch, "runs", run_id, "log", params=params)
+            assert code == 409 and "not a file the run wrote" in error, error
+            assert "must not reach" not in error
+    assert secret.read_text() == "a host file the run must not reach\n"
+
+
 async def test_a_run_without_log_lines_has_an_empty_log(api: Any, ws: Workspace) -> None:
     add_run(ws, "digits_20240101-120000_aaaaaa", "Queued")
     reply = await api("runs", "digits_20240101-120000_aaaaaa", "log", params={"offset": 0})
@@ -283,7 +329,7 @@ async def test_delete_a_service(api: Any, jp_fetch: Any, ws: Workspace) -> None:
     assert [s["name"] for s in (await api("services"))["services"]] == ["other-svc"]
     assert await _error(jp_fetch, "services", "digits-svc", method="DELETE") == (
         404,
-        "No service digits-svc: %services lists them.",
+        "No service digits-svc. ws.services.list() lists them.",
     )
 
 
@@ -317,6 +363,8 @@ async def test_bad_input_is_400(jp_fetch: Any, ws: Workspace) -> None:
         (log, {"offset": "100"}, "offset 100 is past the end of the log (9 bytes)."),
         (log, {"offset": "0", "limit": "0"}, "limit=0: give a number from 1"),
         (("runs",), {"limit": "5000"}, "limit=5000: give a number from 1 to 1000."),
+        (("runs",), {"since": "later"}, "since='later': give a whole number."),
+        (("runs",), {"since": "-3"}, "since=-3: give a number from 0"),
         (("runs", ".hidden"), {}, "'.hidden' is not a run id"),
         (("runs", "a b", "log"), {}, "'a b' is not a run id"),
         (("runs", "digits_1\n"), {}, "'digits_1\\n' is not a run id"),

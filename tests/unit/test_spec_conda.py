@@ -179,7 +179,7 @@ def test_conda_spec_spacing_is_made_canonical() -> None:
     a = parse(_file("numpy >= 1.26 , <2", "'conda-forge :: lightgbm'"))
     b = parse(_file("lightgbm", "numpy>=1.26,<2"))
     assert a.conda == ("conda-forge::lightgbm", "numpy>=1.26,<2")
-    assert a.pip == b.pip
+    assert a.pip == b.pip == ("lightgbm", "numpy<2,>=1.26")
 
 
 def test_read_dependencies_reports_given_lines() -> None:

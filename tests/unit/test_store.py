@@ -260,7 +260,7 @@ def test_a_schema_1_database_is_migrated_in_place(tmp_path: Path) -> None:
     assert service.key_hashes == {"Primary": "a" * 64, "Secondary": "b" * 64}
     assert store.environment("six-env")["image"] == "img:k"
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     run_columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
     assert not run_columns & {"script", "args", "name", "tags", "target"}
     assert "built" not in {row[1] for row in db.execute("PRAGMA table_info(environments)")}
@@ -273,15 +273,15 @@ def test_a_newer_database_is_refused_in_one_line_and_left_alone(tmp_path: Path) 
     path = tmp_path / "mlmagic.db"
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE future (x)")
-    db.execute("PRAGMA user_version = 3")
+    db.execute("PRAGMA user_version = 4")
     db.commit()
     db.close()
     with pytest.raises(MlmagicError) as info:
         Store(path)
     assert str(info.value) == (
-        "This workspace was written by a newer mlmagic (schema 3, this one reads up to 2): "
+        "This workspace was written by a newer mlmagic (schema 4, this one reads up to 3): "
         "upgrade mlmagic with `pip install -U mlmagic`."
     )
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 4
     assert [r[0] for r in db.execute("SELECT name FROM sqlite_master")] == ["future"]

@@ -25,6 +25,7 @@ from mlmagic.widgets import BuildView, RunView
 from mlmagic.widgets.model import LogTail, Metrics, MetricSeries, StageTimeline
 from mlmagic.widgets.render import (
     JUPYTER_BASE_URL_VARIABLE,
+    STYLE,
     format_duration,
     full_log_url,
     sparkline_svg,
@@ -231,6 +232,51 @@ def test_throttled_flushes_under_a_flood_of_lines(monkeypatch: pytest.MonkeyPatc
     assert log_html.count("-end") == 200
     # Synced state is bounded by the tail, not by the 200,000 lines.
     assert len(log_html) < 200 * 40 + 2000
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        [f"plain {i}" for i in range(500)],
+        ["a", "b" * 50, "c"],  # a line over the limit
+        ["progress 10%\r", "progress 20%\r", "done", "after"],
+        ["\x1b[32mgreen\x1b[0m", "tab\there", "bell\x07", "x"],
+        ["\x1b[3", "1mcut escape", "plain", "back\x08space"],
+        [],
+    ],
+)
+def test_lines_taken_together_end_as_taken_one_by_one(batch: list[str]) -> None:
+    one, many = LogTail(5, max_line_chars=40), LogTail(5, max_line_chars=40)
+    for tail in (one, many):
+        tail.append_line("before\r")  # an unended line the batch continues
+    for line in batch:
+        one.append_line(line)
+    many.extend_lines(list(batch))
+    assert (many.lines(), many.total) == (one.lines(), one.total)
+    one.append_line("next")
+    many.extend_lines(["next"])
+    assert (many.lines(), many.total, many.dropped) == (one.lines(), one.total, one.dropped)
+
+
+def test_a_plain_batch_keeps_the_last_lines_and_counts_all() -> None:
+    one, many = LogTail(3), LogTail(3)
+    lines = [f"line {i}" for i in range(1000)]
+    for line in lines:
+        one.append_line(line)
+    many.extend_lines(lines)
+    assert many.lines() == one.lines() == ["line 997", "line 998", "line 999"]
+    assert many.total == one.total == 1000
+
+
+def test_log_lines_show_in_order_with_build_lines_without_a_flush() -> None:
+    view = RunView("train.py")
+    view.handle(RunEvent(RunEventKind.STAGE, stage=Stage.PREPARING))
+    view.handle(_log("first"))
+    build = BuildEvent(BuildEventKind.LOG, message="installing six")
+    view.handle(RunEvent(RunEventKind.BUILD, build=build))
+    view.handle(_log("second"))
+    lines = view.tail.lines()
+    assert lines[0] == "first" and lines[-1] == "second" and "installing six" in lines[1]
 
 
 def test_lines_from_several_threads_are_all_counted() -> None:
@@ -623,3 +669,66 @@ def test_build_view_flushes_are_throttled(monkeypatch: pytest.MonkeyPatch) -> No
     view.finish(ok=True, summary="ok")
     assert flushes <= (time.perf_counter() - started) * 10 + 2
     assert "[2/5] l49999" in view._log_html.value
+
+
+def test_the_style_sheet_is_sent_once_not_with_every_header() -> None:
+    view = RunView("train.py")
+    view.handle(RunEvent(RunEventKind.STAGE, stage=Stage.RUNNING))
+    view.handle(_log("line"))
+    view.finish()
+    header = view._header.value
+    assert "train.py" in header and "Running" in header and "<style>" not in header
+    values = [str(getattr(child, "value", "")) for child in view.widget.children]
+    assert [value for value in values if "<style>" in value] == [STYLE]
+    # A saved notebook's static HTML still carries it.
+    assert STYLE in view.html_summary()
+
+
+def test_a_log_box_replaced_at_every_flush_is_redrawn_four_times_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlmagic.widgets import run as run_view
+
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(run_view, "_monotonic", lambda: clock[0])
+    view = RunView("train.py", tail_lines=10)
+    view.handle(RunEvent(RunEventKind.STAGE, stage=Stage.RUNNING))
+    draws: list[float] = []
+    view._log_html.observe(lambda _change: draws.append(clock[0]), names="value")
+    for step in range(20):  # 2 s of 500 lines a second: every flush would replace the box
+        clock[0] += 0.1
+        for i in range(50):
+            view.handle(_log(f"fast {step} {i}"))
+    assert 7 <= len(draws) <= 9, draws
+    fast = len(draws)
+    for step in range(10):  # a line a flush: every flush shows it
+        clock[0] += 0.1
+        view.handle(_log(f"slow {step}"))
+    assert len(draws) - fast >= 9
+    view.handle(_log("last"))
+    view.finish()
+    assert "last" in view._log_html.value and view.tail.total == 1011
+
+
+def test_the_stepper_redraws_on_a_stage_and_its_clocks_once_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlmagic.widgets import run as run_view
+
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    monkeypatch.setattr(run_view, "_monotonic", lambda: clock[0])
+    view = RunView("train.py")
+    view.handle(RunEvent(RunEventKind.STAGE, stage=Stage.RUNNING, time=clock[0]))
+    draws: list[str] = []
+    view._header.observe(lambda change: draws.append(change["new"]), names="value")
+    for step in range(20):  # 2 s of flushes, ten a second
+        clock[0] += 0.1
+        view.handle(_log(f"line {step}"))
+    assert 1 <= len(draws) <= 3, len(draws)
+    view.handle(RunEvent(RunEventKind.STAGE, stage=Stage.FINALIZING, time=clock[0]))
+    assert "mlmagic-current" in draws[-1] and "Finalizing" in draws[-1]
+    view.handle(RunEvent(RunEventKind.END, exit_code=0, time=clock[0]))
+    assert "Completed" in draws[-1]
