@@ -153,6 +153,12 @@ def log(name: str, value: Any, step: int | None = None) -> None:
         print(f"{_PREFIX} {name}={number!r} (step {step})", flush=True)
         return
     record = {"name": name, "step": step, "value": _json_float(number), "time": time.time()}
+    # The rank of a process of a distributed run (torchrun's workers have only RANK).
+    rank = os.environ.get("MLMAGIC_RANK") or (
+        os.environ.get("RANK") if os.environ.get("MLMAGIC_NODE") else None
+    )
+    if rank and rank.isdigit():
+        record["rank"] = int(rank)
     line = json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
     _append(path, line.encode("utf-8"))
 
@@ -643,7 +649,11 @@ def _parse_metric(line: bytes) -> dict | str:
         return "its value is not a number"
     if not isinstance(stamp, (int, float)) or isinstance(stamp, bool) or not 0 <= stamp < _MAX_TIME:
         return "its time is not a POSIX time in seconds"
-    return {"name": name, "step": step, "value": value, "time": float(stamp)}
+    parsed = {"name": name, "step": step, "value": value, "time": float(stamp)}
+    rank = record.get("rank")
+    if isinstance(rank, int) and not isinstance(rank, bool) and rank >= 0:
+        parsed["rank"] = rank
+    return parsed
 
 
 def _append(path: str, data: bytes) -> None:

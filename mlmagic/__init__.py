@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mlmagic._version import __version__
+from mlmagic.distributed import MpiConfiguration, PyTorchConfiguration, TensorflowConfiguration
 from mlmagic.environment import Environment
 from mlmagic.exceptions import (
     BuildError,
@@ -36,9 +37,12 @@ __all__ = [
     "EngineError",
     "Environment",
     "MlmagicError",
+    "MpiConfiguration",
     "NotFoundError",
+    "PyTorchConfiguration",
     "RunError",
     "SpecError",
+    "TensorflowConfiguration",
     "Workspace",
     "__version__",
     "load_ipython_extension",

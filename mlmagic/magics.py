@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shlex
 import threading
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -269,11 +270,19 @@ def show_run(run: Run, *, wait: bool, tail_lines: int = 200) -> None:
     display(view)
 
     def feed() -> None:
+        last = 0.0
         try:
             for event in run.events():
                 view.handle(event)
+                if distributed and time.monotonic() - last > 1:
+                    view.set_nodes(run.nodes)  # each node's state, at most once a second
+                    last = time.monotonic()
         finally:
+            if distributed:
+                view.set_nodes(run.nodes)
             view.finish()
+
+    distributed = run.record.config.distributed is not None
 
     if not wait:
         threading.Thread(target=feed, name=f"mlmagic-view-{run.id}", daemon=True).start()

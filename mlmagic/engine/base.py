@@ -112,6 +112,10 @@ class ContainerSpec:
     cpus: float | None = None
     ports: Sequence[PortBinding] = ()
     user: str | None = None
+    #: A user-defined network to join instead of the default bridge.
+    network: str | None = None
+    #: The container's host name (others on ``network`` reach it by its name).
+    hostname: str | None = None
     #: Run a tiny init (tini) as PID 1, reaping orphans and passing signals on.
     init: bool = True
     #: Keep at most this much of the output in the engine's own log (e.g. ``"1m"``), for
@@ -204,3 +208,16 @@ class ContainerEngine(ABC):
     @abstractmethod
     def gpu_problem(self) -> str | None:
         """``None`` when the engine can give NVIDIA GPUs, else what is missing."""
+
+    @abstractmethod
+    def find(self, labels: Mapping[str, str]) -> list[ContainerState]:
+        """Every container (running or ended) that carries all of ``labels``."""
+
+    @abstractmethod
+    def create_network(self, name: str, labels: Mapping[str, str]) -> None:
+        """Create a user-defined bridge network (its containers reach each other by
+        name; nothing is published on the host)."""
+
+    @abstractmethod
+    def remove_network(self, name: str) -> None:
+        """Remove a network; no error when it is gone."""

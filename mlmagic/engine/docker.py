@@ -307,6 +307,31 @@ class DockerEngine(ContainerEngine):
             "--gpus auto to run on the CPU when no GPU is available."
         )
 
+    # -- gangs of containers ---------------------------------------------------------------
+
+    def find(self, labels: Mapping[str, str]) -> list[ContainerState]:
+        """Every container carrying all of ``labels``, inspected (ended ones too)."""
+        filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
+        found = self._api("list containers", self._client.api.containers, all=True, filters=filters)
+        states = [self.state(summary["Id"]) for summary in found]
+        return [state for state in states if state is not None]
+
+    def create_network(self, name: str, labels: Mapping[str, str]) -> None:
+        """Create a bridge network named ``name``."""
+        self._api(
+            "create a network",
+            self._client.api.create_network,
+            name,
+            driver="bridge",
+            labels=dict(labels),
+            check_duplicate=True,
+        )
+
+    def remove_network(self, name: str) -> None:
+        """Remove the network ``name``; no error when it is gone."""
+        with contextlib.suppress(docker.errors.NotFound):
+            self._api("remove a network", self._client.api.remove_network, name)
+
 
 def run_arguments(spec: ContainerSpec) -> dict[str, Any]:
     """docker-py's ``containers.run`` arguments for ``spec`` (pure; the GPU request, the
@@ -329,6 +354,10 @@ def run_arguments(spec: ContainerSpec) -> dict[str, Any]:
     }
     if spec.user:
         kwargs["user"] = spec.user
+    if spec.network:
+        kwargs["network"] = spec.network
+    if spec.hostname:
+        kwargs["hostname"] = spec.hostname
     if spec.engine_log_size:
         # One file, rewritten when full: the engine keeps only a tail of the output.
         kwargs["log_config"] = docker.types.LogConfig(

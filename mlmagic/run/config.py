@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlmagic.distributed.config import Distribution
 from mlmagic.engine.base import GpuRequest
 from mlmagic.exceptions import RunError
 
@@ -61,6 +62,9 @@ class RunConfig:
         Resources and limits; ``timeout`` in seconds.
     target
         Where it runs: ``docker``.
+    distributed
+        The layout of a distributed run (nodes, processes, framework); ``None`` for one
+        process in one container.
     """
 
     script: str
@@ -77,6 +81,7 @@ class RunConfig:
     cpus: float | None = None
     timeout: float | None = None
     target: str = "docker"
+    distributed: Distribution | None = None
 
     def __post_init__(self) -> None:
         parse_gpus(self.gpus)
@@ -86,17 +91,32 @@ class RunConfig:
         check_positive(self.cpus, "--cpus")
         check_positive(self.timeout, "--timeout", unit=" of seconds")
         check_experiment(self.experiment)
+        if self.distributed is not None:
+            gpus = parse_gpus(self.gpus)
+            if isinstance(gpus, GpuRequest) and len(gpus.device_ids) % self.distributed.nodes:
+                raise RunError(
+                    f"--gpus {self.gpus}: {len(gpus.device_ids)} ids do not split evenly over "
+                    f"{self.distributed.nodes} nodes; give a multiple of the node count."
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form, stored with the run."""
         data = asdict(self)
         data["args"] = list(self.args)
+        data["distributed"] = self.distributed.to_dict() if self.distributed else None
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
         """Rebuild from :meth:`to_dict`."""
-        return cls(**{**data, "args": tuple(data.get("args", ()))})
+        dist = data.get("distributed")
+        return cls(
+            **{
+                **data,
+                "args": tuple(data.get("args", ())),
+                "distributed": Distribution.from_dict(dist) if dist else None,
+            }
+        )
 
 
 def parse_gpus(value: str) -> GpuRequest | str | None:

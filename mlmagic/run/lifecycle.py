@@ -19,6 +19,12 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from mlmagic.distributed.resources import (
+    framework_note,
+    host_gpu_count,
+    missing_launcher,
+    split_gpus,
+)
 from mlmagic.engine.base import ContainerState, GpuRequest
 from mlmagic.events import BuildEvent, BuildEventKind, RunEvent, RunEventKind, Stage, Status, drain
 from mlmagic.exceptions import BuildError, EngineError, MlmagicError, SpecError
@@ -169,7 +175,32 @@ def _prepare(
             raise _Stop(Status.FAILED, problem, Stage.PREPARING)
     for note in target.notes(record.config):
         _note(paths, note)
+    if record.config.distributed is not None:
+        _check_gang(target, built, record, paths, gpus)
     return built, gpus
+
+
+def _check_gang(
+    target: Target, env: Environment, record: RunRecord, paths: RunPaths, gpus: GpuRequest | None
+) -> None:
+    """Refuse a distributed run the environment or the host cannot run, before it starts."""
+    dist = record.config.distributed
+    assert dist is not None
+    needed = missing_launcher(dist)
+    if needed and not target.has_command(env, needed[0]):
+        raise _Stop(
+            Status.FAILED,
+            f"--distributed {dist.framework} needs {needed[0]}, which the environment "
+            f"{env.ref} does not have: {needed[1]}.",
+            Stage.PREPARING,
+        )
+    note = framework_note(dist, env.packages)
+    if note:
+        _note(paths, note)
+    try:
+        split_gpus(gpus, dist.nodes, host_gpu_count() if gpus else None)
+    except MlmagicError as exc:
+        raise _Stop(Status.FAILED, str(exc), Stage.PREPARING) from exc
 
 
 def _check_canceled(ws: Workspace, run_id: str, stage: Stage) -> None:
@@ -278,6 +309,8 @@ def finalize(
     exit_code = _exit_code(state, paths)
     if status is None:
         status, message, stage = _outcome(record, state, exit_code, paths)
+        if status is Status.FAILED and record.handle:
+            message = ws.target(record.target).exit_message(record.handle) or message
     if record.cancel_requested and status is not Status.COMPLETED:
         status, message = Status.CANCELED, message or "canceled"
     if status is Status.FAILED and record.handle and exit_code is not None:

@@ -43,13 +43,14 @@ def summarize(paths: RunPaths, name: str | None) -> dict[str, Any]:
 
     ``name`` is the run's own (from its config; kept here so a listing of ended runs reads
     no config). The last value of a metric is the last one in the file, as
-    :attr:`Run.metrics` orders them; floats (NaN and infinities included) survive the
-    store's JSON exactly. The columns are flat, so a listing of thousands of runs builds
-    no dictionary per run.
+    :attr:`Run.metrics` orders them (rank 0's, in a distributed run); floats (NaN and
+    infinities included) survive the store's JSON exactly. The columns are flat, so a
+    listing of thousands of runs builds no dictionary per run.
     """
     records, _ = untrusted.read_metrics(paths)
     columns = {f"param.{k}": v for k, v in read_params(paths).items()}
-    columns.update({r["name"]: r["value"] for r in records})
+    # A distributed run's ranks each log their metrics: the listing shows rank 0's.
+    columns.update({r["name"]: r["value"] for r in records if r.get("rank", 0) == 0})
     return {"name": name, "columns": columns}
 
 

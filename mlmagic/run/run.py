@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlmagic import hints
 from mlmagic.copying import copy_out
+from mlmagic.distributed.config import Distribution
 from mlmagic.events import RunEvent, RunEventKind, Stage, Status
 from mlmagic.exceptions import MlmagicError, NotFoundError, RunError
 from mlmagic.models import Model
@@ -129,11 +130,21 @@ class Run:
             "ended": record.ended,
             "duration": record.duration,
             "tags": dict(config.tags),
+            "distributed": config.distributed.describe() if config.distributed else None,
             "config": config.to_dict(),
             "stages": {
                 s["stage"]: (s["started"], s["ended"]) for s in self._ws.store.stages(self.id)
             },
         }
+
+    @property
+    def nodes(self) -> list[dict[str, Any]]:
+        """The nodes of a distributed run, one dict each: ``node``, ``host``,
+        ``processes`` and ``state``, read now (empty for a run of one process)."""
+        record = self._record()
+        if record.config.distributed is None or not record.handle:
+            return []
+        return self._ws.target(record.target).nodes(record.handle)
 
     @property
     def stages(self) -> pd.DataFrame:
@@ -149,11 +160,18 @@ class Run:
 
     @property
     def metrics(self) -> pd.DataFrame:
-        """Every logged metric value: name, step, value, time."""
+        """Every logged metric value: name, step, value, time (of rank 0 in a
+        distributed run; :meth:`metrics_of` gives another rank's)."""
+        return self.metrics_of(0)
+
+    def metrics_of(self, rank: int) -> pd.DataFrame:
+        """The metric values rank ``rank`` of a distributed run logged (a run of one
+        process is rank 0)."""
         import pandas as pd
 
         records, _ = untrusted.read_metrics(self.paths)
-        frame = pd.DataFrame(records, columns=["name", "step", "value", "time"])
+        mine = [r for r in records if r.get("rank", 0) == rank]
+        frame = pd.DataFrame(mine, columns=["name", "step", "value", "time"])
         frame["time"] = pd.to_datetime(frame["time"], unit="s")
         return frame
 
@@ -327,6 +345,7 @@ class Run:
             ("experiment", details["experiment"]),
             ("script", " ".join([details["script"], *details["args"]])),
             ("environment", details["environment"]),
+            ("layout", details["distributed"]),
             ("exit code", details["exit_code"]),
             ("duration", f"{details['duration']:.1f} s" if details["duration"] else None),
             ("error", details["error"]),
@@ -408,14 +427,21 @@ def submit(
     timeout: float | None = None,
     script_text: str | None = None,
     target: str | None = None,
+    distributed: Distribution | None = None,
 ) -> Run:
     """Snapshot the source folder, record the run and start it; return at once.
 
     Everything about the user's input is checked before anything is recorded: the
     environment exists, the script exists in the source folder (or ``script_text`` is
     given: a ``%%submit`` cell), the data folders exist, and the snapshot is within its
-    limits.
+    limits. ``distributed`` (a :class:`~mlmagic.distributed.config.Distribution`, as
+    ``PyTorchConfiguration(...)`` and its siblings make) runs it as a gang of nodes.
     """
+    if distributed is not None and not isinstance(distributed, Distribution):
+        raise RunError(
+            "distributed= takes PyTorchConfiguration(...), MpiConfiguration(...) or "
+            f"TensorflowConfiguration(...), not {type(distributed).__name__}."
+        )
     if (script is None) == (script_text is None):
         raise RunError("Give either a script path or the script's text.")
     source = Path(source_dir or Path.cwd()).expanduser().resolve()
@@ -439,6 +465,7 @@ def submit(
         cpus=cpus,
         timeout=timeout,
         target=ws.resolve_target(target),
+        distributed=distributed,
     )
     run_id = f"{experiment}_{time.strftime('%Y%m%d-%H%M%S')}_{secrets.token_hex(3)}"
     paths = RunPaths(ws.path("runs", run_id))

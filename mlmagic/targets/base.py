@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlmagic.config import MLMagic
 from mlmagic.engine.base import ContainerEngine, ContainerState, GpuRequest
@@ -155,6 +155,21 @@ class Target(ABC):
         The script writes its output, metrics and exit file under ``paths``. Raises an
         :class:`~mlmagic.exceptions.MlmagicError` when it cannot start.
         """
+
+    def has_command(self, env: Environment, command: str) -> bool:
+        """Whether ``command`` is on the PATH of runs of ``env`` here (checked before a
+        distributed run that needs it starts)."""
+        return True
+
+    def nodes(self, handle: str) -> list[dict[str, Any]]:
+        """One row per node of a distributed run (``node``, ``host``, ``processes``,
+        ``state``); empty for a run of one process."""
+        return []
+
+    def exit_message(self, handle: str) -> str | None:
+        """Why the run ``handle`` names failed, when the target can say more than its
+        exit code (which rank of a gang failed, and its last lines)."""
+        return None
 
     def console(self, handle: str) -> list[str]:
         """The last lines a run printed outside its launcher's log (a container's own

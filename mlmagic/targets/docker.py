@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Generator, Sequence
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlmagic.build.context import resolve_base
 from mlmagic.build.image import build_image, resolved_packages
@@ -30,6 +30,7 @@ from mlmagic.exceptions import DeployError, MlmagicError
 from mlmagic.run.config import data_variable, parse_gpus
 from mlmagic.run.paths import CONTAINER, RunPaths
 from mlmagic.targets.base import Materialised, Target
+from mlmagic.targets.gang import DockerGang, is_gang
 from mlmagic.targets.gpu import environment_cuda, gpu_preflight
 from mlmagic.targets.image_user import give_run_folders, image_user
 from mlmagic.targets.labels import HELPER, labels, workspace_id
@@ -125,6 +126,7 @@ class DockerTarget(Target):
         # would make them as root, and a non-root user could not own or remove them.
         for nested in (CONTAINER.outputs, CONTAINER.logs):
             (paths.snapshot / PurePosixPath(nested).relative_to(CONTAINER.src)).mkdir(exist_ok=True)
+        owner = None
         if os.getuid() == 0:
             # Root's folders are not writable by an image's own non-root USER, which the
             # container keeps: hand the run's folders to that user (root can still
@@ -132,6 +134,8 @@ class DockerTarget(Target):
             owner = image_user(self.engine, env.image)
             if owner is not None:
                 give_run_folders(paths, *owner)
+        if record.config.distributed is not None:
+            return DockerGang(self).start(record, paths, env.image, gpus, owner)
         return self.engine.start(self.run_container(record, paths, env.image, gpus))
 
     def run_container(
@@ -183,17 +187,41 @@ class DockerTarget(Target):
             engine_log_size=_ENGINE_LOG_SIZE,
         )
 
+    def has_command(self, env: Environment, command: str) -> bool:
+        assert env.image is not None
+        try:
+            self.engine.run_once(env.image, ["sh", "-c", f"command -v {command}"])
+        except MlmagicError:
+            return False
+        return True
+
+    def nodes(self, handle: str) -> list[dict[str, Any]]:
+        return DockerGang(self).nodes(handle) if is_gang(handle) else []
+
+    def exit_message(self, handle: str) -> str | None:
+        return DockerGang(self).exit_message(handle) if is_gang(handle) else None
+
     def console(self, handle: str) -> list[str]:
+        if is_gang(handle):
+            return DockerGang(self).console(handle, _CONSOLE_LINES)
         return list(self.engine.logs(handle))[-_CONSOLE_LINES:]
 
     def state(self, handle: str) -> ContainerState | None:
+        if is_gang(handle):
+            return DockerGang(self).state(handle)
         return self.engine.state(handle)
 
     def stop(self, handle: str, timeout: float = 10) -> None:
-        self.engine.stop(handle, timeout=timeout)
+        if is_gang(handle):
+            DockerGang(self).stop(handle, timeout)
+        else:
+            self.engine.stop(handle, timeout=timeout)
 
     def remove(self, handle: str) -> None:
-        self.engine.remove(handle)
+        if is_gang(handle):
+            DockerGang(self).remove(handle)
+        else:
+            self.engine.remove(handle)
 
     # -- services -----------------------------------------------------------------------
 

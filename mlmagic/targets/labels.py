@@ -8,13 +8,17 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import mlmagic_gang
+import mlmagic_mpi
 import mlmagic_run
 
-__all__ = ["HELPER", "labels", "workspace_id"]
+__all__ = ["GANG_HELPERS", "HELPER", "labels", "workspace_id"]
 
 #: The stdlib helper scripts import (and the launcher), mounted into every container and
 #: run from its place by local processes.
 HELPER = Path(mlmagic_run.__file__).resolve()
+#: The node launcher of distributed runs and its MPI roles, mounted next to :data:`HELPER`.
+GANG_HELPERS = tuple(Path(str(module.__file__)).resolve() for module in (mlmagic_gang, mlmagic_mpi))
 
 
 def labels(root: Path, kind: str, ident: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from collections.abc import Generator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlmagic.build.venv import (
     build_venv,
@@ -32,6 +32,8 @@ from mlmagic.events import BuildEvent, BuildEventKind
 from mlmagic.exceptions import DeployError, RunError
 from mlmagic.run.config import data_variable, parse_gpus
 from mlmagic.targets.base import Materialised, Target
+from mlmagic.targets.gang import is_gang
+from mlmagic.targets.gang_local import LocalGang
 from mlmagic.targets.gpu import environment_cuda, gpu_preflight
 from mlmagic.targets.labels import HELPER
 from mlmagic.targets.process import (
@@ -111,6 +113,31 @@ class LocalTarget(Target):
     def start_run(
         self, record: RunRecord, paths: RunPaths, env: Environment, gpus: GpuRequest | None
     ) -> str:
+        python, environment, lib = self.run_environment(record, paths, env, gpus)
+        if record.config.distributed is not None:
+            return LocalGang(self).start(record, paths, python, environment, gpus)
+        config = record.config
+        command = [
+            python,
+            str(lib / "mlmagic_run.py"),
+            "exec",
+            "--log",
+            str(paths.output_log),
+            "--exit-file",
+            str(paths.exit_file),
+            "--",
+            python,
+            "-u",
+            config.script,
+            *config.args,
+        ]
+        return self.spawn(command, paths, record, environment)
+
+    def run_environment(
+        self, record: RunRecord, paths: RunPaths, env: Environment, gpus: GpuRequest | None
+    ) -> tuple[str, dict[str, str], Path]:
+        """The Python, the variables and the helper folder of a run's processes (the
+        run's ``./outputs``, ``./logs`` and helper copies are made here)."""
         if env.venv is None:
             raise RunError(f"The environment {env.ref} has no virtual environment here.")
         # ./outputs and ./logs of the script are the run's folders, as in a container.
@@ -145,23 +172,31 @@ class LocalTarget(Target):
         devices = cuda_visible_devices(gpus)
         if devices is not None:
             environment["CUDA_VISIBLE_DEVICES"] = devices
-        command = [
-            python,
-            str(lib / "mlmagic_run.py"),
-            "exec",
-            "--log",
-            str(paths.output_log),
-            "--exit-file",
-            str(paths.exit_file),
-            "--",
-            python,
-            "-u",
-            config.script,
-            *config.args,
-        ]
+        return python, environment, lib
+
+    def has_command(self, env: Environment, command: str) -> bool:
+        if env.venv and (venv_python(Path(env.venv)).parent / command).exists():
+            return True
+        return shutil.which(command) is not None
+
+    def nodes(self, handle: str) -> list[dict[str, Any]]:
+        return LocalGang(self).nodes(handle) if is_gang(handle) else []
+
+    def exit_message(self, handle: str) -> str | None:
+        return LocalGang(self).exit_message(handle) if is_gang(handle) else None
+
+    def spawn(
+        self, command: list[str], paths: RunPaths, record: RunRecord, env: dict[str, str]
+    ) -> str:
+        """Start ``command`` of a run as its own process tree (the run's ``--data``
+        folders read-only for it); return its handle. A gang's node launchers start here too,
+        so stopping a node reaches every process of it."""
         try:
             return spawn_detached(
-                command, cwd=paths.snapshot, env=environment, read_only=list(config.data.values())
+                command,
+                cwd=paths.snapshot,
+                env=env,
+                read_only=list(record.config.data.values()),
             )
         except ReadOnlyViewError as exc:
             raise RunError(
@@ -172,6 +207,8 @@ class LocalTarget(Target):
             ) from exc
 
     def state(self, handle: str) -> ContainerState | None:
+        if is_gang(handle):
+            return LocalGang(self).state(handle)
         if process_alive(handle):
             return ContainerState(handle, "running", None, False, None, None)
         # Ended on its own (a server that died, a run nobody finalised): leave nothing.
@@ -179,10 +216,18 @@ class LocalTarget(Target):
         return None
 
     def stop(self, handle: str, timeout: float = 10) -> None:
-        stop_process(handle, timeout)
+        if is_gang(handle):
+            LocalGang(self).stop(handle, timeout)
+        else:
+            stop_process(handle, timeout)
 
     def remove(self, handle: str) -> None:
-        remove_tree(handle)
+        """Nothing is left of a process once it ended (its cgroup is removed; a gang's
+        nodes still running are stopped)."""
+        if is_gang(handle):
+            LocalGang(self).remove(handle)
+        else:
+            remove_tree(handle)
 
     # -- services -----------------------------------------------------------------------
 

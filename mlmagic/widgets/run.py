@@ -85,6 +85,8 @@ class RunView(View):
         self._metrics_dirty = True
         self._header = ipywidgets.HTML()
         self._metrics_html = ipywidgets.HTML()
+        self._nodes_html = ipywidgets.HTML()
+        self.nodes: list[dict[str, Any]] = []
         self._log_html = ipywidgets.HTML()
         self.cancel_button = ipywidgets.Button(
             description="Cancel",
@@ -111,7 +113,7 @@ class RunView(View):
         # a <style> in it would make the browser restyle the page ten times a second.
         style = ipywidgets.HTML(STYLE, layout=ipywidgets.Layout(display="none"))
         self.widget = ipywidgets.VBox(
-            [style, self._header, self._metrics_html, self._log_html, footer]
+            [style, self._header, self._nodes_html, self._metrics_html, self._log_html, footer]
         )
         with self._lock:
             self._flush()
@@ -187,6 +189,15 @@ class RunView(View):
                 self.exit_code = event.exit_code
                 self.message = event.message
             self._updated(force=kind is RunEventKind.END)
+
+    def set_nodes(self, rows: list[dict[str, Any]]) -> None:
+        """Show the nodes of a distributed run, one row each (``node``, ``host``,
+        ``processes``, ``state``), as :attr:`mlmagic.run.run.Run.nodes` gives them."""
+        with self._lock:
+            if rows == self.nodes:
+                return
+            self.nodes = list(rows)
+            self._nodes_html.value = _nodes_table(self.nodes)
 
     def finish(self) -> None:
         """Flush the last state; call it when the events stop."""
@@ -365,3 +376,16 @@ def _stage_pill(name: str, state: str, seconds: float | None) -> str:
 
 def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.6g}"
+
+
+def _nodes_table(rows: list[dict[str, Any]]) -> str:
+    """The nodes of a distributed run as a small table."""
+    if not rows:
+        return ""
+    cells = "".join(
+        f"<tr><td>node {row['node']}</td><td>{html.escape(str(row['host']))}</td>"
+        f"<td>{html.escape(str(row['processes']))}</td>"
+        f"<td><b>{html.escape(str(row['state']))}</b></td></tr>"
+        for row in rows
+    )
+    return f'<table style="font-size:12px;margin:2px 0">{cells}</table>'

@@ -41,7 +41,13 @@ from tests.conftest import BASE_IMAGE
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
-NAMES = ["quickstart.ipynb", "environments.ipynb", "gpu-pytorch.ipynb", "azureml-migration.ipynb"]
+NAMES = [
+    "quickstart.ipynb",
+    "environments.ipynb",
+    "gpu-pytorch.ipynb",
+    "azureml-migration.ipynb",
+    "distributed.ipynb",
+]
 #: Seconds one cell may take (an image build with scikit-learn, a service start).
 CELL_TIMEOUT = 900
 #: A Docker endpoint that nothing answers, so no test of the local target uses Docker.
@@ -333,6 +339,32 @@ def test_gpu_pytorch(run_notebook, target, tmp_path):  # type: ignore[no-untyped
     assert "'device':" in curves
     last = curves.strip().splitlines()[-1].split()
     assert last[0] == "29" and float(last[1]) > 0.9, curves  # step, accuracy
+
+
+def test_distributed(run_notebook, target, tmp_path):  # type: ignore[no-untyped-def]
+    extra_env: dict[str, str] = {}
+    wheel = local_torch_wheel()
+    if target == "local" and wheel is not None:
+        constraint = tmp_path / "torch-constraint.txt"
+        constraint.write_text(f"torch=={wheel.name.split('-')[1]}\n")
+        extra_env = {"UV_FIND_LINKS": str(wheel.parent), "UV_CONSTRAINT": str(constraint)}
+    with_torch = os.environ.get("MLMAGIC_TEST_TORCH") == "1" or bool(extra_env)
+    nb = run_notebook(
+        "distributed.ipynb",
+        extra_env=extra_env,
+        **({} if with_torch else {"stop_before_tag": "torch"}),
+    )
+    assert_no_errors(nb)
+    shown = text(nb, "mpi-logs")
+    assert shown.startswith("mpi 2 nodes x 1 process · Completed\n"), shown
+    assert "\n0 mpirun Exited 0\n" in shown, shown
+    for rank in range(2):
+        assert f"[rank {rank}] rank {rank} of 2 on " in shown and "allreduce gives 3" in shown
+    if with_torch:
+        metrics = text(nb, "ddp-metrics")
+        assert (
+            "rank 1 last loss" in metrics and metrics.count("weights equal on all ranks: True") == 2
+        )
 
 
 # -- the notebooks as files (no kernel) -------------------------------------------------------
