@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mlmagic_gang import TOKEN, LineLog, exit_code, gang_failed, record
@@ -120,11 +120,27 @@ def _run_commands(plan: dict[str, Any], node: dict[str, Any], starts: list[Any])
     for name in ("SIGTERM", "SIGINT", "SIGHUP"):
         signal.signal(getattr(signal, name), on_signal)
 
+    code = _follow(child, plan, log, label, on_signal)
+    record(plan["exits"], None, node["index"], label, code, bool(signalled) and code != 0)
+    return 128 + signalled[0] if signalled and code else code
+
+
+def _follow(
+    child: subprocess.Popen[bytes],
+    plan: dict[str, Any],
+    log: LineLog,
+    label: str,
+    stop: Callable[[int, object], None],
+) -> int:
+    """Wait for ``child`` (mpirun, or one rank), its output going to the run's log as
+    whole lines under ``label``; ``stop(signum, frame)`` ends it when another rank of the
+    gang has failed. Returns its exit code."""
+
     def watch() -> None:
         # mpirun does not end the job when a rank fails after MPI_Finalize: we do.
         while child.poll() is None:
             if gang_failed(plan["exits"]):
-                on_signal(signal.SIGTERM, None)
+                stop(signal.SIGTERM, None)
                 return
             time.sleep(0.5)
 
@@ -134,9 +150,7 @@ def _run_commands(plan: dict[str, Any], node: dict[str, Any], starts: list[Any])
     for chunk in iter(lambda: os.read(out.fileno(), _CHUNK), b""):
         log.feed(0, label, chunk)
     log.flush(0, label)
-    code = exit_code(child.wait())
-    record(plan["exits"], None, node["index"], label, code, bool(signalled) and code != 0)
-    return 128 + signalled[0] if signalled and code else code
+    return exit_code(child.wait())
 
 
 def run_rank(plan_path: str, command: list[str]) -> int:
@@ -159,21 +173,7 @@ def run_rank(plan_path: str, command: list[str]) -> int:
     for name in ("SIGTERM", "SIGINT", "SIGHUP"):
         signal.signal(getattr(signal, name), on_signal)
 
-    def watch() -> None:
-        # mpirun does not end the job when a rank fails after MPI_Finalize: we do.
-        while child.poll() is None:
-            if gang_failed(plan["exits"]):
-                on_signal(signal.SIGTERM, None)
-                return
-            time.sleep(0.5)
-
-    threading.Thread(target=watch, daemon=True).start()
-    out = child.stdout
-    assert out is not None
-    for chunk in iter(lambda: os.read(out.fileno(), _CHUNK), b""):
-        log.feed(0, label, chunk)
-    log.flush(0, label)
-    code = exit_code(child.wait())
+    code = _follow(child, plan, log, label, on_signal)
     record(plan["exits"], rank, node, label, code, False)
     return code
 
