@@ -127,6 +127,9 @@ def run_frame(
     # From an array, not a list: pandas converts a list of floats one by one.
     fixed["created"] = pd.to_datetime(np.asarray(fixed["created"], dtype=float), unit="s")
     frame = pd.DataFrame(fixed, columns=_FIXED)
+    if frame.empty:
+        # pandas 2 (the last for Python 3.10) takes an empty index as no index fields.
+        return frame
     values = pd.DataFrame.from_records(
         [summary["columns"] for summary in summaries], index=frame.index
     )
