@@ -1,0 +1,7 @@
+"""``azureml.core``: the names Azure ML SDK v1 code imports, mapped onto mlmagic."""
+
+from __future__ import annotations
+
+from mlmagic.azureml.core.workspace import Workspace
+
+__all__ = ["Workspace"]
