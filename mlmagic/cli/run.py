@@ -111,9 +111,9 @@ def _submit(args: argparse.Namespace) -> int:
     return run.exit_code if run.exit_code else 1
 
 
-#: How many runs a table shows without ``--limit`` (as ``gh run list`` does): a table of
+#: How many runs a table shows without ``--limit`` (``gh run list`` shows 20 too): a table of
 #: every run of a large workspace takes longer to draw than to read, and scrolls away.
-_TABLE_LIMIT = 50
+_TABLE_LIMIT = 20
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -218,7 +218,7 @@ def add_run_commands(groups: Any) -> None:
         commands,
         "list",
         _list,
-        help="List runs, newest first (a table: the newest 50, unless --limit).",
+        help="List runs, newest first (a table: the newest 20, unless --limit).",
         examples=[
             "mlmagic run list --experiment digits --status failed",
             "mlmagic run list --limit 5 --json",

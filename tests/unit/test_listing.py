@@ -465,7 +465,7 @@ def test_an_unchanged_listing_is_not_read_again_and_any_change_is_seen(
     assert ws.runs.list().set_index("id").loc["a_3", "acc"] == 0.5
 
 
-def test_the_command_draws_the_newest_50_unless_asked_and_says_there_are_more(
+def test_the_command_draws_the_newest_20_unless_asked_and_says_there_are_more(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for i in range(52):
@@ -484,12 +484,12 @@ def test_the_command_draws_the_newest_50_unless_asked_and_says_there_are_more(
         return [w for w in out.split() if w.startswith("x_")], err
 
     ids, note = listed()
-    assert ids == [f"x_{i:02d}" for i in range(51, 1, -1)]
-    assert note.strip() == ("The newest 50 runs; there are more: --limit N shows N, --json all.")
+    assert ids == [f"x_{i:02d}" for i in range(51, 31, -1)]
+    assert note.strip() == ("The newest 20 runs; there are more: --limit N shows N, --json all.")
     ids, note = listed("--limit", "52")
     assert len(ids) == 52 and note == ""
-    ids, note = listed("--experiment", "x", "--since", "1970-01-01")  # filters: still 50
-    assert len(ids) == 50 and note.startswith("The newest 50 runs")
+    ids, note = listed("--experiment", "x", "--since", "1970-01-01")  # filters: still 20
+    assert len(ids) == 20 and note.startswith("The newest 20 runs")
     assert len(listed("-q")[0]) == 52
     assert cli.main(["run", "list", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 52
