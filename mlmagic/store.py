@@ -29,10 +29,10 @@ from mlmagic.exceptions import MlmagicError
 from mlmagic.records import KEY_NAMES, RunRecord, ServiceRecord
 from mlmagic.run.config import RunConfig
 
-__all__ = ["SCHEMA_VERSION", "Store"]
+__all__ = ["SCHEMA_VERSION", "Store", "summary_columns"]
 
 #: The version of the schema this code reads and writes.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE environments (
@@ -54,6 +54,7 @@ CREATE TABLE environments (
 CREATE TABLE runs (
     id TEXT PRIMARY KEY,
     experiment TEXT NOT NULL,
+    name TEXT,
     status TEXT NOT NULL,
     env_name TEXT,
     env_version INTEGER,
@@ -70,8 +71,9 @@ CREATE TABLE runs (
     failed_stage TEXT,
     snapshot_files INTEGER,
     snapshot_bytes INTEGER,
-    summary TEXT,
-    changed INTEGER NOT NULL DEFAULT 0
+    changed INTEGER NOT NULL DEFAULT 0,
+    summary_keys TEXT,
+    summary_values TEXT
 );
 CREATE INDEX runs_by_experiment ON runs (experiment, created);
 CREATE TABLE stages (
@@ -107,9 +109,10 @@ CREATE TABLE services (
 );
 """
 
-_JSON_COLUMNS = frozenset({"spec", "packages", "config", "tags", "key_hashes", "summary"})
+_JSON_COLUMNS = frozenset({"spec", "packages", "config", "tags", "key_hashes"})
 
-#: The columns of a :class:`RunRecord`; ``summary`` and ``changed`` serve listings only.
+#: The columns of a :class:`RunRecord`; ``name`` (also in the config), ``changed`` and the
+#: ``summary_*`` columns serve listings only.
 _RUN_COLUMNS = ", ".join(f.name for f in dataclasses.fields(RunRecord))
 _TERMINAL = "('Completed', 'Failed', 'Canceled')"
 
@@ -120,7 +123,6 @@ _TERMINAL = "('Completed', 'Failed', 'Canceled')"
 _CHANGE_TRACKING = (
     "CREATE TABLE IF NOT EXISTS changes (what TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
     "INSERT OR IGNORE INTO changes (what, seq) VALUES ('runs', 0)",
-    "CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created)",
     "CREATE INDEX IF NOT EXISTS runs_by_change ON runs (changed)",
     # Live runs are few: the panel's poll finds them without reading the others.
     f"CREATE INDEX IF NOT EXISTS runs_live ON runs (created) WHERE status NOT IN {_TERMINAL}",
@@ -129,7 +131,7 @@ _CHANGE_TRACKING = (
         UPDATE runs SET changed = (SELECT seq FROM changes WHERE what = 'runs')
             WHERE id = NEW.id;
     END""",
-    """CREATE TRIGGER IF NOT EXISTS runs_updated AFTER UPDATE OF id, experiment, status,
+    """CREATE TRIGGER IF NOT EXISTS runs_updated AFTER UPDATE OF id, experiment, name, status,
         env_name, env_version, image, config, handle, owner, cancel_requested, created,
         started, ended, exit_code, error, failed_stage, snapshot_files, snapshot_bytes
         ON runs BEGIN
@@ -137,6 +139,13 @@ _CHANGE_TRACKING = (
         UPDATE runs SET changed = (SELECT seq FROM changes WHERE what = 'runs')
             WHERE id = NEW.id;
     END""",
+)
+
+#: A listing of every run reads this index alone, newest first, never the runs' wide rows
+#: (their configs): it holds every column a listing shows. It also serves ``since``.
+_LISTING_INDEX = (
+    "CREATE INDEX IF NOT EXISTS runs_listing ON runs (created, id, experiment, name, status, "
+    "env_name, env_version, started, ended, exit_code, summary_keys, summary_values)"
 )
 
 
@@ -198,11 +207,54 @@ def _migrate_2_to_3(db: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_3_to_4(db: sqlite3.Connection) -> None:
+    """Schema 3 → 4: what a listing shows of a run lives in columns a listing reads without
+    parsing a document per run: the run's ``name`` (from its config), and the cached
+    summary as ``summary_keys`` and ``summary_values`` (two JSON arrays: runs with the same
+    params and metrics have the same keys, so a listing turns them into columns at once);
+    one covering index serves a listing of every run.
+
+    Existing rows are filled from their config and their schema 3 ``summary``, which goes.
+    """
+    have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    for column in ("name", "summary_keys", "summary_values"):
+        if column not in have:
+            db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
+    # Filling columns changes nothing a listing shows: no change number (the rebuild
+    # below makes the trigger again).
+    db.execute("DROP TRIGGER IF EXISTS runs_updated")
+    db.execute("UPDATE runs SET name = json_extract(config, '$.name')")
+    if "summary" in have:
+        rows = db.execute("SELECT id, summary FROM runs WHERE summary IS NOT NULL").fetchall()
+        # json, not SQLite's JSON functions: summaries keep NaN and infinities, which
+        # Python writes and reads but strict JSON does not allow.
+        db.executemany(
+            "UPDATE runs SET summary_keys = ?, summary_values = ? WHERE id = ?",
+            [(*summary_columns(json.loads(text)["columns"]), run_id) for run_id, text in rows],
+        )
+    # Rebuilt (not ALTER TABLE DROP COLUMN, which SQLite before 3.35 lacks) without
+    # ``summary``; the rebuild drops the table's indexes and triggers, made again below.
+    new = next(s for s in _statements(_SCHEMA) if s.startswith("CREATE TABLE runs "))
+    create = new.replace("CREATE TABLE runs ", "CREATE TABLE runs_new ", 1)
+    kept = [row[1] for row in db.execute("PRAGMA table_info(runs)") if row[1] != "summary"]
+    _rebuild(db, "runs", create, ", ".join(kept))
+    db.execute("CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment, created)")
+    for statement in (*_CHANGE_TRACKING, _LISTING_INDEX):
+        db.execute(statement)
+
+
 #: ``_MIGRATIONS[n]`` takes a database from schema ``n`` to ``n + 1``.
 _MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _migrate_1_to_2,
     2: _migrate_2_to_3,
+    3: _migrate_3_to_4,
 }
+
+
+def summary_columns(columns: Mapping[str, Any]) -> tuple[str, str]:
+    """A run's listed params and metrics (``{column: value}``) as stored: the JSON arrays
+    of their names and of their values, in the same order."""
+    return json.dumps(list(columns)), json.dumps(list(columns.values()))
 
 
 def _decode(row: sqlite3.Row) -> dict[str, Any]:
@@ -307,7 +359,7 @@ class Store:
                 version = tx.execute("PRAGMA user_version").fetchone()[0]
                 _check_not_newer(version)
                 if version == 0:
-                    for statement in [*_statements(_SCHEMA), *_CHANGE_TRACKING]:
+                    for statement in [*_statements(_SCHEMA), *_CHANGE_TRACKING, _LISTING_INDEX]:
                         tx.execute(statement)
                 for step in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
                     _MIGRATIONS[step](tx)
@@ -434,6 +486,7 @@ class Store:
         values = {
             "id": record.id,
             "experiment": record.experiment,
+            "name": record.config.name,
             "status": record.status,
             "env_name": record.env_name,
             "env_version": record.env_version,
@@ -493,20 +546,19 @@ class Store:
         """What a listing of runs shows, newest first, filtered as :meth:`runs` does.
 
         Each row is ``(id, experiment, name, status, environment, created, duration,
-        exit_code, summary)``, computed by SQLite: ``environment`` is ``name:version``,
-        ``duration`` seconds from start to end (``None`` until both are known), and
-        ``summary`` the JSON text kept by :meth:`cache_summaries` (which holds the name;
-        ``name`` is then ``None``), or ``None``. Nothing is decoded, so thousands of rows
-        cost one query.
+        exit_code, summary_keys, summary_values)``, computed by SQLite: ``environment`` is
+        ``name:version``, ``duration`` seconds from start to end (``None`` until both are
+        known), and the ``summary_*`` the JSON text kept by :meth:`cache_summaries`, or
+        ``None``. Nothing is decoded, and a listing of every run reads one index, so
+        thousands of rows cost one query.
         """
         where, params = _run_filter(experiment, since, None, limit, status)
         cursor = self._connection().cursor()
         cursor.row_factory = None  # plain tuples: a listing of 10,000 rows is half the cost
         return cursor.execute(
-            "SELECT id, experiment, CASE WHEN summary IS NULL THEN "
-            "json_extract(config, '$.name') END, status, env_name || ':' || env_version, "
-            "created, CASE WHEN started AND ended THEN ended - started END, exit_code, "
-            f"summary FROM runs {where} ORDER BY created DESC LIMIT :limit",
+            "SELECT id, experiment, name, status, env_name || ':' || env_version, created, "
+            "CASE WHEN started AND ended THEN ended - started END, exit_code, summary_keys, "
+            f"summary_values FROM runs {where} ORDER BY created DESC LIMIT :limit",
             params,
         ).fetchall()
 
@@ -523,16 +575,17 @@ class Store:
         return int(row[0]) if row else 0
 
     def cache_summaries(self, summaries: Mapping[str, Mapping[str, Any]]) -> None:
-        """Keep what listings show of ended runs (``{run_id: summary}``), in one transaction.
+        """Keep what listings show of ended runs (``{run_id: {column: value}}``, their params
+        and last metrics; see :func:`summary_columns`), in one transaction.
 
         Only a run that has ended and has no summary yet gets one: its files no longer
         change, and a summary once written is never replaced.
         """
         with self.transaction() as db:
             db.executemany(
-                f"UPDATE runs SET summary = ? WHERE id = ? AND status IN {_TERMINAL} "
-                "AND summary IS NULL",
-                [(json.dumps(summary), run_id) for run_id, summary in summaries.items()],
+                "UPDATE runs SET summary_keys = ?, summary_values = ? WHERE id = ? "
+                f"AND status IN {_TERMINAL} AND summary_keys IS NULL",
+                [(*summary_columns(columns), run_id) for run_id, columns in summaries.items()],
             )
 
     def cancel_requested(self, run_id: str) -> bool:

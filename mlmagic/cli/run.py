@@ -111,8 +111,19 @@ def _submit(args: argparse.Namespace) -> int:
     return run.exit_code if run.exit_code else 1
 
 
+#: How many runs a table shows without ``--limit`` (``gh run list`` shows 20 too): a table of
+#: every run of a large workspace takes longer to draw than to read, and scrolls away.
+_TABLE_LIMIT = 20
+
+
 def _list(args: argparse.Namespace) -> int:
-    frame = Workspace.current().runs.list(**options.api_keywords(options.RUN_FILTERS, args))
+    keywords = options.api_keywords(options.RUN_FILTERS, args)
+    shortened = not (args.json or args.quiet) and keywords.get("limit") is None
+    if shortened:  # one more than shown, to know whether there are more
+        keywords["limit"] = _TABLE_LIMIT + 1
+    frame = Workspace.current().runs.list(**keywords)
+    more = shortened and len(frame) > _TABLE_LIMIT
+    frame = frame.iloc[:_TABLE_LIMIT] if more else frame
     rows = []
     for record in frame.to_dict("records"):
         row = {key: value for key, value in record.items() if key != "created"}
@@ -126,6 +137,11 @@ def _list(args: argparse.Namespace) -> int:
     output_of(args).rows(
         rows, _COLUMNS, id_key="id", empty="No runs yet: mlmagic run submit SCRIPT --env NAME"
     )
+    if more:
+        print(
+            f"The newest {_TABLE_LIMIT} runs; there are more: --limit N shows N, --json all.",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -202,7 +218,7 @@ def add_run_commands(groups: Any) -> None:
         commands,
         "list",
         _list,
-        help="List runs, newest first.",
+        help="List runs, newest first (a table: the newest 20, unless --limit).",
         examples=[
             "mlmagic run list --experiment digits --status failed",
             "mlmagic run list --limit 5 --json",

@@ -9,8 +9,11 @@ later listings read only the store. A live run is always read from its files.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +27,7 @@ if TYPE_CHECKING:
 
     from mlmagic.workspace import Workspace
 
-__all__ = ["epoch_seconds", "read_params", "run_frame", "status_name", "summarize"]
+__all__ = ["Listings", "epoch_seconds", "read_params", "run_frame", "status_name", "summarize"]
 
 #: The columns every listing has, before the params and metrics of the runs.
 _FIXED = ("id", "experiment", "name", "status", "environment", "created", "duration", "exit_code")
@@ -37,21 +40,19 @@ def read_params(paths: RunPaths) -> dict[str, Any]:
     return untrusted.read_json_object(paths, paths.params)
 
 
-def summarize(paths: RunPaths, name: str | None) -> dict[str, Any]:
-    """What a listing shows of a run besides its record: ``{"name", "columns"}``, where
-    ``columns`` maps ``param.<name>`` to each param and each metric to its last value.
+def summarize(paths: RunPaths) -> dict[str, Any]:
+    """What a listing shows of a run besides its record, as ``{column: value}``:
+    ``param.<name>`` for each param, then each metric's last value.
 
-    ``name`` is the run's own (from its config; kept here so a listing of ended runs reads
-    no config). The last value of a metric is the last one in the file, as
-    :attr:`Run.metrics` orders them (rank 0's, in a distributed run); floats (NaN and
-    infinities included) survive the store's JSON exactly. The columns are flat, so a
-    listing of thousands of runs builds no dictionary per run.
+    The last value of a metric is the last one in the file, as :attr:`Run.metrics` orders
+    them (rank 0's, in a distributed run); floats (NaN and infinities included) survive
+    the store's JSON exactly.
     """
     records, _ = untrusted.read_metrics(paths)
     columns = {f"param.{k}": v for k, v in read_params(paths).items()}
     # A distributed run's ranks each log their metrics: the listing shows rank 0's.
     columns.update({r["name"]: r["value"] for r in records if r.get("rank", 0) == 0})
-    return {"name": name, "columns": columns}
+    return columns
 
 
 def status_name(status: str | Status | None) -> str | None:
@@ -90,6 +91,43 @@ def epoch_seconds(since: float | str | datetime | None) -> float | None:
     )
 
 
+class Listings:
+    """The listings of one workspace's runs, each frame kept until any run changes.
+
+    A frame lists only what the store holds and, for a live run, what its files hold. The
+    store numbers every change to a run (:meth:`Store.run_changes`, kept by triggers in
+    every process), so the last frame with no live run in it stays right until that
+    number moves: asking again costs one lookup and a copy, whatever the workspace's size.
+    """
+
+    def __init__(self, ws: Workspace) -> None:
+        self._ws = ws
+        self._kept: tuple[tuple[Any, ...], int, pd.DataFrame] | None = None
+
+    def frame(
+        self,
+        experiment: str | None = None,
+        *,
+        limit: int | None = None,
+        since: float | str | datetime | None = None,
+        status: str | Status | None = None,
+    ) -> pd.DataFrame:
+        """:func:`run_frame`, or a copy of the same frame when no run has changed since."""
+        key = (experiment, limit, epoch_seconds(since), status_name(status))
+        # Read before the listing: a change landing in between makes the next call list
+        # again, never keeps a frame that misses it.
+        changes = self._ws.store.run_changes()
+        kept = self._kept
+        if kept is not None and kept[0] == key and kept[1] == changes:
+            # The caller owns what it gets: a copy (values such as a list-valued param
+            # are shared, as in any copy of a frame).
+            return kept[2].copy()
+        frame = run_frame(self._ws, experiment, limit=limit, since=since, status=status)
+        live = not frame["status"].isin(list(_TERMINAL)).all()
+        self._kept = None if live else (key, changes, frame.copy())
+        return frame
+
+
 def run_frame(
     ws: Workspace,
     experiment: str | None = None,
@@ -99,39 +137,82 @@ def run_frame(
     status: str | Status | None = None,
 ) -> pd.DataFrame:
     """One row per run, newest first: the fixed columns, then ``param.<name>`` for each
-    param and one column per metric (its last value); see :meth:`Runs.list`."""
+    param and one column per metric (its last value); see :meth:`Runs.list`.
+
+    The frame is the one pandas makes from one record per run (columns in the order they
+    first appear, newest run first; a run without a column has NaN there), built column
+    by column: a listing of every run of a large workspace is one query, one JSON parse
+    and one frame, with no Python work per value but a copy.
+    """
     import numpy as np
     import pandas as pd
 
     if limit is not None and (isinstance(limit, bool) or limit < 0):
         raise MlmagicError(f"limit={limit}: give a number of runs, 0 or more (None for all).")
-    rows = ws.store.run_table(
-        experiment, limit, since=epoch_seconds(since), status=status_name(status)
-    )
-    columns = list(zip(*rows, strict=True)) or [()] * (len(_FIXED) + 1)
-    fixed: dict[str, Any] = dict(zip(_FIXED, columns, strict=False))
-    ids, names, statuses = fixed["id"], fixed["name"], fixed["status"]
-    # One parse for all the cached summaries: thousands of json.loads cost more.
-    summaries = json.loads(f"[{','.join(text or 'null' for text in columns[-1])}]")
+    since_epoch, status_value = epoch_seconds(since), status_name(status)
+    with _no_collection():
+        rows = ws.store.run_table(experiment, limit, since=since_epoch, status=status_value)
+        columns = list(zip(*rows, strict=True)) or [()] * (len(_FIXED) + 2)
+        data: dict[str, Any] = dict(zip(_FIXED, columns, strict=False))
+        # From an array, not a list: pandas converts a list of floats one by one.
+        data["created"] = pd.to_datetime(np.asarray(data["created"], dtype=float), unit="s")
+        for name, values in _value_columns(ws, data, columns[-2], columns[-1]).items():
+            if name not in data:  # the fixed columns win over a param or metric of that name
+                data[name] = values
+        return pd.DataFrame(data)
+
+
+@contextmanager
+def _no_collection() -> Iterator[None]:
+    """No cyclic garbage collection inside: a listing makes a hundred thousand objects
+    that all live on, and each few hundred of them would start a collection that walks
+    them (and the rest of the process) to free nothing; at 10,000 runs that was a third of
+    the listing's time. Reference counting still frees everything at once."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _value_columns(
+    ws: Workspace, fixed: dict[str, Any], keys: tuple[Any, ...], values: tuple[Any, ...]
+) -> dict[str, list[Any]]:
+    """The params and metrics of the rows as columns (NaN where a run has none), from the
+    stored summaries (``keys``, ``values``: JSON text per row), or from the run's files
+    for a run that has none yet (those that have ended get theirs stored)."""
+    # One parse for all the rows: thousands of json.loads cost more.
+    rows: list[list[Any] | None] = json.loads(f"[{','.join(v or 'null' for v in values)}]")
+    row_keys: list[Any] = list(keys)
     fresh: dict[str, dict[str, Any]] = {}
-    if None in summaries:  # live runs, and ended ones not listed before
-        for index, summary in enumerate(summaries):
-            if summary is None:
-                summary = summarize(RunPaths(ws.path("runs", ids[index])), names[index])
-                if statuses[index] in _TERMINAL:
-                    fresh[ids[index]] = summary
-                summaries[index] = summary
+    if None in rows:  # live runs, and ended ones not listed before
+        for index, found in enumerate(rows):
+            if found is None:
+                run_id = fixed["id"][index]
+                summary = summarize(RunPaths(ws.path("runs", run_id)))
+                if fixed["status"][index] in _TERMINAL:
+                    fresh[run_id] = summary
+                row_keys[index], rows[index] = tuple(summary), list(summary.values())
     if fresh:
         ws.store.cache_summaries(fresh)
-    fixed["name"] = [summary["name"] for summary in summaries]
-    # From an array, not a list: pandas converts a list of floats one by one.
-    fixed["created"] = pd.to_datetime(np.asarray(fixed["created"], dtype=float), unit="s")
-    frame = pd.DataFrame(fixed, columns=_FIXED)
-    if frame.empty:
-        # pandas 2 (the last for Python 3.10) takes an empty index as no index fields.
-        return frame
-    values = pd.DataFrame.from_records(
-        [summary["columns"] for summary in summaries], index=frame.index
-    )
-    # The fixed columns win over a param or metric of the same name.
-    return pd.concat([frame, values.drop(columns=[c for c in _FIXED if c in values])], axis=1)
+    # Runs that logged the same names make one group: its columns come out of one
+    # transposition. Groups keep the order of their newest run, so the columns keep
+    # the order in which they first appear.
+    groups: dict[Any, list[int]] = {}
+    for index, names in enumerate(row_keys):
+        groups.setdefault(names, []).append(index)
+    out: dict[str, list[Any]] = {}
+    whole = len(groups) == 1
+    for names, positions in groups.items():
+        names = json.loads(names) if isinstance(names, str) else names
+        block = zip(*(rows[i] for i in positions), strict=True)
+        for name, column in zip(names, block, strict=True):
+            if whole:
+                out[name] = list(column)
+                continue
+            target = out.setdefault(name, [math.nan] * len(rows))
+            for position, value in zip(positions, column, strict=True):
+                target[position] = value
+    return out

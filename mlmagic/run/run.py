@@ -26,7 +26,7 @@ from mlmagic.models import Model
 from mlmagic.records import RunRecord
 from mlmagic.run import lifecycle, untrusted
 from mlmagic.run.config import RunConfig, parse_data, parse_tags
-from mlmagic.run.listing import epoch_seconds, read_params, run_frame, status_name
+from mlmagic.run.listing import Listings, epoch_seconds, read_params, status_name
 from mlmagic.run.paths import RunPaths
 from mlmagic.run.snapshot import snapshot
 from mlmagic.run.stream import follow
@@ -362,6 +362,7 @@ class Runs:
 
     def __init__(self, workspace: Workspace) -> None:
         self._ws = workspace
+        self._listings = Listings(workspace)
 
     def get(self, run_id: str) -> Run:
         """Any run, live or finished; a live run nobody drives is re-attached."""
@@ -405,8 +406,14 @@ class Runs:
             ISO 8601 text (``"2026-12-01"``, ``"2026-12-01T09:30"``).
         status
             Only runs with this status (a :class:`Status` or its name, e.g. ``"failed"``).
+
+        Notes
+        -----
+        One query and one frame, at any size. Until a run changes (in any process), the
+        same listing again is a copy of the last one; a listing with live runs in it
+        always reads their files again.
         """
-        return run_frame(self._ws, experiment, limit=limit, since=since, status=status)
+        return self._listings.frame(experiment, limit=limit, since=since, status=status)
 
 
 def submit(

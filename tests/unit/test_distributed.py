@@ -496,10 +496,10 @@ def test_rank_lines_pass_the_untrusted_reader_and_the_listing_shows_rank_0(tmp_p
     paths.metrics.write_text("".join(json.dumps(line) + "\n" for line in lines))
     records, _ = untrusted.read_metrics(paths)
     assert [r.get("rank") for r in records] == [0, 1, None]
-    assert listing.summarize(paths, None)["columns"] == {"loss": 0.7}
+    assert listing.summarize(paths) == {"loss": 0.7}
     lines.pop()
     paths.metrics.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    assert listing.summarize(paths, None)["columns"] == {"loss": 0.5}
+    assert listing.summarize(paths) == {"loss": 0.5}
 
 
 def test_the_gang_log_stops_at_the_run_log_limit_and_says_so(tmp_path):

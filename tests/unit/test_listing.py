@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
 import sqlite3
 import time
@@ -25,6 +26,7 @@ from mlmagic.events import Status
 from mlmagic.exceptions import MlmagicError
 from mlmagic.records import RunRecord
 from mlmagic.run.config import RunConfig
+from mlmagic.run.listing import summarize
 from mlmagic.run.paths import RunPaths
 from mlmagic.store import SCHEMA_VERSION, Store
 from mlmagic.workspace import Workspace
@@ -158,6 +160,10 @@ def test_every_change_a_listing_shows_takes_a_new_number(
     assert [r.id for r in store.runs(changed_after=store.run_changes() - 1)] == ["a_2"]
 
 
+#: The columns of runs that schema 4 added.
+_SINCE_4 = ("name", "summary_keys", "summary_values")
+
+
 def _schema_2(path: Path) -> None:
     """A schema 2 database with two runs, as mlmagic with schema 2 left it."""
     store = Store(path)
@@ -172,10 +178,10 @@ def _schema_2(path: Path) -> None:
         "DROP TRIGGER runs_inserted",
         "DROP TRIGGER runs_updated",
         "DROP TABLE changes",
-        "DROP INDEX runs_by_created",
+        "DROP INDEX runs_listing",
         "DROP INDEX runs_by_change",
         "DROP INDEX runs_live",
-        "ALTER TABLE runs DROP COLUMN summary",
+        *(f"ALTER TABLE runs DROP COLUMN {c}" for c in _SINCE_4),
         "ALTER TABLE runs DROP COLUMN changed",
         "PRAGMA user_version = 2",
     ):
@@ -188,9 +194,8 @@ def test_a_schema_2_database_is_migrated_in_place(tmp_path: Path) -> None:
     path = tmp_path / "mlmagic.db"
     _schema_2(path)
     store = Store(path)
-    assert SCHEMA_VERSION == 3
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert [r.id for r in store.runs()] == ["r2", "r1"]
     cursor = store.run_changes()
     assert cursor == 2 and store.runs(changed_after=cursor) == []
@@ -247,3 +252,244 @@ def test_a_poll_finds_changed_runs_by_their_number_not_by_reading_every_run(
     (query,) = [sql for sql in issued if "changed >" in sql]
     plan = " ".join(str(tuple(row)) for row in db.execute(f"EXPLAIN QUERY PLAN {query}"))
     assert "SEARCH runs USING INDEX runs_by_change" in plan, plan
+
+
+def _mixed_workspace(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs whose params and metrics differ in names, order and types, a metric named like
+    a fixed column, a live run, and a run that never started."""
+    add_run(
+        ws, "a_1", created=1000.0, metrics=(("acc", 0.5), ("loss", math.nan)),
+        params={"C": 1, "kernel": "rbf", "flag": True, "layers": [64, 32]},
+        monkeypatch=monkeypatch,
+    )  # fmt: skip
+    add_run(
+        ws, "a_2", created=2000.0, status=Status.FAILED, metrics=(("acc", math.inf),),
+        params={"C": 2, "kernel": None}, monkeypatch=monkeypatch,
+    )  # fmt: skip
+    add_run(
+        ws, "b_3", created=3000.0, metrics=(("status", 3.0), ("f1", 0.25)),
+        params={"lr": 0.1}, monkeypatch=monkeypatch,
+    )  # fmt: skip
+    add_run(
+        ws, "b_4", created=4000.0, status=Status.RUNNING, metrics=(("f1", 0.5),),
+        monkeypatch=monkeypatch,
+    )  # fmt: skip
+    config = RunConfig(script="s.py", environment="e:1", source_dir="/src", experiment="c")
+    record = RunRecord(id="c_5", experiment="c", status=Status.QUEUED, config=config,
+                       created=5000.0)  # fmt: skip
+    ws.store.insert_run(record)
+
+
+def _expected_frame(ws: Workspace) -> object:
+    """The listing as pandas makes it from one record per run (the shape listings have
+    always had), built from each run's own files, not from the store's summaries."""
+    import pandas as pd
+
+    records = []
+    for record in ws.store.runs():
+        summary = summarize(RunPaths(ws.path("runs", record.id)))
+        ended = record.ended is not None and record.started is not None
+        records.append(
+            {
+                "id": record.id,
+                "experiment": record.experiment,
+                "name": record.config.name,
+                "status": record.status.value,
+                "environment": f"{record.env_name}:{record.env_version}"
+                if record.env_name is not None and record.env_version is not None
+                else None,
+                "created": record.created,
+                "duration": record.ended - record.started if ended else None,
+                "exit_code": record.exit_code,
+                **{k: v for k, v in summary.items() if k not in _FIXED_NAMES},
+            }
+        )
+    frame = pd.DataFrame.from_records(records)
+    frame["created"] = pd.to_datetime(frame["created"].to_numpy(dtype=float), unit="s")
+    return frame
+
+
+_FIXED_NAMES = ("id", "experiment", "name", "status", "environment", "created", "duration",
+                "exit_code")  # fmt: skip
+
+
+def test_a_listing_has_the_columns_dtypes_and_values_of_one_record_per_run(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pandas as pd
+
+    _mixed_workspace(ws, monkeypatch)
+    expected = _expected_frame(ws)
+    assert list(expected.columns) == [
+        *_FIXED_NAMES, "f1", "param.lr", "param.C", "param.kernel", "acc", "param.flag",
+        "param.layers", "loss",
+    ]  # fmt: skip
+    first = ws.runs.list()  # reads the files, caches the ended runs' summaries
+    pd.testing.assert_frame_equal(first, expected)
+    again = ws.runs.list()  # from the store's summaries
+    pd.testing.assert_frame_equal(again, expected)
+    assert again.loc[again["id"] == "b_3", "status"].item() == "Completed"  # fixed wins
+    assert again.loc[again["id"] == "a_1", "param.layers"].item() == [64, 32]
+    assert str(again["exit_code"].dtype) == "float64"  # gaps (live runs) make it float
+    filtered = ws.runs.list("a")
+    assert list(filtered.columns) == [
+        *_FIXED_NAMES, "param.C", "param.kernel", "acc", "param.flag", "param.layers", "loss",
+    ]  # fmt: skip
+    assert filtered["param.C"].dtype == "int64" and filtered["acc"].tolist()[0] == math.inf
+
+
+#: What schema 3 kept of runs for listings, as schema 3's code wrote it.
+_SCHEMA_3_TRIGGER = """CREATE TRIGGER runs_updated AFTER UPDATE OF id, experiment, status,
+    env_name, env_version, image, config, handle, owner, cancel_requested, created,
+    started, ended, exit_code, error, failed_stage, snapshot_files, snapshot_bytes
+    ON runs BEGIN
+    UPDATE changes SET seq = seq + 1 WHERE what = 'runs';
+    UPDATE runs SET changed = (SELECT seq FROM changes WHERE what = 'runs') WHERE id = NEW.id;
+END"""
+
+
+def _to_schema_3(ws: Workspace) -> None:
+    """Turn the workspace's database into the one schema 3 left: each ended run's summary
+    as one JSON document (``{"name", "columns"}``, NaN written as Python writes it), no
+    name column, the listing index of schema 3."""
+
+    db = sqlite3.connect(ws.store.path)
+    summaries = {}
+    for run_id, status, config in db.execute("SELECT id, status, config FROM runs"):
+        if Status(status).is_terminal:
+            columns = summarize(RunPaths(ws.path("runs", run_id)))
+            summaries[run_id] = json.dumps({"name": json.loads(config)["name"], "columns": columns})
+    for statement in (
+        "DROP TRIGGER runs_updated",
+        "DROP INDEX runs_listing",
+        *(f"ALTER TABLE runs DROP COLUMN {c}" for c in _SINCE_4),
+        "ALTER TABLE runs ADD COLUMN summary TEXT",
+        "CREATE INDEX runs_by_created ON runs (created)",
+        _SCHEMA_3_TRIGGER,
+        "PRAGMA user_version = 3",
+    ):
+        db.execute(statement)
+    db.executemany(
+        "UPDATE runs SET summary = ? WHERE id = ?", [(v, k) for k, v in summaries.items()]
+    )
+    db.commit()
+    db.close()
+
+
+def test_a_schema_3_workspace_is_migrated_and_lists_the_same_from_its_summaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pandas as pd
+
+    ws = Workspace(tmp_path / ".mlmagic")
+    _mixed_workspace(ws, monkeypatch)
+    expected = _expected_frame(ws)
+    _to_schema_3(ws)
+    db = sqlite3.connect(ws.store.path)
+    changes = db.execute("SELECT seq FROM changes").fetchone()[0]
+    # The ended runs' files go: only the migrated summaries can list their metrics now.
+    for run_id in ("a_1", "a_2", "b_3"):
+        RunPaths(ws.path("runs", run_id)).metrics.unlink()
+        RunPaths(ws.path("runs", run_id)).params.unlink()
+
+    migrated = Workspace(tmp_path / ".mlmagic")
+    assert migrated.store.path.exists()  # opened (and migrated) the database
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    columns = [row[1] for row in db.execute("PRAGMA table_info(runs)")]
+    assert "summary" not in columns and set(_SINCE_4) <= set(columns)
+    stored = {row[0]: row[1:] for row in db.execute(
+        "SELECT id, name, summary_keys, summary_values FROM runs")}  # fmt: skip
+    assert stored["a_1"][0] == "name of a_1" and stored["c_5"] == (None, None, None)
+    assert stored["b_4"] == ("name of b_4", None, None)  # live: read from its files
+    assert stored["a_2"][1:] == ('["param.C", "param.kernel", "acc"]', "[2, null, Infinity]")
+    pd.testing.assert_frame_equal(migrated.runs.list(), expected)
+    # Change numbers, triggers and indexes survive the table's rebuild.
+    assert migrated.store.run_changes() == changes
+    migrated.store.update_run("a_1", error="x")
+    assert [r.id for r in migrated.store.runs(changed_after=changes)] == ["a_1"]
+    indexes = {row[1] for row in db.execute("PRAGMA index_list(runs)")}
+    assert {"runs_by_experiment", "runs_by_change", "runs_live", "runs_listing"} <= indexes
+    assert "runs_by_created" not in indexes  # runs_listing serves its queries
+    Store(migrated.store.path)  # opening again changes nothing
+    assert migrated.store.run_changes() == changes + 1
+
+
+def test_a_listing_of_every_run_reads_one_covering_index(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_run(ws, "a_1", created=1.0, metrics=(("acc", 0.5),), monkeypatch=monkeypatch)
+    db = ws.store._connection()
+    issued: list[str] = []
+    db.set_trace_callback(issued.append)
+    try:
+        assert list(ws.runs.list()["acc"]) == [0.5]
+    finally:
+        db.set_trace_callback(None)
+    (query,) = [sql for sql in issued if "summary_values FROM runs" in sql]
+    plan = " ".join(str(tuple(row)) for row in db.execute(f"EXPLAIN QUERY PLAN {query}"))
+    assert "SCAN runs USING COVERING INDEX runs_listing" in plan, plan
+
+
+def test_an_unchanged_listing_is_not_read_again_and_any_change_is_seen(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pandas as pd
+
+    for i in range(3):
+        add_run(ws, f"a_{i}", created=i + 1.0, metrics=(("acc", i / 10),), monkeypatch=monkeypatch)
+    first = ws.runs.list()
+    db = ws.store._connection()
+    issued: list[str] = []
+    db.set_trace_callback(issued.append)
+    try:
+        again = ws.runs.list()
+        assert not [sql for sql in issued if "FROM runs" in sql], issued
+        pd.testing.assert_frame_equal(again, first)
+        again.loc[0, "acc"] = 99.0  # the caller's copy: the next listing is not changed
+        assert ws.runs.list().loc[0, "acc"] == 0.2
+        assert list(ws.runs.list(limit=1)["id"]) == ["a_2"]  # other arguments: listed
+        # A change by another process (another connection, no mlmagic code) is seen.
+        other = sqlite3.connect(ws.store.path)
+        other.execute("UPDATE runs SET exit_code = 7 WHERE id = 'a_0'")
+        other.commit()
+        issued.clear()
+        assert ws.runs.list().set_index("id").loc["a_0", "exit_code"] == 7
+        assert [sql for sql in issued if "FROM runs" in sql]
+    finally:
+        db.set_trace_callback(None)
+    # A new run, and then a live run's new values, are seen at once.
+    live = add_run(ws, "a_3", created=4.0, status=Status.RUNNING, monkeypatch=monkeypatch)
+    assert list(ws.runs.list()["id"]) == ["a_3", "a_2", "a_1", "a_0"]
+    monkeypatch.setenv("MLMAGIC_METRICS_FILE", str(live.metrics))
+    mlmagic_run.log("acc", 0.5)
+    assert ws.runs.list().set_index("id").loc["a_3", "acc"] == 0.5
+
+
+def test_the_command_draws_the_newest_20_unless_asked_and_says_there_are_more(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for i in range(52):
+        config = RunConfig(script="s.py", environment="e:1", source_dir="/src", experiment="x")
+        record = RunRecord(
+            id=f"x_{i:02d}", experiment="x", status=Status.COMPLETED, config=config,
+            created=1000.0 + i,
+        )  # fmt: skip
+        ws.store.insert_run(record)
+    monkeypatch.chdir(ws.root.parent)
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def listed(*args: str) -> tuple[list[str], str]:
+        assert cli.main(["run", "list", *args]) == 0
+        out, err = capsys.readouterr()
+        return [w for w in out.split() if w.startswith("x_")], err
+
+    ids, note = listed()
+    assert ids == [f"x_{i:02d}" for i in range(51, 31, -1)]
+    assert note.strip() == ("The newest 20 runs; there are more: --limit N shows N, --json all.")
+    ids, note = listed("--limit", "52")
+    assert len(ids) == 52 and note == ""
+    ids, note = listed("--experiment", "x", "--since", "1970-01-01")  # filters: still 20
+    assert len(ids) == 20 and note.startswith("The newest 20 runs")
+    assert len(listed("-q")[0]) == 52
+    assert cli.main(["run", "list", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 52

@@ -260,9 +260,11 @@ def test_a_schema_1_database_is_migrated_in_place(tmp_path: Path) -> None:
     assert service.key_hashes == {"Primary": "a" * 64, "Secondary": "b" * 64}
     assert store.environment("six-env")["image"] == "img:k"
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     run_columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-    assert not run_columns & {"script", "args", "name", "tags", "target"}
+    assert not run_columns & {"script", "args", "tags", "target"}
+    # The name lives in the config; schema 4 copies it into a column for listings.
+    assert db.execute("SELECT name FROM runs WHERE id = 'digits_1'").fetchone()[0] == "first"
     assert "built" not in {row[1] for row in db.execute("PRAGMA table_info(environments)")}
     # Opening it again changes nothing, and the stages still point at their run.
     assert Store(path).run("digits_1") == run
@@ -273,15 +275,16 @@ def test_a_newer_database_is_refused_in_one_line_and_left_alone(tmp_path: Path) 
     path = tmp_path / "mlmagic.db"
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE future (x)")
-    db.execute("PRAGMA user_version = 4")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     db.commit()
     db.close()
     with pytest.raises(MlmagicError) as info:
         Store(path)
     assert str(info.value) == (
-        "This workspace was written by a newer mlmagic (schema 4, this one reads up to 3): "
+        f"This workspace was written by a newer mlmagic (schema {SCHEMA_VERSION + 1}, this "
+        f"one reads up to {SCHEMA_VERSION}): "
         "upgrade mlmagic with `pip install -U mlmagic`."
     )
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
     assert [r[0] for r in db.execute("SELECT name FROM sqlite_master")] == ["future"]

@@ -684,7 +684,7 @@ def test_the_style_sheet_is_sent_once_not_with_every_header() -> None:
     assert STYLE in view.html_summary()
 
 
-def test_a_log_box_replaced_at_every_flush_is_redrawn_four_times_a_second(
+def test_a_log_box_replaced_at_every_flush_is_redrawn_twice_a_second(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from mlmagic.widgets import run as run_view
@@ -700,7 +700,7 @@ def test_a_log_box_replaced_at_every_flush_is_redrawn_four_times_a_second(
         clock[0] += 0.1
         for i in range(50):
             view.handle(_log(f"fast {step} {i}"))
-    assert 7 <= len(draws) <= 9, draws
+    assert 3 <= len(draws) <= 5, draws
     fast = len(draws)
     for step in range(10):  # a line a flush: every flush shows it
         clock[0] += 0.1
