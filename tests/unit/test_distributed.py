@@ -161,6 +161,45 @@ def test_tensorflow_tasks_get_the_whole_cluster_and_their_own_task():
     assert [n.primary for n in nodes] == [True, True, False]
 
 
+def test_a_chief_is_task_0_of_the_workers_in_every_tasks_tf_config():
+    layout = TensorflowConfiguration(worker_count=2, parameter_server_count=1, chief=True)
+    assert (layout.nodes, layout.workers, layout.chief) == (3, 2, True)
+    assert layout.describe() == "tensorflow a chief + 1 worker + 1 parameter server"
+    nodes = plan_nodes(layout, "r", ["a", "b", "c"], [1, 2, 3], error_dir="/e")
+    configs = [json.loads(n.procs[0].env["TF_CONFIG"]) for n in nodes]
+    cluster = {"chief": ["a:1"], "worker": ["b:2"], "ps": ["c:3"]}
+    assert configs == [
+        {"cluster": cluster, "task": {"type": "chief", "index": 0}},
+        {"cluster": cluster, "task": {"type": "worker", "index": 0}},
+        {"cluster": cluster, "task": {"type": "ps", "index": 0}},
+    ]
+    assert [n.procs[0].label for n in nodes] == ["chief 0", "worker 0", "ps 0"]
+    assert [n.primary for n in nodes] == [True, True, False]
+    # A chief alone: no empty worker list in the cluster.
+    alone = plan_nodes(TensorflowConfiguration(1, 0, chief=True), "r", ["a"], [1], error_dir="/e")
+    assert json.loads(alone[0].procs[0].env["TF_CONFIG"])["cluster"] == {"chief": ["a:1"]}
+
+
+def test_the_chief_option_makes_the_layout_and_is_refused_outside_tensorflow():
+    parser = argparse.ArgumentParser()
+    options.add_options(parser, options.SUBMIT)
+    given = ["--env", "e", "--distributed", "tensorflow", "--workers", "2", "--chief"]
+    keywords = options.api_keywords(options.SUBMIT, parser.parse_args(given))
+    assert keywords["distributed"] == TensorflowConfiguration(2, 0, chief=True)
+    plain = parser.parse_args(["--env", "e", "--distributed", "tensorflow"])
+    assert options.api_keywords(options.SUBMIT, plain)["distributed"].chief is False
+    with pytest.raises(RunError) as caught:
+        distribution("pytorch", nodes=2, chief=True)
+    assert str(caught.value) == (
+        "--chief is for --distributed tensorflow, not pytorch: leave it out."
+    )
+    with pytest.raises(RunError) as caught:
+        distribution(None, chief=True)
+    assert str(caught.value).startswith("--chief is for distributed runs: add --distributed")
+    stored = RunConfig("t.py", "e:1", "/tmp", distributed=TensorflowConfiguration(2, 1, chief=True))
+    assert RunConfig.from_dict(json.loads(json.dumps(stored.to_dict()))) == stored
+
+
 def test_gpus_are_split_across_nodes_and_too_many_are_refused():
     ids = split_gpus(GpuRequest(device_ids=("0", "1", "2", "3")), 2, None)
     assert ids == [GpuRequest(device_ids=("0", "1")), GpuRequest(device_ids=("2", "3"))]
