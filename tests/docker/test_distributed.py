@@ -162,6 +162,77 @@ def test_tf_config_of_two_workers_and_a_parameter_server(workspace, env, project
     _gone(workspace, run, target)
 
 
+def test_tf_config_with_a_chief_makes_task_0_the_chief(workspace, env, project, target):
+    (project / "tf_task.py").write_text(TF_TASK)
+    run = workspace.submit(
+        "tf_task.py",
+        env,
+        source_dir=project,
+        distributed=TensorflowConfiguration(2, 1, chief=True),
+    ).wait(timeout=120)
+    assert run.status is Status.COMPLETED, (run.error, run.logs())
+    lines = {line.split(" cluster ")[0]: line for line in run.logs().splitlines()}
+    assert set(lines) == {"[chief 0] task chief 0", "[worker 0] task worker 0", "[ps 0] task ps 0"}
+    cluster = json.loads(lines["[worker 0] task worker 0"].split(" cluster ")[1])
+    assert list(cluster) == ["chief", "worker", "ps"]
+    assert [len(cluster[kind]) for kind in cluster] == [1, 1, 1]
+    if target == "docker":
+        assert cluster["chief"] == [f"{DockerGang.node_name(run.id, 0)}:2222"]
+    assert run.record.config.distributed.describe() == (
+        "tensorflow a chief + 1 worker + 1 parameter server"
+    )
+    _gone(workspace, run, target)
+
+
+# A node that meets itself by name: rank 0 listens, rank 1 connects to MASTER_ADDR.
+SELF = textwrap.dedent(
+    """
+    import os, socket, time
+    e = os.environ
+    if e["RANK"] == "0":
+        server = socket.create_server(("0.0.0.0", int(e["MASTER_PORT"])))
+        print("up", flush=True)
+        conn, _ = server.accept()
+        print("met", conn.recv(16).decode())
+    else:
+        print("up", flush=True)
+        for attempt in range(300):
+            try:
+                conn = socket.create_connection((e["MASTER_ADDR"], int(e["MASTER_PORT"])))
+                break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(2)  # the test looks at the node meanwhile
+        conn.sendall(b"rank 1")
+    """
+)
+
+
+@pytest.mark.parametrize("target", ["docker"], indirect=True)
+def test_a_one_node_gang_needs_no_network_and_still_finds_itself_by_name(
+    workspace, env, project, target
+):
+    (project / "self.py").write_text(SELF)
+    run = workspace.submit(
+        "self.py",
+        env,
+        source_dir=project,
+        distributed=PyTorchConfiguration(process_count=2, node_count=1),
+    )
+    seen = 0
+    for event in run.events():
+        seen += event.kind is RunEventKind.LOG and event.message.endswith("] up")
+        if seen == 2:
+            break
+    client = workspace.engine._client
+    (node,) = client.containers.list(filters={"label": f"mlmagic.id={run.id}"})
+    assert list(node.attrs["NetworkSettings"]["Networks"]) == ["bridge"]
+    assert not client.networks.list(names=[DockerGang.network_name(run.id)])
+    assert run.wait(timeout=60).status is Status.COMPLETED, (run.error, run.logs())
+    assert "[rank 0] met rank 1" in run.logs()
+    _gone(workspace, run, "docker")
+
+
 FAILING = textwrap.dedent(
     """
     import os, sys, time
