@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterable
@@ -99,8 +100,10 @@ class DockerGang:
 
     @staticmethod
     def node_name(run_id: str, node: int) -> str:
-        """Node ``node``'s container name, also its host name (at most 63 characters)."""
-        name = f"mlmagic-run-{run_id}-n{node}"
+        """Node ``node``'s container name, also its host name: at most 63 letters, digits
+        and hyphens. A run id's ``_`` and ``.`` become ``-``: Open MPI 4 refuses a node name
+        with ``_`` (and hangs), and takes what follows a ``.`` for a domain."""
+        name = f"mlmagic-run-{re.sub('[^A-Za-z0-9-]', '-', run_id)}-n{node}"
         if len(name) > 63:
             name = f"mlmagic-run-{hashlib.sha256(run_id.encode()).hexdigest()[:16]}-n{node}"
         return name

