@@ -118,10 +118,15 @@ def run_mpirun(plan: dict[str, Any], node: dict[str, Any]) -> int:
     """Node 0 of an MPI gang: ``mpirun`` over every node, through our remote shell."""
     # A folder of this node's own: on the local target several runs share /tmp.
     folder = tempfile.mkdtemp(prefix="mlmagic-mpi-")
-    rsh = os.path.join(folder, "rsh")
-    with open(rsh, "w") as file:
-        file.write(f'#!/bin/sh\nexec "{sys.executable}" "{_GANG}" rsh "$@"\n')
-    os.chmod(rsh, 0o755)
+    # mpirun hands its remote shell's name on to the daemons it starts (Open MPI 4's crash
+    # when that path is missing on their node), so it must name the same thing on every
+    # node: this Python and the mounted launcher, one command of words where it can.
+    rsh = f"{sys.executable} {_GANG} rsh"
+    if any(character.isspace() for character in sys.executable + _GANG):
+        rsh = os.path.join(folder, "rsh")  # every node is this host (the local target)
+        with open(rsh, "w") as file:
+            file.write(f'#!/bin/sh\nexec "{sys.executable}" "{_GANG}" rsh "$@"\n')
+        os.chmod(rsh, 0o755)
     hostfile = os.path.join(folder, "hostfile")
     slots: dict[str, int] = {}
     for other in plan["nodes"]:  # on the local target every node is this host

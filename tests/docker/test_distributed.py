@@ -378,6 +378,33 @@ def test_a_real_mpi_allreduce_on_two_nodes(workspace, project, target):
     _gone(workspace, failed, target)
 
 
+# Debian bookworm's Open MPI is 4.1 (ORTE): the option names and node names PRRTE does
+# not mind, and a remote shell that must be found on every node.
+OPEN_MPI_4 = """\
+FROM {base}
+RUN apt-get update && apt-get install -y --no-install-recommends openmpi-bin python3-mpi4py \\
+    && rm -rf /var/lib/apt/lists/*
+"""
+
+
+@pytest.mark.parametrize("target", ["docker"], indirect=True)
+def test_a_real_open_mpi_4_allreduce_on_two_nodes_of_two(workspace, project, target):
+    base = os.environ.get("MLMAGIC_TEST_BASE_IMAGE", "mlmagic-base:bookworm")
+    text = OPEN_MPI_4.format(base=base)
+    env = Environment.from_text("ompi4-env", text).build(workspace, show_output=False)
+    (project / "allreduce.py").write_text(ALLREDUCE)
+    run = workspace.submit(
+        "allreduce.py", env, source_dir=project, distributed=MpiConfiguration(2, 2)
+    ).wait(timeout=300)
+    logs = run.logs()
+    assert run.status is Status.COMPLETED, (run.error, logs)
+    ranks = sorted(line.split(" on ")[0] for line in logs.splitlines() if " allreduce " in line)
+    assert ranks == [f"[rank {k}] allreduce 10 of 4 ranks" for k in range(4)], logs
+    (said,) = [line for line in logs.splitlines() if line.startswith("[mpirun] mlmagic runs:")]
+    assert " --mca plm_rsh_agent " in said and "prtemca" not in said, said
+    _gone(workspace, run, target)
+
+
 DDP = textwrap.dedent(
     """
     import os
