@@ -233,11 +233,16 @@ def test_a_one_node_gang_needs_no_network_and_still_finds_itself_by_name(
     _gone(workspace, run, "docker")
 
 
+# Rank 3 fails once every rank runs (each says so in the shared outputs folder), so every
+# rank has an exit record to show however slowly the nodes start.
 FAILING = textwrap.dedent(
     """
     import os, sys, time
-    rank = int(os.environ["RANK"])
+    rank, outputs = int(os.environ["RANK"]), os.environ["MLMAGIC_OUTPUT_DIR"]
+    open(os.path.join(outputs, "up-%d" % rank), "w").close()
     if rank == 3:
+        while len([n for n in os.listdir(outputs) if n.startswith("up-")]) < 4:
+            time.sleep(0.05)
         print("rank 3 gives up")
         sys.exit(3)
     print("waiting", flush=True)
