@@ -3,8 +3,10 @@
 Stdlib only (Python 3.8+); mounted next to ``mlmagic_gang.py``, which runs these roles:
 
 - node 0 runs ``mpirun`` over a generated hostfile (``slots`` = processes per node), with
-  our remote shell (:func:`rsh`) instead of ssh: users' images have no sshd. Open MPI 4
-  reads ``OMPI_MCA_plm_rsh_*``, Open MPI 5 (PRRTE) ``PRTE_MCA_plm_ssh_*``; both are set.
+  our remote shell (:func:`rsh`) instead of ssh: users' images have no sshd. The remote
+  shell's option is named by Open MPI's major version, asked of ``mpirun --version``
+  (:func:`mpirun_command`): Open MPI 4 (ORTE) takes ``--mca plm_rsh_agent``, Open MPI 5
+  (PRRTE) ``--prtemca plm_ssh_agent``.
 - every rank runs under :func:`run_rank`, which labels its lines ``[rank K]`` in the run's
   log and records its exit, so the gang (not ``mpirun``, which waits on when a rank fails
   after ``MPI_Finalize``) decides when the job failed;
@@ -20,6 +22,7 @@ import contextlib
 import hmac
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -35,7 +38,14 @@ from typing import Any
 
 from mlmagic_gang import TOKEN, LineLog, exit_code, gang_failed, record
 
-__all__ = ["rsh", "run_mpirun", "run_rank", "serve_agent"]
+__all__ = [
+    "mpirun_command",
+    "open_mpi_major",
+    "rsh",
+    "run_mpirun",
+    "run_rank",
+    "serve_agent",
+]
 
 _PORT = "MLMAGIC_GANG_PORT"
 _CHUNK = 65536
@@ -44,64 +54,110 @@ _FRAME = struct.Struct("!BI")  # stream (1 stdout, 2 stderr, 0 exit code), lengt
 _GANG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mlmagic_gang.py")
 
 
+def open_mpi_major(version_text: str) -> int | None:
+    """Open MPI's major version from ``mpirun --version``'s words; ``None`` for another
+    MPI (or none)."""
+    found = re.search(r"\(Open MPI\)\s+(\d+)\.", version_text)
+    return int(found.group(1)) if found else None
+
+
+def _installed_major() -> int | None:
+    try:
+        done = subprocess.run(
+            ["mpirun", "--version"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None  # mpirun itself then says what is wrong when it is started
+    return open_mpi_major(done.stdout + done.stderr)
+
+
+def mpirun_command(
+    major: int | None, *, hostfile: str, total: int, rsh: str, root: bool, program: list[str]
+) -> tuple[list[str], dict[str, str]]:
+    """``mpirun``'s words and the variables it needs, for Open MPI ``major``.
+
+    Open MPI 4 (ORTE) names the remote shell ``plm_rsh_agent``; Open MPI 5 moved the
+    launch to PRRTE, whose ``plm_ssh_agent`` is set with ``--prtemca`` (its generic
+    ``--mca`` translation is deprecated). No tree spawn: only node 0 has our remote shell.
+    Both take ``--hostfile`` with ``HOST slots=N`` lines, ``-np``, ``--map-by slot`` and
+    ``--allow-run-as-root``. The shared-memory transport is named ``vader`` in 4 and
+    ``sm`` in 5; its single-copy mechanism is off, as containers forbid ``ptrace``. A
+    version that cannot be told (``None``) gets both versions' variables, which each
+    version reads and the other ignores.
+    """
+    argv = ["mpirun", "--hostfile", hostfile, "-np", str(total), "--map-by", "slot"]
+    env: dict[str, str] = {}
+    if major is None:
+        env.update(
+            {
+                "OMPI_MCA_plm_rsh_agent": rsh,
+                "PRTE_MCA_plm_ssh_agent": rsh,
+                "OMPI_MCA_plm_rsh_no_tree_spawn": "1",
+                "PRTE_MCA_plm_ssh_no_tree_spawn": "1",
+                "OMPI_MCA_btl_vader_single_copy_mechanism": "none",
+                "OMPI_MCA_btl_sm_single_copy_mechanism": "none",
+            }
+        )
+        if root:
+            for prefix in ("OMPI", "PRTE"):
+                env[f"{prefix}_ALLOW_RUN_AS_ROOT"] = "1"
+                env[f"{prefix}_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        return [*argv, *program], env
+    if major >= 5:
+        option, prefix, transport = "--prtemca", "plm_ssh", "sm"
+    else:
+        option, prefix, transport = "--mca", "plm_rsh", "vader"
+    argv += [option, f"{prefix}_agent", rsh, option, f"{prefix}_no_tree_spawn", "1"]
+    if root:
+        argv.append("--allow-run-as-root")
+    env[f"OMPI_MCA_btl_{transport}_single_copy_mechanism"] = "none"
+    return [*argv, *program], env
+
+
 def run_mpirun(plan: dict[str, Any], node: dict[str, Any]) -> int:
     """Node 0 of an MPI gang: ``mpirun`` over every node, through our remote shell."""
     # A folder of this node's own: on the local target several runs share /tmp.
     folder = tempfile.mkdtemp(prefix="mlmagic-mpi-")
-    rsh = os.path.join(folder, "rsh")
-    with open(rsh, "w") as file:
-        file.write(f'#!/bin/sh\nexec "{sys.executable}" "{_GANG}" rsh "$@"\n')
-    os.chmod(rsh, 0o755)
+    # mpirun hands its remote shell's name on to the daemons it starts (Open MPI 4's crash
+    # when that path is missing on their node), so it must name the same thing on every
+    # node: this Python and the mounted launcher, one command of words where it can.
+    rsh = f"{sys.executable} {_GANG} rsh"
+    if any(character.isspace() for character in sys.executable + _GANG):
+        rsh = os.path.join(folder, "rsh")  # every node is this host (the local target)
+        with open(rsh, "w") as file:
+            file.write(f'#!/bin/sh\nexec "{sys.executable}" "{_GANG}" rsh "$@"\n')
+        os.chmod(rsh, 0o755)
     hostfile = os.path.join(folder, "hostfile")
     slots: dict[str, int] = {}
     for other in plan["nodes"]:  # on the local target every node is this host
         slots[other["host"]] = slots.get(other["host"], 0) + plan["procs_per_node"]
     with open(hostfile, "w") as file:
         file.writelines(f"{host} slots={count}\n" for host, count in slots.items())
-    total = sum(slots.values())
-    env = dict(os.environ)
-    # Open MPI 4 reads OMPI_MCA_plm_rsh_*, Open MPI 5 (PRRTE) PRTE_MCA_plm_ssh_*; each
-    # ignores the other's. No tree spawn: only node 0 has our remote shell script.
-    env.update(
-        {
-            "OMPI_MCA_plm_rsh_agent": rsh,
-            "PRTE_MCA_plm_ssh_agent": rsh,
-            "OMPI_MCA_plm_rsh_no_tree_spawn": "1",
-            "PRTE_MCA_plm_ssh_no_tree_spawn": "1",
-            "OMPI_ALLOW_RUN_AS_ROOT": "1",
-            "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-            "PRTE_ALLOW_RUN_AS_ROOT": "1",
-            "PRTE_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-            "OMPI_MCA_btl_vader_single_copy_mechanism": "none",
-            "OMPI_MCA_btl_sm_single_copy_mechanism": "none",
-        }
+    rank = [sys.executable, _GANG, "rank", "--plan", plan["path"], "--", sys.executable]
+    argv, env = mpirun_command(
+        _installed_major(),
+        hostfile=hostfile,
+        total=sum(slots.values()),
+        rsh=rsh,
+        root=os.geteuid() == 0,
+        program=[*rank, *plan["command"]],
     )
-    argv = [
-        "mpirun",
-        "--hostfile",
-        hostfile,
-        "-np",
-        str(total),
-        "--map-by",
-        "slot",
-        sys.executable,
-        _GANG,
-        "rank",
-        "--plan",
-        plan["path"],
-        "--",
-        sys.executable,
-        *plan["command"],
-    ]
     plan = {**plan, "launcher": "mlmagic"}
     node = {**node, "procs": []}
-    return _run_commands(plan, node, [(None, "mpirun", argv, env)])
+    # What was run, in the log: the first thing to read when mpirun fails.
+    said = "mlmagic runs: " + " ".join(argv[: argv.index(rank[0])])
+    return _run_commands(plan, node, [(None, "mpirun", argv, {**os.environ, **env})], said)
 
 
-def _run_commands(plan: dict[str, Any], node: dict[str, Any], starts: list[Any]) -> int:
-    """Run ``starts`` as the node's processes (mpirun's own lines are labelled)."""
+def _run_commands(
+    plan: dict[str, Any], node: dict[str, Any], starts: list[Any], said: str = ""
+) -> int:
+    """Run ``starts`` as the node's processes (mpirun's own lines are labelled), after
+    writing ``said`` under the same label."""
     log = LineLog(plan["log"])
     _rank, label, argv, env = starts[0]
+    if said:
+        log.write(label, said.encode())
     try:
         child = subprocess.Popen(
             argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True

@@ -182,7 +182,7 @@ SUBMIT = (
     ),
     _option("--wait", action="store_true", help="Follow the run until it ends."),
     _TARGET,
-    # A distributed run's layout: the six options make one ``distributed=`` (COMPOSITES).
+    # A distributed run's layout: the seven options make one ``distributed=`` (COMPOSITES).
     _option(
         "--distributed",
         metavar="FRAMEWORK",
@@ -216,6 +216,13 @@ SUBMIT = (
         metavar="S",
         keyword="distributed",
         help="TensorFlow parameter servers (default 0).",
+    ),
+    _option(
+        "--chief",
+        action="store_const",
+        const=True,
+        keyword="distributed",
+        help="TensorFlow: task 0 is the chief (one of the --workers).",
     ),
     _option(
         "--launcher",
@@ -333,6 +340,7 @@ def _distributed(values: Mapping[str, Any]) -> Any:
         workers=values["workers"],
         parameter_servers=values["parameter_servers"],
         launcher=values["launcher"],
+        chief=values["chief"],
     )
 
 

@@ -47,6 +47,9 @@ class Distribution:
         Processes on each node (PyTorch, MPI); 1 for TensorFlow.
     workers, parameter_servers
         TensorFlow's tasks (0 for the other frameworks).
+    chief
+        TensorFlow: task 0 is the ``chief`` (in ``TF_CONFIG``'s cluster as ``chief``, one
+        of the ``workers``), not ``worker 0``.
     launcher
         ``mlmagic`` (the node launcher sets torchrun's variables itself) or ``torchrun``.
     backend
@@ -62,6 +65,7 @@ class Distribution:
     parameter_servers: int = 0
     launcher: str = "mlmagic"
     backend: str | None = None
+    chief: bool = False
 
     def __post_init__(self) -> None:
         if self.framework not in FRAMEWORKS:
@@ -89,6 +93,10 @@ class Distribution:
                     "--distributed tensorflow runs one process per task: give --workers and "
                     "--parameter-servers, not --nodes or --procs-per-node."
                 )
+        elif self.chief:
+            raise RunError(
+                f"--chief is for --distributed tensorflow, not {self.framework}: leave it out."
+            )
         elif self.workers or self.parameter_servers:
             raise RunError(
                 f"--workers and --parameter-servers are for --distributed tensorflow, not "
@@ -103,8 +111,10 @@ class Distribution:
     def describe(self) -> str:
         """One line for ``run.details`` and ``%runs``: ``pytorch 2 nodes x 2 processes``."""
         if self.framework == "tensorflow":
+            workers = self.workers - self.chief
+            chief = "a chief + " if self.chief else ""
             return (
-                f"tensorflow {self.workers} worker{'s' * (self.workers != 1)} + "
+                f"tensorflow {chief}{workers} worker{'s' * (workers != 1)} + "
                 f"{self.parameter_servers} parameter server"
                 f"{'s' * (self.parameter_servers != 1)}"
             )
@@ -159,13 +169,20 @@ def MpiConfiguration(process_count_per_node: int = 1, node_count: int = 1) -> Di
     return Distribution("mpi", nodes=node_count, procs_per_node=process_count_per_node)
 
 
-def TensorflowConfiguration(worker_count: int = 1, parameter_server_count: int = 1) -> Distribution:
-    """Azure ML's ``TensorflowConfiguration``: one process per task, each with ``TF_CONFIG``."""
+def TensorflowConfiguration(
+    worker_count: int = 1, parameter_server_count: int = 1, *, chief: bool = False
+) -> Distribution:
+    """Azure ML's ``TensorflowConfiguration``: one process per task, each with ``TF_CONFIG``.
+
+    ``chief`` (mlmagic's own keyword; Azure's class has none) makes task 0 the cluster's
+    ``chief`` instead of ``worker 0``: ``worker_count`` counts it.
+    """
     return Distribution(
         "tensorflow",
         nodes=worker_count + parameter_server_count,
         workers=worker_count,
         parameter_servers=parameter_server_count,
+        chief=bool(chief),
     )
 
 
@@ -177,6 +194,7 @@ def distribution(
     workers: int | None = None,
     parameter_servers: int | None = None,
     launcher: str | None = None,
+    chief: bool | None = None,
 ) -> Distribution | None:
     """The layout the options ask for; ``None`` for a single-node run.
 
@@ -191,6 +209,7 @@ def distribution(
         "--workers": workers,
         "--parameter-servers": parameter_servers,
         "--launcher": launcher,
+        "--chief": chief,
     }
     if framework is None:
         stray = [name for name, value in given.items() if value is not None]
@@ -215,6 +234,7 @@ def distribution(
             workers=worker_count,
             parameter_servers=ps_count,
             launcher=launcher or "mlmagic",
+            chief=bool(chief),
         )
     return Distribution(
         framework,
@@ -223,4 +243,5 @@ def distribution(
         workers=workers or 0,
         parameter_servers=parameter_servers or 0,
         launcher=launcher or "mlmagic",
+        chief=bool(chief),
     )

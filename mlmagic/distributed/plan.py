@@ -126,18 +126,19 @@ def plan_nodes(
 
 
 def _tensorflow(dist: Distribution, hosts: Sequence[str], ports: Sequence[int]) -> list[GangNode]:
-    tasks = [("worker", i) for i in range(dist.workers)]
+    # With a chief, task 0 is the chief and the other workers count from 0 after it.
+    first = [("chief", 0)] if dist.chief else []
+    tasks = first + [("worker", i) for i in range(dist.workers - len(first))]
     tasks += [("ps", j) for j in range(dist.parameter_servers)]
-    addresses = [f"{host}:{port}" for host, port in zip(hosts, ports, strict=True)]
-    cluster: dict[str, list[str]] = {"worker": addresses[: dist.workers]}
-    if dist.parameter_servers:
-        cluster["ps"] = addresses[dist.workers :]
+    cluster: dict[str, list[str]] = {}
+    for (kind, _), host, port in zip(tasks, hosts, ports, strict=True):
+        cluster.setdefault(kind, []).append(f"{host}:{port}")
     nodes = []
     for index, ((kind, number), host) in enumerate(zip(tasks, hosts, strict=True)):
         config = {"cluster": cluster, "task": {"type": kind, "index": number}}
         env = {"TF_CONFIG": json.dumps(config), "MLMAGIC_RANK": str(index)}
         process = GangProcess(index, f"{kind} {number}", env)
-        nodes.append(GangNode(index, host, "run", primary=kind == "worker", procs=(process,)))
+        nodes.append(GangNode(index, host, "run", primary=kind != "ps", procs=(process,)))
     return nodes
 
 

@@ -185,6 +185,15 @@ class ContainerEngine(ABC):
         """Create and start a container; return its id."""
 
     @abstractmethod
+    def create(self, spec: ContainerSpec) -> str:
+        """Create a container without starting it; return its id. Its network may not
+        exist yet on engines that resolve it at start (the gang creates both at once)."""
+
+    @abstractmethod
+    def start_created(self, container_id: str) -> None:
+        """Start a container made by :meth:`create`."""
+
+    @abstractmethod
     def state(self, container_id: str) -> ContainerState | None:
         """The container's state, or ``None`` when it no longer exists."""
 
@@ -211,7 +220,9 @@ class ContainerEngine(ABC):
 
     @abstractmethod
     def find(self, labels: Mapping[str, str]) -> list[ContainerState]:
-        """Every container (running or ended) that carries all of ``labels``."""
+        """Every container (running or ended) that carries all of ``labels``. A running
+        one's state may come from the engine's listing alone (no exit code, no start
+        time); an ended one's is complete."""
 
     @abstractmethod
     def create_network(self, name: str, labels: Mapping[str, str]) -> None:

@@ -229,6 +229,30 @@ class DockerEngine(ContainerEngine):
             raise EngineError(f"The image {spec.image} is not in the engine.") from exc
         return str(container.id)
 
+    def create(self, spec: ContainerSpec) -> str:
+        """Create a container without starting it; return its id."""
+        arguments = run_arguments(spec)
+        arguments.pop("detach")
+        try:
+            container = self._api(
+                "create a container", self._client.containers.create, spec.image, **arguments
+            )
+        except docker.errors.NotFound as exc:
+            # The image is looked up before a run starts: what is missing is said here.
+            raise EngineError(
+                f"Docker refused to create a container: {exc.explanation or exc}"
+            ) from exc
+        return str(container.id)
+
+    def start_created(self, container_id: str) -> None:
+        """Start a container made by :meth:`create`."""
+        try:
+            self._api("start a container", self._client.api.start, container_id)
+        except docker.errors.NotFound as exc:
+            raise EngineError(
+                f"Docker refused to start a container: {exc.explanation or exc}"
+            ) from exc
+
     def state(self, container_id: str) -> ContainerState | None:
         """The container's state, or ``None`` once it is removed."""
         try:
@@ -310,10 +334,17 @@ class DockerEngine(ContainerEngine):
     # -- gangs of containers ---------------------------------------------------------------
 
     def find(self, labels: Mapping[str, str]) -> list[ContainerState]:
-        """Every container carrying all of ``labels``, inspected (ended ones too)."""
+        """Every container carrying all of ``labels`` (ended ones too).
+
+        One listing; only the containers that are not running are inspected (their exit
+        code and memory kill are not listed): a gang is followed by polling this.
+        """
         filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
         found = self._api("list containers", self._client.api.containers, all=True, filters=filters)
-        states = [self.state(summary["Id"]) for summary in found]
+        states = [
+            _listed(summary) if summary.get("State") == "running" else self.state(summary["Id"])
+            for summary in found
+        ]
         return [state for state in states if state is not None]
 
     def create_network(self, name: str, labels: Mapping[str, str]) -> None:
@@ -396,6 +427,19 @@ def _state(attrs: Mapping[str, Any]) -> ContainerState:
         finished_at=state.get("FinishedAt"),
         labels=dict(attrs["Config"].get("Labels") or {}),
         error=state.get("Error") or "",
+    )
+
+
+def _listed(summary: Mapping[str, Any]) -> ContainerState:
+    """A running container's state from its line in the engine's listing."""
+    return ContainerState(
+        id=summary["Id"],
+        status="running",
+        exit_code=None,
+        oom_killed=False,
+        started_at=None,
+        finished_at=None,
+        labels=dict(summary.get("Labels") or {}),
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterable
@@ -39,10 +40,11 @@ PREFIX = "gang:"
 #: The port MPI's launch agents listen on inside their containers.
 AGENT_PORT = 29400
 _GANG_HELPER_IN = f"{CONTAINER.lib}/mlmagic_gang.py"
+# The launcher is stdlib only: without site (-S) it starts sooner, before every rank.
 _NODE = (
     "PY=$(command -v python || command -v python3) || "
     '{ echo "mlmagic: no python in the image" >&2; exit 127; }; '
-    f'exec "$PY" {_GANG_HELPER_IN} node --plan {CONTAINER.in_system("gang.json")} --node "$1"'
+    f'exec "$PY" -S {_GANG_HELPER_IN} node --plan {CONTAINER.in_system("gang.json")} --node "$1"'
 )
 
 
@@ -98,8 +100,10 @@ class DockerGang:
 
     @staticmethod
     def node_name(run_id: str, node: int) -> str:
-        """Node ``node``'s container name, also its host name (at most 63 characters)."""
-        name = f"mlmagic-run-{run_id}-n{node}"
+        """Node ``node``'s container name, also its host name: at most 63 letters, digits
+        and hyphens. A run id's ``_`` and ``.`` become ``-``: Open MPI 4 refuses a node name
+        with ``_`` (and hangs), and takes what follows a ``.`` for a domain."""
+        name = f"mlmagic-run-{re.sub('[^A-Za-z0-9-]', '-', run_id)}-n{node}"
         if len(name) > 63:
             name = f"mlmagic-run-{hashlib.sha256(run_id.encode()).hexdigest()[:16]}-n{node}"
         return name
@@ -139,8 +143,9 @@ class DockerGang:
         per_node = split_gpus(gpus, dist.nodes, host_gpu_count() if gpus else None)
         token = secrets.token_hex(24)  # in the containers' environment only
         base = self.target.run_container(record, paths, image, None)
-        network = self.network_name(record.id)
-        self.engine.create_network(network, self._labels(record.id))
+        # One node needs no network: the default bridge puts its own host name in its
+        # /etc/hosts, which is all a single node resolves.
+        network = self.network_name(record.id) if dist.nodes > 1 else None
         shm = record.config.shm_size or self.target.context.config.default_shm_size
         helpers = [
             Mount(path, f"{CONTAINER.lib}/{path.name}", read_only=True) for path in GANG_HELPERS
@@ -166,18 +171,44 @@ class DockerGang:
                     shm_size=shm,
                 )
             )
-        started = parallel(self._try_start, specs)
-        problems = [p for p in started if isinstance(p, MlmagicError)]
-        if problems:
+        try:
+            self._create_and_start(record.id, network, specs)
+        except MlmagicError:
             self.remove(PREFIX + record.id)
-            raise problems[0]
+            raise
         return PREFIX + record.id
 
-    def _try_start(self, spec: ContainerSpec) -> str | MlmagicError:
-        try:
-            return self.engine.start(spec)
-        except MlmagicError as exc:
-            return exc
+    def _create_and_start(
+        self, run_id: str, network: str | None, specs: list[ContainerSpec]
+    ) -> None:
+        """Create the network and every container at once, then start them all.
+
+        Every container exists before any starts, so a node that cannot be made leaves
+        nothing running. Engines that resolve a container's network when it starts
+        (Docker 20.10 does) take the containers while their network is still being made;
+        one that refuses gets each container again once the network exists.
+        """
+        with ThreadPoolExecutor(max_workers=min(16, len(specs) + 1)) as pool:
+            made = (
+                pool.submit(self.engine.create_network, network, self._labels(run_id))
+                if network
+                else None
+            )
+
+            def create(spec: ContainerSpec) -> str:
+                try:
+                    return self.engine.create(spec)
+                except MlmagicError:
+                    if made is None or made.exception() is not None:
+                        raise
+                    return self.engine.create(spec)  # the network exists now
+
+            created = [pool.submit(create, spec) for spec in specs]
+            if made is not None:
+                made.result()
+            ids = [future.result() for future in created]
+            for future in [pool.submit(self.engine.start_created, cid) for cid in ids]:
+                future.result()
 
     def _containers(self, handle: str) -> list[ContainerState]:
         return self.engine.find(self._labels(handle.removeprefix(PREFIX)))

