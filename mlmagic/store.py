@@ -32,7 +32,7 @@ from mlmagic.run.config import RunConfig
 __all__ = ["SCHEMA_VERSION", "Store"]
 
 #: The version of the schema this code reads and writes.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE environments (
@@ -107,7 +107,9 @@ CREATE TABLE services (
 );
 """
 
-_JSON_COLUMNS = frozenset({"spec", "packages", "config", "tags", "key_hashes", "summary"})
+_JSON_COLUMNS = frozenset(
+    {"spec", "packages", "config", "tags", "key_hashes", "summary", "options"}
+)
 
 #: The columns of a :class:`RunRecord`; ``summary`` and ``changed`` serve listings only.
 _RUN_COLUMNS = ", ".join(f.name for f in dataclasses.fields(RunRecord))
@@ -198,10 +200,28 @@ def _migrate_2_to_3(db: sqlite3.Connection) -> None:
     )
 
 
+#: Computes (Ray clusters attached or started, see :mod:`mlmagic.computes`): a name, a
+#: kind, the address its jobs go to, and the rest as JSON (``options``). A token is never
+#: here, only the name of the variable (or the file) that holds it.
+_COMPUTES = """CREATE TABLE IF NOT EXISTS computes (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    address TEXT NOT NULL,
+    options TEXT NOT NULL DEFAULT '{}',
+    created REAL NOT NULL
+)"""
+
+
+def _migrate_3_to_4(db: sqlite3.Connection) -> None:
+    """Schema 3 → 4: the ``computes`` table (new; nothing else changes)."""
+    db.execute(_COMPUTES)
+
+
 #: ``_MIGRATIONS[n]`` takes a database from schema ``n`` to ``n + 1``.
 _MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _migrate_1_to_2,
     2: _migrate_2_to_3,
+    3: _migrate_3_to_4,
 }
 
 
@@ -307,7 +327,7 @@ class Store:
                 version = tx.execute("PRAGMA user_version").fetchone()[0]
                 _check_not_newer(version)
                 if version == 0:
-                    for statement in [*_statements(_SCHEMA), *_CHANGE_TRACKING]:
+                    for statement in [*_statements(_SCHEMA), *_CHANGE_TRACKING, _COMPUTES]:
                         tx.execute(statement)
                 for step in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
                     _MIGRATIONS[step](tx)
@@ -677,3 +697,35 @@ class Store:
         """Forget a service."""
         with self.transaction() as db:
             db.execute("DELETE FROM services WHERE name = ?", (name,))
+
+    # -- computes ---------------------------------------------------------------------
+
+    def insert_compute(
+        self, name: str, kind: str, address: str, options: Mapping[str, Any]
+    ) -> bool:
+        """Record a new compute; ``False`` when one of that name exists (nothing changes)."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO computes (name, kind, address, options, created) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (name, kind, address, json.dumps(dict(options)), time.time()),
+            )
+        return cursor.rowcount == 1
+
+    def compute(self, name: str) -> dict[str, Any] | None:
+        """One compute's row (``options`` decoded), or ``None``."""
+        return self._one("SELECT * FROM computes WHERE name = ?", (name,))
+
+    def computes(self) -> list[dict[str, Any]]:
+        """Every compute's row, by name."""
+        return self._all("SELECT * FROM computes ORDER BY name")
+
+    def update_compute(self, name: str, **values: Any) -> None:
+        """Change columns of a compute."""
+        self._update("computes", {"name": name}, values)
+
+    def delete_compute(self, name: str) -> bool:
+        """Forget a compute; ``False`` when there was none."""
+        with self.transaction() as db:
+            cursor = db.execute("DELETE FROM computes WHERE name = ?", (name,))
+        return cursor.rowcount == 1

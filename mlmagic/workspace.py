@@ -23,6 +23,7 @@ from mlmagic.store import Store
 from mlmagic.targets import Target, TargetContext, names, target_class
 
 if TYPE_CHECKING:
+    from mlmagic.computes import Computes
     from mlmagic.deploy.service import Service, Services
     from mlmagic.environment import Environment
     from mlmagic.models import Models
@@ -174,6 +175,13 @@ class Workspace:
         from mlmagic.deploy.service import Services
 
         return Services(self)
+
+    @cached_property
+    def computes(self) -> Computes:
+        """The computes (Ray clusters) runs can be sent to with ``compute=NAME``."""
+        from mlmagic.computes import Computes
+
+        return Computes(self)
 
     def deploy(self, name: str, **options: Any) -> Service:
         """Serve registered model(s) from a container; return the healthy service.

@@ -188,9 +188,8 @@ def test_a_schema_2_database_is_migrated_in_place(tmp_path: Path) -> None:
     path = tmp_path / "mlmagic.db"
     _schema_2(path)
     store = Store(path)
-    assert SCHEMA_VERSION == 3
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 3
     assert [r.id for r in store.runs()] == ["r2", "r1"]
     cursor = store.run_changes()
     assert cursor == 2 and store.runs(changed_after=cursor) == []
