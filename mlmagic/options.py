@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMPOSITES",
+    "COMPUTE_ATTACH",
+    "COMPUTE_UP",
     "DEPLOY",
     "ENVIRONMENT",
     "ENVIRONMENT_BUILD",
@@ -182,6 +184,12 @@ SUBMIT = (
     ),
     _option("--wait", action="store_true", help="Follow the run until it ends."),
     _TARGET,
+    _option(
+        "--compute",
+        metavar="NAME",
+        keyword="compute",
+        help="Run as a Ray job on this compute (see %computes / mlmagic compute list).",
+    ),
     # A distributed run's layout: the six options make one ``distributed=`` (COMPOSITES).
     _option(
         "--distributed",
@@ -265,6 +273,61 @@ DEPLOY = (
     _option("--cpus", type=float, keyword="cpus", help="CPU limit."),
     _QUIET,
     _TARGET,
+)
+
+#: What ``Computes.attach`` takes (the compute's name is positional).
+COMPUTE_ATTACH = (
+    _option(
+        "--ray",
+        required=True,
+        metavar="URL",
+        keyword="ray_address",
+        help="The cluster's Jobs API (dashboard) address, e.g. http://ray-head:8265.",
+    ),
+    _option(
+        "--token-env",
+        metavar="VAR",
+        keyword="token_env",
+        help="The NAME of the environment variable holding its token (never the token).",
+    ),
+    _option(
+        "--storage",
+        metavar="DIR",
+        keyword="storage",
+        help="A folder this machine and the nodes share: outputs come back through it.",
+    ),
+    _option(
+        "--cluster-storage",
+        metavar="PATH",
+        keyword="cluster_storage",
+        help="That folder's path on the nodes, when it differs.",
+    ),
+    _option(
+        "--python",
+        default="python",
+        metavar="PATH",
+        keyword="python",
+        help="The interpreter on the nodes (an absolute path is safest).",
+    ),
+)
+
+#: What ``Computes.up`` takes (the compute's name is positional).
+COMPUTE_UP = (
+    _option(
+        "--env",
+        required=True,
+        metavar="NAME[:VERSION]",
+        keyword="environment",
+        help="The environment whose image the head and workers run (Ray is added).",
+    ),
+    _option(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        keyword="workers",
+        help="Worker containers (default 1); jobs run on the workers.",
+    ),
 )
 
 #: Filters of a listing of runs (``Runs.list`` takes the experiment; the rest narrow it).
