@@ -100,12 +100,20 @@ class Workspace:
         """The settings in force: the ones given, else the process's (``%config``)."""
         return self._config or get_config()
 
-    def resolve_target(self, target: str | None = None) -> str:
-        """The name of the target to use: the one asked for, else the setting.
+    def resolve_target(self, target: str | None = None, compute: str | None = None) -> str:
+        """The name of the target to use: the compute's, else the one asked for, else the
+        setting.
 
         This is the one place a target is picked: ``auto`` is Docker when an engine
-        answers, else local, and says so once when it falls back.
+        answers, else local, and says so once when it falls back. A compute that is a
+        Docker engine is the target ``docker@NAME`` (see :meth:`target`).
         """
+        if compute is not None:
+            from mlmagic.computes.docker_host import target_name
+
+            return target_name(self.computes.get(compute))  # an unknown compute is refused
+        if target and "@" in target:
+            return target  # already resolved: a compute's
         choice = target or self.config.target
         if choice not in TARGETS:
             raise MlmagicError(f"Unknown target {choice!r}: use {', '.join(TARGETS)}.")
@@ -127,7 +135,13 @@ class Workspace:
         return self._auto_target
 
     def target(self, name: str) -> Target:
-        """The target registered as ``name`` (see :mod:`mlmagic.targets`), one per name."""
+        """The target registered as ``name`` (see :mod:`mlmagic.targets`), one per name;
+        ``docker@COMPUTE`` is the Docker target on that compute's engine."""
+        if name not in self._targets and "@" in name:
+            from mlmagic.computes.docker_host import compute_target
+
+            compute = self.computes.get(name.partition("@")[2])
+            self._targets[name] = compute_target(compute, self.root, self.config)
         if name not in self._targets:
             cls = target_class(name)
             context = TargetContext(

@@ -6,7 +6,7 @@ import shutil
 import time
 from typing import TYPE_CHECKING, Any
 
-from mlmagic.computes import cluster
+from mlmagic.computes import cluster, docker_host
 from mlmagic.computes.client import RayJobs
 from mlmagic.computes.record import (
     Compute,
@@ -44,14 +44,21 @@ class Computes:
         self,
         name: str,
         *,
-        ray_address: str,
+        ray_address: str | None = None,
         token_env: str | None = None,
         storage: str | None = None,
         cluster_storage: str | None = None,
         python: str = "python",
         check: bool = True,
+        docker: str | None = None,
+        tls_ca: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        tls_verify: bool = True,
+        shared_path: bool | None = None,
     ) -> Compute:
-        """Record an existing Ray cluster under ``name``.
+        """Record an existing Ray cluster (``ray_address``) or Docker engine (``docker``)
+        under ``name``.
 
         Parameters
         ----------
@@ -71,6 +78,11 @@ class Computes:
         check
             Ask the cluster first (its address, its token): refuse one that does not
             answer.
+        docker
+            A Docker engine instead of a Ray cluster: ``ssh://user@host``,
+            ``tcp://host:2376`` or ``unix:///path`` (see :mod:`.docker_host`), with
+            ``tls_ca``/``tls_cert``/``tls_key`` (paths; ``tls_verify``) for ``tcp://``,
+            and ``shared_path`` when the engine sees this machine's paths.
 
         Raises
         ------
@@ -79,22 +91,44 @@ class Computes:
         MlmagicError
             Bad input, or (with ``check``) the cluster does not answer or refuses the token.
         """
+        if (ray_address is None) == (docker is None):
+            raise MlmagicError(
+                "Give the compute's address: --ray URL (a Ray cluster) or --docker URL (a "
+                "Docker engine, e.g. ssh://me@gpu-box)."
+            )
+        if docker is not None:
+            engine = docker_host.docker_compute(
+                name,
+                docker,
+                tls_ca=tls_ca,
+                tls_cert=tls_cert,
+                tls_key=tls_key,
+                tls_verify=tls_verify,
+                shared_path=shared_path,
+            )
+            return self._attach(engine, check)
         compute = Compute(
             name=check_compute_name(name),
             kind="ray",
-            address=check_address(ray_address),
+            address=check_address(str(ray_address)),
             token_env=check_token_env(token_env),
             storage=str(storage) if storage else None,
             cluster_storage=cluster_storage,
             python=python,
             created=time.time(),
         )
+        return self._attach(compute, check)
+
+    def _attach(self, compute: Compute, check: bool) -> Compute:
+        name = compute.name
         if self._ws.store.compute(name) is not None:
             raise ConflictError(
                 f"A compute named {name!r} exists: detach it first (%compute detach {name}) "
                 "or choose another name."
             )
-        if check:
+        if check and compute.kind == docker_host.KIND:
+            docker_host.describe(compute, self._ws.config)
+        elif check:
             RayJobs(compute).nodes()
         self._insert(compute)
         return compute
@@ -195,6 +229,12 @@ class Computes:
             "environment": compute.environment,
             "storage": compute.storage,
         }
+        if compute.kind == docker_host.KIND:
+            try:
+                row.update(state="up", **docker_host.describe(compute, self._ws.config))
+            except MlmagicError as exc:
+                row.update(state=f"unreachable: {exc}", nodes=None, CPUs=None, GPUs=None)
+            return row
         try:
             nodes = [n for n in RayJobs(compute).nodes() if n.get("state") == "ALIVE"]
         except MlmagicError as exc:

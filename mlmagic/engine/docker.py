@@ -20,6 +20,7 @@ from typing import Any
 import docker
 import docker.errors
 import docker.types
+import requests.exceptions
 from packaging.version import InvalidVersion, Version
 
 from mlmagic.engine.base import (
@@ -52,12 +53,16 @@ class DockerEngine(ContainerEngine):
     ----------
     cli
         The docker command to build with; empty finds one that can use BuildKit.
+    endpoint
+        The engine to talk to (a compute's); ``None`` finds it as the docker CLI does.
     """
 
     name = "docker"
 
-    def __init__(self, cli: str = "") -> None:
+    def __init__(self, cli: str = "", endpoint: Endpoint | None = None) -> None:
         self._cli_setting = cli
+        if endpoint is not None:
+            self.__dict__["endpoint"] = endpoint
 
     # -- connection ---------------------------------------------------------------------
 
@@ -74,11 +79,13 @@ class DockerEngine(ContainerEngine):
         try:
             client = self.endpoint.client(timeout=120)
             client.ping()
-        except docker.errors.DockerException as exc:
-            raise EngineError(self._no_engine()) from exc
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineError(self._no_engine(exc)) from exc
         return client
 
-    def _no_engine(self) -> str:
+    def _no_engine(self, cause: BaseException | None = None) -> str:
+        if self.endpoint.explicit:
+            return _unreachable(self.endpoint, cause)
         message = f"No Docker engine answers at {self.endpoint.describe()}. {_START_DOCKER}"
         if self.endpoint.context:
             message += " Or pick another engine with `docker context use NAME`."
@@ -88,9 +95,9 @@ class DockerEngine(ContainerEngine):
         """Raise :class:`EngineError` unless the engine answers."""
         try:
             self._client.ping()
-        except docker.errors.DockerException as exc:
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             self.__dict__.pop("_client", None)
-            raise EngineError(self._no_engine()) from exc
+            raise EngineError(self._no_engine(exc)) from exc
 
     def _api(self, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
         """Call docker-py, mapping its errors to :class:`EngineError`."""
@@ -100,7 +107,9 @@ class DockerEngine(ContainerEngine):
             raise
         except docker.errors.APIError as exc:
             raise EngineError(f"Docker refused to {what}: {exc.explanation or exc}") from exc
-        except docker.errors.DockerException as exc:
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            if self.endpoint.explicit:
+                raise EngineError(f"Docker failed to {what}: {self._no_engine(exc)}") from exc
             raise EngineError(f"Docker failed to {what}: {exc}. {_START_DOCKER}") from exc
 
     # -- images ---------------------------------------------------------------------------
@@ -152,8 +161,8 @@ class DockerEngine(ContainerEngine):
         """Build with BuildKit, yielding step, log and done events."""
         self.ping()
         cli, *build = self._build_command
-        # The context this engine was found through, named: the build lands where runs go.
-        where = ["--context", self.endpoint.context] if self.endpoint.context else []
+        # The context (or compute) of this engine, named: the build lands where runs go.
+        where = self.endpoint.cli_flags()
         command = [cli, *where, *build, "--progress=plain", "-t", request.tag]
         command += ["-f", str(request.context_dir / request.dockerfile)]
         for name, value in request.build_args.items():
@@ -229,6 +238,48 @@ class DockerEngine(ContainerEngine):
             raise EngineError(f"The image {spec.image} is not in the engine.") from exc
         return str(container.id)
 
+    def create(self, spec: ContainerSpec) -> str:
+        """Create a container, not started; return its id."""
+        arguments = run_arguments(spec)
+        arguments.pop("detach")
+        try:
+            container = self._api(
+                "create a container", self._client.containers.create, spec.image, **arguments
+            )
+        except docker.errors.NotFound as exc:
+            raise EngineError(f"The image {spec.image} is not in the engine.") from exc
+        return str(container.id)
+
+    def start_created(self, container_id: str) -> None:
+        """Start a container made by :meth:`create`."""
+        try:
+            self._api("start a container", self._client.api.start, container_id)
+        except docker.errors.NotFound as exc:
+            raise EngineError(f"The container {container_id[:12]} is gone.") from exc
+
+    def put_archive(self, container_id: str, folder: str, archive: bytes) -> None:
+        """Unpack a tar archive into ``folder`` of the container."""
+        try:
+            self._api(
+                "copy files into a container",
+                self._client.api.put_archive,
+                container_id,
+                folder,
+                archive,
+            )
+        except docker.errors.NotFound as exc:
+            raise EngineError(f"The container {container_id[:12]} is gone.") from exc
+
+    def get_archive(self, container_id: str, path: str) -> Iterator[bytes] | None:
+        """``path`` of the container as tar chunks, or ``None`` when it is gone."""
+        try:
+            stream, _ = self._api(
+                "copy files out of a container", self._client.api.get_archive, container_id, path
+            )
+        except docker.errors.NotFound:
+            return None
+        return iter(stream)
+
     def state(self, container_id: str) -> ContainerState | None:
         """The container's state, or ``None`` once it is removed."""
         try:
@@ -239,15 +290,15 @@ class DockerEngine(ContainerEngine):
             return None
         return _state(attrs)
 
-    def logs(self, container_id: str) -> Iterator[str]:
-        """The container's output as lines, from the start."""
+    def logs(self, container_id: str, *, follow: bool = False) -> Iterator[str]:
+        """The container's output as lines, from the start (on, with ``follow``)."""
         try:
             stream = self._api(
                 "read logs",
                 self._client.api.logs,
                 container_id,
                 stream=True,
-                follow=False,
+                follow=follow,
                 stdout=True,
                 stderr=True,
             )
@@ -331,6 +382,23 @@ class DockerEngine(ContainerEngine):
         """Remove the network ``name``; no error when it is gone."""
         with contextlib.suppress(docker.errors.NotFound):
             self._api("remove a network", self._client.api.remove_network, name)
+
+
+def _unreachable(endpoint: Endpoint, cause: BaseException | None) -> str:
+    """Why a compute's engine does not answer, and what to check (one line)."""
+    said = " ".join(str(cause).split())[:200] if cause else ""
+    where = f"No Docker engine answers at {endpoint.describe()}"
+    if endpoint.host.startswith("ssh://"):
+        target = endpoint.host[len("ssh://") :]
+        return (
+            f"{where}: check that `ssh {target} docker version` works from this machine (the "
+            f"host is up, your key is in the SSH agent or ~/.ssh/config, Docker runs there). "
+            f"({said})"
+        )
+    return (
+        f"{where}: check the address, that the engine listens there and, for TLS, the "
+        f"--tls-* files. ({said})"
+    )
 
 
 def run_arguments(spec: ContainerSpec) -> dict[str, Any]:

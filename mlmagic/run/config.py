@@ -66,8 +66,8 @@ class RunConfig:
         The layout of a distributed run (nodes, processes, framework); ``None`` for one
         process in one container.
     compute
-        The compute (a Ray cluster, see :mod:`mlmagic.computes`) of a run on the ``ray``
-        target.
+        The compute (see :mod:`mlmagic.computes`) of a run on the ``ray`` target, or of one
+        on ``docker@NAME`` (a Docker engine elsewhere).
     """
 
     script: str
@@ -88,7 +88,7 @@ class RunConfig:
     compute: str | None = None
 
     def __post_init__(self) -> None:
-        if (self.target == "ray") != (self.compute is not None):
+        if (self.target == "ray") and self.compute is None:
             raise RunError(
                 "A run goes to Ray by naming its compute: --compute NAME (see %computes), "
                 "without --target."

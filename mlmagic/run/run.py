@@ -437,7 +437,8 @@ def submit(
     given: a ``%%submit`` cell), the data folders exist, and the snapshot is within its
     limits. ``distributed`` (a :class:`~mlmagic.distributed.config.Distribution`, as
     ``PyTorchConfiguration(...)`` and its siblings make) runs it as a gang of nodes.
-    ``compute`` names a Ray cluster (``ws.computes``) the run goes to as a Ray job.
+    ``compute`` names a compute (``ws.computes``): a Ray cluster the run goes to as a Ray
+    job, or a Docker engine elsewhere.
     """
     if distributed is not None and not isinstance(distributed, Distribution):
         raise RunError(
@@ -453,7 +454,7 @@ def submit(
         script = _script_in(source, script)
     env = ws.environments.resolve(environment)
     if compute is not None:
-        target = ws.computes.get(compute).kind  # an unknown compute is refused here
+        target = ws.resolve_target(target, compute)  # an unknown compute is refused here
     config = RunConfig(
         script=script or CELL_SCRIPT,
         environment=env.ref,

@@ -1,0 +1,195 @@
+"""A Docker engine elsewhere, attached as a compute that does not share this machine's files.
+
+The second engine of :mod:`tests.docker.second_engine` stands in for the GPU box down the
+hall: it is attached with ``shared_path=False``, so nothing of the workspace may be
+bind-mounted into its containers. Its builds, runs, cancel and re-attach are checked
+against the real engine, and the same engine is then reached over ``ssh://`` through an
+``sshd`` the test starts on 127.0.0.1 with a throwaway key.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import docker
+import pytest
+
+from mlmagic import Environment, Workspace
+from mlmagic.events import Status
+from mlmagic.exceptions import MlmagicError, NotFoundError
+from tests.conftest import BASE_IMAGE
+from tests.docker import test_docker_context
+
+#: The second dockerd, shared with the Docker-context tests (one per session).
+second_engine = test_docker_context.second_engine
+
+_DOCKERFILE = f"FROM {BASE_IMAGE}\nRUN echo remote engine > /where.txt\n"
+# Waits for the test to say "go" inside the container, so it can be looked at running.
+_TRAIN = textwrap.dedent(
+    """\
+    import os, time
+    import mlmagic_run as run
+
+    run.log_params(lr=0.1)
+    for step in range(3):
+        run.log("loss", 1.0 / (step + 1))
+    print("data says", open(os.path.join(os.environ["MLMAGIC_DATA_INPUT"], "x.txt")).read())
+    print("built on the", open("/where.txt").read().strip())
+    os.makedirs("outputs", exist_ok=True)
+    with open("outputs/model.txt", "w") as f:
+        f.write("weights")
+    os.makedirs("logs", exist_ok=True)
+    with open("logs/train.log", "w") as f:
+        f.write("trained")
+    print("ready", flush=True)
+    while not os.path.exists("/tmp/go"):
+        time.sleep(0.1)
+    print("done")
+    """
+)
+
+
+@pytest.fixture
+def remote_ws(second_engine, workspace, tmp_path):  # type: ignore[no-untyped-def]
+    """The workspace with the second engine attached as ``second`` (files not shared)."""
+    engine, _ = second_engine
+    workspace.computes.attach("second", docker=engine.host, shared_path=False)
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "train.py").write_text(_TRAIN)
+    (tmp_path / "input").mkdir()
+    (tmp_path / "input" / "x.txt").write_text("hello")
+    return workspace
+
+
+def _wait_for(condition, what: str, limit: float = 120) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never saw {what}")
+        time.sleep(0.2)
+
+
+def _handle(ws: Workspace, run_id: str) -> str:
+    _wait_for(lambda: ws.store.run(run_id).handle, "the run's container")
+    handle = ws.store.run(run_id).handle
+    assert handle
+    return handle
+
+
+def _submit(ws: Workspace, env: Environment, tmp_path: Path):  # type: ignore[no-untyped-def]
+    return ws.submit(
+        "train.py",
+        env,
+        source_dir=tmp_path / "project",
+        compute="second",
+        data={"input": str(tmp_path / "input")},
+    )
+
+
+def test_a_run_on_an_engine_without_our_files_gets_them_copied_in_and_back(
+    remote_ws, second_engine, tmp_path
+):
+    _, second = second_engine
+    first = docker.DockerClient(base_url="unix:///var/run/docker.sock")
+    env = Environment.from_text("remote-env", _DOCKERFILE).build(
+        remote_ws, show_output=False, compute="second"
+    )
+    assert second.images.get(env.image).id
+    with pytest.raises(docker.errors.ImageNotFound):
+        first.images.get(env.image)
+
+    run = _submit(remote_ws, env, tmp_path)
+    handle = _handle(remote_ws, run.id)
+    _wait_for(lambda: "ready" in run.logs(), "the run's output streamed back while it runs")
+    container = second.containers.get(handle)
+    # Nothing of this machine is mounted: the files were copied in.
+    assert container.attrs["Mounts"] == []
+    assert container.attrs["HostConfig"]["Binds"] in (None, [])
+    assert str(remote_ws.root) not in json.dumps(container.attrs["HostConfig"])
+    container.exec_run(["touch", "/tmp/go"])
+    run.wait()
+
+    assert run.status is Status.COMPLETED, run.error
+    assert "data says hello" in run.logs()
+    assert "built on the remote engine" in run.logs()
+    assert "@mlmagic:" not in run.logs()
+    assert list(run.metrics["value"]) == [1.0, 0.5, pytest.approx(1 / 3)]
+    assert run.params == {"lr": 0.1}
+    folder = remote_ws.path("runs", run.id)
+    assert (folder / "outputs" / "model.txt").read_text() == "weights"
+    assert (folder / "logs" / "train.log").read_text() == "trained"
+    # The container is removed once its files are back.
+    with pytest.raises(docker.errors.NotFound):
+        second.containers.get(handle)
+
+
+def test_a_canceled_remote_run_brings_back_what_it_wrote(remote_ws, second_engine, tmp_path):
+    _, second = second_engine
+    env = Environment.from_text("remote-env", _DOCKERFILE).build(
+        remote_ws, show_output=False, compute="second"
+    )
+    run = _submit(remote_ws, env, tmp_path)
+    handle = _handle(remote_ws, run.id)
+    _wait_for(lambda: "ready" in run.logs(), "the run's output")
+    run.cancel()
+    run.wait()
+    assert run.status is Status.CANCELED
+    assert (remote_ws.path("runs", run.id, "outputs", "model.txt")).read_text() == "weights"
+    with pytest.raises(docker.errors.NotFound):
+        second.containers.get(handle)
+
+
+_SUBMITTER = """
+import sys, time
+from mlmagic import Workspace
+ws = Workspace(sys.argv[1])
+run = ws.submit("train.py", sys.argv[2], source_dir=sys.argv[3], compute="second",
+                data={"input": sys.argv[4]})
+while not ws.store.run(run.id).handle:
+    time.sleep(0.1)
+print(run.id)
+"""
+
+
+def test_a_remote_run_is_followed_to_its_end_by_another_process(remote_ws, second_engine, tmp_path):
+    _, second = second_engine
+    env = Environment.from_text("remote-env", _DOCKERFILE).build(
+        remote_ws, show_output=False, compute="second"
+    )
+    submitted = subprocess.run(
+        [sys.executable, "-c", _SUBMITTER, str(remote_ws.root), env.ref,
+         str(tmp_path / "project"), str(tmp_path / "input")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert submitted.returncode == 0, submitted.stderr
+    run_id = submitted.stdout.strip().splitlines()[-1]
+    handle = remote_ws.store.run(run_id).handle
+    # The submitter is gone; the container runs on, and says "go" only now.
+    second.containers.get(handle).exec_run(["touch", "/tmp/go"])
+    run = remote_ws.runs.get(run_id).wait()
+    assert run.status is Status.COMPLETED, run.error
+    assert run.logs().count("data says hello") == 1
+    assert "done" in run.logs()
+    assert remote_ws.path("runs", run_id, "outputs", "model.txt").read_text() == "weights"
+
+
+def test_bad_computes_are_refused_in_one_line(workspace, tmp_path):
+    with pytest.raises(MlmagicError, match="No Docker engine answers at tcp://127.0.0.1:9"):
+        workspace.computes.attach("nowhere", docker="tcp://127.0.0.1:9")
+    with pytest.raises(MlmagicError, match="--tls-ca .*no such file"):
+        workspace.computes.attach(
+            "tls", docker="tcp://127.0.0.1:2376", tls_ca=str(tmp_path / "ca.pem")
+        )
+    with pytest.raises(MlmagicError, match="not a Docker engine's address"):
+        workspace.computes.attach("bad", docker="http://host:2375")
+    (tmp_path / "train.py").write_text("print('hi')\n")
+    Environment.from_text("e", _DOCKERFILE).register(workspace)
+    with pytest.raises(NotFoundError, match="No compute named 'gpu-box'"):
+        workspace.submit("train.py", "e", compute="gpu-box")
+    assert workspace.store.computes() == []
