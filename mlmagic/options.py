@@ -126,6 +126,7 @@ ENVIRONMENT_BUILD = (
     _option("--rebuild", action="store_true", keyword="rebuild", help="Ignore the cache."),
     _QUIET,
     _TARGET,
+    _option("--compute", metavar="NAME", keyword="compute", help="Build on this compute's engine."),
 )
 
 #: What ``Workspace.submit`` takes (the script and its arguments are positional).
@@ -188,7 +189,7 @@ SUBMIT = (
         "--compute",
         metavar="NAME",
         keyword="compute",
-        help="Run as a Ray job on this compute (see %computes / mlmagic compute list).",
+        help="Run on this compute: a Ray cluster or a Docker engine (see %computes).",
     ),
     # A distributed run's layout: the six options make one ``distributed=`` (COMPOSITES).
     _option(
@@ -279,10 +280,33 @@ DEPLOY = (
 COMPUTE_ATTACH = (
     _option(
         "--ray",
-        required=True,
         metavar="URL",
         keyword="ray_address",
         help="The cluster's Jobs API (dashboard) address, e.g. http://ray-head:8265.",
+    ),
+    _option(
+        "--docker",
+        metavar="URL",
+        keyword="docker",
+        help="A Docker engine instead: ssh://user@host, tcp://host:2376 or unix:///path.",
+    ),
+    _option("--tls-ca", metavar="PEM", keyword="tls_ca", help="tcp:// engine: its CA file."),
+    _option("--tls-cert", metavar="PEM", keyword="tls_cert", help="tcp:// engine: client cert."),
+    _option("--tls-key", metavar="PEM", keyword="tls_key", help="tcp:// engine: client key."),
+    _option(
+        "--tls-verify",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        keyword="tls_verify",
+        help="tcp:// engine: check its certificate against --tls-ca (default: yes).",
+    ),
+    _option(
+        "--shared-path",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        keyword="shared_path",
+        help="The Docker engine sees this machine's workspace at the same path (default: "
+        "only for unix://); otherwise files are copied in and out.",
     ),
     _option(
         "--token-env",

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import Any
+from urllib.parse import urlsplit
 
 import docker
 import docker.errors
@@ -389,10 +390,13 @@ def _unreachable(endpoint: Endpoint, cause: BaseException | None) -> str:
     said = " ".join(str(cause).split())[:200] if cause else ""
     where = f"No Docker engine answers at {endpoint.describe()}"
     if endpoint.host.startswith("ssh://"):
-        target = endpoint.host[len("ssh://") :]
+        address = urlsplit(endpoint.host)
+        port = f"-p {address.port} " if address.port else ""
+        login = f"{address.username}@" if address.username else ""
         return (
-            f"{where}: check that `ssh {target} docker version` works from this machine (the "
-            f"host is up, your key is in the SSH agent or ~/.ssh/config, Docker runs there). "
+            f"{where}: check that `ssh {port}{login}{address.hostname} docker version` works "
+            "from this machine (the host is up, your key is in the SSH agent or "
+            "~/.ssh/config, Docker runs there). "
             f"({said})"
         )
     return (

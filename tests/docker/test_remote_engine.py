@@ -10,6 +10,7 @@ against the real engine, and the same engine is then reached over ``ssh://`` thr
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -22,8 +23,9 @@ import pytest
 from mlmagic import Environment, Workspace
 from mlmagic.events import Status
 from mlmagic.exceptions import MlmagicError, NotFoundError
-from tests.conftest import BASE_IMAGE
+from tests.conftest import BASE_IMAGE, _unavailable
 from tests.docker import test_docker_context
+from tests.docker.ssh_server import SshServer
 
 #: The second dockerd, shared with the Docker-context tests (one per session).
 second_engine = test_docker_context.second_engine
@@ -192,4 +194,45 @@ def test_bad_computes_are_refused_in_one_line(workspace, tmp_path):
     Environment.from_text("e", _DOCKERFILE).register(workspace)
     with pytest.raises(NotFoundError, match="No compute named 'gpu-box'"):
         workspace.submit("train.py", "e", compute="gpu-box")
+    assert workspace.store.computes() == []
+
+
+@pytest.fixture(scope="module")
+def ssh_server(second_engine):  # type: ignore[no-untyped-def]
+    """An sshd on 127.0.0.1 in front of the second engine; ended after the module."""
+    problem = SshServer.problem()
+    if problem:
+        _unavailable(problem)
+    server = SshServer(second_engine[0].host)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+def test_the_same_engine_over_ssh_builds_and_runs(ssh_server, workspace, monkeypatch, tmp_path):
+    # docker-py and the docker CLI run `ssh` by name: this one uses the test's key only.
+    monkeypatch.setenv("PATH", f"{ssh_server.bin}{os.pathsep}{os.environ['PATH']}")
+    compute = workspace.computes.attach("box", docker=f"ssh://{ssh_server.user_host}")
+    assert compute.extra["shares_files"] is False
+    env = Environment.from_text("ssh-env", _DOCKERFILE + "RUN echo over ssh > /how.txt\n")
+    env = env.build(workspace, show_output=False, compute="box")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "hello.py").write_text(
+        "import os\nos.makedirs('outputs', exist_ok=True)\n"
+        "open('outputs/o.txt', 'w').write('from afar')\nprint(open('/how.txt').read())\n"
+    )
+    run = workspace.submit("hello.py", env, source_dir=project, compute="box").wait()
+    assert run.status is Status.COMPLETED, run.error
+    assert run.logs().strip() == "over ssh"
+    assert workspace.path("runs", run.id, "outputs", "o.txt").read_text() == "from afar"
+
+
+def test_an_ssh_login_that_fails_is_one_line(ssh_server, workspace, monkeypatch):
+    monkeypatch.setenv("PATH", f"{ssh_server.bin}{os.pathsep}{os.environ['PATH']}")
+    address = f"ssh://nobody@127.0.0.1:{ssh_server.port}"
+    with pytest.raises(MlmagicError, match=f"No Docker engine answers at {address}.*ssh -p"):
+        workspace.computes.attach("denied", docker=address)
     assert workspace.store.computes() == []
