@@ -274,6 +274,9 @@ DEPLOY = (
     _option("--cpus", type=float, keyword="cpus", help="CPU limit."),
     _QUIET,
     _TARGET,
+    _option(
+        "--compute", metavar="NAME", keyword="compute", help="Deploy on this compute's engine."
+    ),
 )
 
 #: What ``Computes.attach`` takes (the compute's name is positional).

@@ -191,4 +191,6 @@ def compute_target(compute: Compute, root: Path, config: MLMagic) -> Target:
 
     engine = DockerEngine(cli=config.docker_cli, endpoint=endpoint(compute))
     context = TargetContext(root=root, config=config, engine=engine)
-    return DockerTarget(context) if shares_files(compute) else RemoteDockerTarget(context)
+    if shares_files(compute):
+        return DockerTarget(context)
+    return RemoteDockerTarget(context, compute.address)

@@ -88,7 +88,8 @@ class GpuRequest:
 
 @dataclass(frozen=True)
 class PortBinding:
-    """A container port published on a host address (127.0.0.1 unless asked)."""
+    """A container port published on a host address (127.0.0.1 unless asked); host port
+    0 lets the engine pick a free one."""
 
     container_port: int
     host_port: int
@@ -205,6 +206,11 @@ class ContainerEngine(ABC):
     @abstractmethod
     def state(self, container_id: str) -> ContainerState | None:
         """The container's state, or ``None`` when it no longer exists."""
+
+    @abstractmethod
+    def published_port(self, container_id: str, container_port: int) -> int | None:
+        """The host port ``container_port`` of a running container is published on
+        (the one the engine picked for a :class:`PortBinding` of host port 0)."""
 
     @abstractmethod
     def logs(self, container_id: str, *, follow: bool = False) -> Iterator[str]:

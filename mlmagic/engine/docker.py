@@ -291,6 +291,19 @@ class DockerEngine(ContainerEngine):
             return None
         return _state(attrs)
 
+    def published_port(self, container_id: str, container_port: int) -> int | None:
+        """The host port the engine published ``container_port`` on, if any."""
+        try:
+            attrs = self._api(
+                "inspect a container", self._client.api.inspect_container, container_id
+            )
+        except docker.errors.NotFound:
+            return None
+        bindings = ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).get(
+            f"{container_port}/tcp"
+        )
+        return int(bindings[0]["HostPort"]) if bindings else None
+
     def logs(self, container_id: str, *, follow: bool = False) -> Iterator[str]:
         """The container's output as lines, from the start (on, with ``follow``)."""
         try:
@@ -453,7 +466,10 @@ def run_arguments(spec: ContainerSpec) -> dict[str, Any]:
             )
         ]
     if spec.ports:
-        kwargs["ports"] = {f"{p.container_port}/tcp": (p.host_ip, p.host_port) for p in spec.ports}
+        # Host port 0: the engine picks a free one (see published_port).
+        kwargs["ports"] = {
+            f"{p.container_port}/tcp": (p.host_ip, p.host_port or None) for p in spec.ports
+        }
     return kwargs
 
 

@@ -25,11 +25,15 @@ import fcntl
 import os
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlmagic.deploy.image import SERVE_PORT
 from mlmagic.engine.base import ContainerState, GpuRequest
-from mlmagic.exceptions import EngineError, RunError
+from mlmagic.exceptions import DeployError, EngineError, RunError
 from mlmagic.run.paths import CONTAINER, RunPaths
+from mlmagic.targets import tunnel
+from mlmagic.targets.base import TargetContext
 from mlmagic.targets.docker import DockerTarget
 from mlmagic.targets.engine_logs import EngineLogRelay
 from mlmagic.targets.image_user import image_user
@@ -37,7 +41,7 @@ from mlmagic.targets.transfer import run_archive, unpack
 
 if TYPE_CHECKING:
     from mlmagic.environment import Environment
-    from mlmagic.records import RunRecord
+    from mlmagic.records import RunRecord, ServiceRecord
 
 __all__ = ["ENGINE_GRACE", "RemoteDockerTarget"]
 
@@ -50,8 +54,10 @@ _LOCAL_ONLY = ("HOME",)
 class RemoteDockerTarget(DockerTarget):
     """Runs in containers of a remote engine, their files copied in and out."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, context: TargetContext, address: str) -> None:
+        super().__init__(context)
+        #: The engine's address (``ssh://``: services are reached through a forward).
+        self.address = address
         self._relays: dict[str, EngineLogRelay] = {}
         self._unanswered: dict[str, tuple[float, str]] = {}
 
@@ -187,3 +193,40 @@ class RemoteDockerTarget(DockerTarget):
         if handle in self._unanswered:
             return  # nothing can be removed from an engine that does not answer
         super().remove(handle)
+
+    # -- services -----------------------------------------------------------------------
+
+    def _service_folder(self, name: str) -> Path:
+        return self.context.root / "services" / name
+
+    def start_service(self, record: ServiceRecord) -> str:
+        """Publish on the engine host's 127.0.0.1 only, at a port the engine picks, and
+        forward the service's own port here to it over SSH."""
+        if self.address.startswith("unix://"):
+            return super().start_service(record)  # this machine's loopback is the host's
+        if not self.address.startswith("ssh://"):
+            raise DeployError(
+                f"A service on {self.address} would be reachable only on that host's "
+                "loopback, and a tcp:// engine has no SSH to forward it over: attach the "
+                "host as ssh://user@host to deploy there."
+            )
+        remote = replace(record, config=replace(record.config, port=0, host="127.0.0.1"))
+        handle = super().start_service(remote)
+        try:
+            port = self.engine.published_port(handle, SERVE_PORT)
+            if port is None:
+                raise DeployError(f"The engine at {self.address} published no port for it.")
+            tunnel.open_tunnel(
+                self.address, record.config.port, port, self._service_folder(record.name)
+            )
+        except BaseException:
+            super().stop_service(handle)
+            raise
+        return handle
+
+    def stop_service(self, handle: str) -> None:
+        with contextlib.suppress(EngineError):
+            state = self.engine.state(handle)
+            if state is not None and state.labels.get("mlmagic.kind") == "service":
+                tunnel.close(self._service_folder(state.labels["mlmagic.id"]))
+        super().stop_service(handle)

@@ -11,18 +11,25 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 from pathlib import Path
 
 import docker
 import pytest
 
 from mlmagic import Environment, Workspace
-from mlmagic.events import Status
+from mlmagic.deploy.config import ServiceConfig
+from mlmagic.deploy.image import SERVE_PORT
+from mlmagic.deploy.service import free_port
+from mlmagic.engine.base import BuildRequest
+from mlmagic.events import Status, drain
 from mlmagic.exceptions import MlmagicError, NotFoundError
+from mlmagic.records import ServiceRecord
 from tests.conftest import BASE_IMAGE, _unavailable
 from tests.docker import test_docker_context
 from tests.docker.ssh_server import SshServer
@@ -236,3 +243,42 @@ def test_an_ssh_login_that_fails_is_one_line(ssh_server, workspace, monkeypatch)
     with pytest.raises(MlmagicError, match=f"No Docker engine answers at {address}.*ssh -p"):
         workspace.computes.attach("denied", docker=address)
     assert workspace.store.computes() == []
+
+
+def test_a_service_on_an_ssh_engine_is_reached_through_a_forwarded_port(
+    ssh_server, second_engine, workspace, monkeypatch, tmp_path
+):
+    # The whole %deploy cannot run here: the second engine has no route out to install the
+    # server's packages. The target's part is what differs: publish on the host's
+    # loopback, forward a local port to it over SSH, close the forward with the service.
+    _, second = second_engine
+    monkeypatch.setenv("PATH", f"{ssh_server.bin}{os.pathsep}{os.environ['PATH']}")
+    workspace.computes.attach("web-box", docker=f"ssh://{ssh_server.user_host}")
+    target = workspace.target("docker@web-box")
+    context = tmp_path / "web"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        f'FROM {BASE_IMAGE}\nCMD ["python3", "-m", "http.server", "{SERVE_PORT}"]\n'
+    )
+    drain(target.engine.build(BuildRequest(context, "mlmagic-test-web:remote")))
+    port = free_port()
+    config = ServiceConfig(
+        models=(), entry_script="score.py", source_dir=str(tmp_path), environment="e:1", port=port
+    )
+    record = ServiceRecord(
+        name="web", state="Transitioning", config=config, url=f"http://127.0.0.1:{port}",
+        image="mlmagic-test-web:remote",
+    )  # fmt: skip
+    handle = target.start_service(record)
+    try:
+        binding = second.containers.get(handle).attrs["HostConfig"]["PortBindings"]
+        assert [b["HostIp"] for b in binding[f"{SERVE_PORT}/tcp"]] == ["127.0.0.1"]
+        remote_port = target.engine.published_port(handle, SERVE_PORT)
+        assert remote_port and remote_port != port
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as answer:
+            assert answer.status == 200
+    finally:
+        target.stop_service(handle)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    second.images.remove("mlmagic-test-web:remote", force=True)
