@@ -129,7 +129,11 @@ class RemoteDockerTarget(DockerTarget):
             if relay.thread is None or not relay.thread.is_alive():
                 relay.follow()
             return state
-        self._bring_back(handle, paths)
+        try:
+            self._bring_back(handle, paths)
+        except EngineError as exc:
+            # It ended as its engine went away: the run ends, saying what was lost.
+            self._unanswered.setdefault(handle, (time.monotonic(), str(exc)))
         return state
 
     def _engine_silent(self, handle: str, error: str) -> ContainerState:

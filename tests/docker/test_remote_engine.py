@@ -30,8 +30,10 @@ from mlmagic.engine.base import BuildRequest
 from mlmagic.events import Status, drain
 from mlmagic.exceptions import MlmagicError, NotFoundError
 from mlmagic.records import ServiceRecord
+from mlmagic.targets import remote_docker
 from tests.conftest import BASE_IMAGE, _unavailable
 from tests.docker import test_docker_context
+from tests.docker.second_engine import SecondEngine
 from tests.docker.ssh_server import SshServer
 
 #: The second dockerd, shared with the Docker-context tests (one per session).
@@ -282,3 +284,33 @@ def test_a_service_on_an_ssh_engine_is_reached_through_a_forwarded_port(
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
     second.images.remove("mlmagic-test-web:remote", force=True)
+
+
+def test_a_run_whose_engine_goes_away_fails_saying_so(
+    docker_engine, workspace, monkeypatch, tmp_path
+):
+    # An engine of its own: this one is stopped under the run.
+    monkeypatch.setattr(remote_docker, "ENGINE_GRACE", 2.0)
+    engine = SecondEngine()
+    try:
+        engine.start()
+        engine.load(BASE_IMAGE)
+        workspace.computes.attach("doomed", docker=engine.host, shared_path=False)
+        project = tmp_path / "project"
+        project.mkdir()
+        (project / "forever.py").write_text(
+            "import time\nprint('up', flush=True)\ntime.sleep(600)\n"
+        )
+        env = Environment.from_text("base-env", f"FROM {BASE_IMAGE}\n")
+        run = workspace.submit("forever.py", env.register(workspace), source_dir=project,
+                               compute="doomed")  # fmt: skip
+        _wait_for(lambda: "up" in run.logs(), "the run's output")
+        assert engine._process is not None
+        engine._process.terminate()  # the engine dies under the running run
+        engine._process.wait(timeout=60)
+        run.wait(timeout=120)
+        assert run.status is Status.FAILED
+        assert "the engine stopped answering" in (run.error or "")
+        assert engine.host in (run.error or "")
+    finally:
+        engine.stop()
