@@ -189,7 +189,7 @@ SUBMIT = (
         "--compute",
         metavar="NAME",
         keyword="compute",
-        help="Run on this compute: a Ray cluster or a Docker engine (see %computes).",
+        help="Run on this compute: a Ray cluster or a Docker engine (see %%computes).",
     ),
     # A distributed run's layout: the six options make one ``distributed=`` (COMPOSITES).
     _option(

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import docker
 import pytest
+from IPython.core.error import UsageError
 
 from mlmagic import Environment, Workspace
 from mlmagic.deploy.config import ServiceConfig
@@ -314,3 +315,23 @@ def test_a_run_whose_engine_goes_away_fails_saying_so(
         assert engine.host in (run.error or "")
     finally:
         engine.stop()
+
+
+def test_the_magics_attach_build_and_submit_on_the_compute(
+    shell, second_engine, workspace, tmp_path
+):
+    engine, second = second_engine
+    compute = shell.run_line_magic(
+        "compute", f"attach magic-box --docker {engine.host} --no-shared-path"
+    )
+    assert compute.kind == "docker" and compute.extra["shares_files"] is False
+    env = shell.run_cell_magic(
+        "environment", "magic-env --compute magic-box --quiet", _DOCKERFILE + "ENV VIA=magic\n"
+    )
+    assert second.images.get(env.image).id
+    (tmp_path / "via.py").write_text("import os\nprint('via', os.environ['VIA'])\n")
+    run = shell.run_line_magic("submit", f"via.py --env {env.ref} --compute magic-box --wait")
+    assert run.status is Status.COMPLETED, run.error
+    assert run.logs().strip() == "via magic"
+    with pytest.raises(UsageError, match="No compute named 'nope'"):
+        shell.run_line_magic("submit", f"via.py --env {env.ref} --compute nope")
