@@ -335,3 +335,32 @@ def test_the_magics_attach_build_and_submit_on_the_compute(
     assert run.logs().strip() == "via magic"
     with pytest.raises(UsageError, match="No compute named 'nope'"):
         shell.run_line_magic("submit", f"via.py --env {env.ref} --compute nope")
+
+
+def test_an_engine_of_this_machine_shares_its_files_and_gets_bind_mounts(
+    second_engine, workspace, tmp_path
+):
+    engine, second = second_engine
+    compute = workspace.computes.attach("here", docker=engine.host)
+    assert compute.extra["shares_files"] is True
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "train.py").write_text(_TRAIN)
+    (tmp_path / "input").mkdir()
+    (tmp_path / "input" / "x.txt").write_text("shared")
+    env = Environment.from_text("remote-env", _DOCKERFILE).build(
+        workspace, show_output=False, compute="here"
+    )
+    run = workspace.submit(
+        "train.py", env, source_dir=project, compute="here", data={"input": str(tmp_path / "input")}
+    )
+    handle = _handle(workspace, run.id)
+    _wait_for(lambda: "ready" in run.logs(), "the run's output")
+    container = second.containers.get(handle)
+    sources = {m["Source"] for m in container.attrs["Mounts"] if m["Type"] == "bind"}
+    assert str(workspace.path("runs", run.id, "outputs")) in sources
+    container.exec_run(["touch", "/tmp/go"])
+    run.wait()
+    assert run.status is Status.COMPLETED, run.error
+    assert "data says shared" in run.logs()
+    assert list(run.metrics["value"]) == [1.0, 0.5, pytest.approx(1 / 3)]
