@@ -211,7 +211,8 @@ class Computes:
             known = ", ".join(r["name"] for r in self._ws.store.computes()) or "none yet"
             raise NotFoundError(
                 f"No compute named {name!r} (computes: {known}): attach one with "
-                "%compute attach NAME --ray URL, or start one with %compute up."
+                "%compute attach NAME --ray URL (or --docker URL), or start one with "
+                "%compute up."
             )
         return Compute.from_row(row)
 

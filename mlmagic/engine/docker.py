@@ -364,7 +364,11 @@ class DockerEngine(ContainerEngine):
         info = self._api("describe itself", self._client.info)
         if "nvidia" in (info.get("Runtimes") or {}):
             return None
-        if shutil.which("nvidia-container-cli") or shutil.which("nvidia-container-runtime-hook"):
+        # The toolkit's tools here say something of this machine's engine only.
+        local_tools = shutil.which("nvidia-container-cli") or shutil.which(
+            "nvidia-container-runtime-hook"
+        )
+        if local_tools and not self.endpoint.explicit:
             return None
         return (
             "The Docker engine cannot give GPUs: the NVIDIA Container Toolkit is not installed "

@@ -364,3 +364,18 @@ def test_an_engine_of_this_machine_shares_its_files_and_gets_bind_mounts(
     assert run.status is Status.COMPLETED, run.error
     assert "data says shared" in run.logs()
     assert list(run.metrics["value"]) == [1.0, 0.5, pytest.approx(1 / 3)]
+
+
+def test_this_machines_gpu_toolkit_says_nothing_of_a_remote_engine(
+    second_engine, workspace, monkeypatch, tmp_path
+):
+    engine, _ = second_engine
+    # The toolkit's command installed here; the second engine has no nvidia runtime.
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "nvidia-container-cli").write_text("#!/bin/sh\nexit 0\n")
+    (tools / "nvidia-container-cli").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    workspace.computes.attach("no-gpu", docker=engine.host, shared_path=False)
+    problem = workspace.target("docker@no-gpu").gpu_problem()
+    assert problem and "NVIDIA Container Toolkit" in problem
