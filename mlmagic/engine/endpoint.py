@@ -33,6 +33,9 @@ from mlmagic.exceptions import EngineError
 
 __all__ = ["DEFAULT_HOST", "Endpoint", "explicit_endpoint", "find_endpoint"]
 
+# An API version every engine answers, to make a client before it asks the engine's own.
+_FIRST_API_VERSION = "1.24"
+
 #: Where the engine listens when nothing else is said (Linux and Docker Desktop both).
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 
@@ -74,6 +77,8 @@ class Endpoint:
             # DOCKER_HOST or the default: docker-py's own reading of DOCKER_TLS_VERIFY and
             # DOCKER_CERT_PATH applies, exactly as for the docker CLI.
             return docker.from_env(timeout=timeout)
+        if self.explicit and self.tls is not None and self.tls.ca_cert:
+            return _client_trusting_only(self.host, self.tls, timeout)
         return docker.DockerClient(
             base_url=self.host,
             tls=self.tls or False,
@@ -97,6 +102,24 @@ class Endpoint:
             if self.tls.cert:
                 flags += ["--tlscert", self.tls.cert[0], "--tlskey", self.tls.cert[1]]
         return flags
+
+
+def _client_trusting_only(
+    host: str, tls: docker.tls.TLSConfig, timeout: int
+) -> docker.DockerClient:
+    """A client that checks the engine's certificate against the compute's CA only.
+
+    requests lets ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` (set on many machines behind
+    a TLS-intercepting proxy) replace a session's own CA file on every request, so the
+    engine's private CA would be ignored: the session stops reading the environment, and
+    the engine's API version is asked only after that (docker-py asks while it is made).
+    """
+    client = docker.DockerClient(
+        base_url=host, tls=tls, timeout=timeout, version=_FIRST_API_VERSION
+    )
+    client.api.trust_env = False
+    client.api._version = client.api._retrieve_server_version()
+    return client
 
 
 def explicit_endpoint(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -379,3 +380,62 @@ def test_this_machines_gpu_toolkit_says_nothing_of_a_remote_engine(
     workspace.computes.attach("no-gpu", docker=engine.host, shared_path=False)
     problem = workspace.target("docker@no-gpu").gpu_problem()
     assert problem and "NVIDIA Container Toolkit" in problem
+
+
+def _tls_files(folder: Path) -> None:
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca-key.pem",
+            "-out", "ca.pem", "-days", "1", "-subj", "/CN=mlmagic-test-ca")  # fmt: skip
+    for name, usage in (("server", "serverAuth"), ("client", "clientAuth")):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}-key.pem",
+                "-out", f"{name}.csr", "-subj", f"/CN={name}")  # fmt: skip
+        (folder / f"{name}.ext").write_text(
+            f"subjectAltName=IP:127.0.0.1\nextendedKeyUsage={usage}\n"
+        )
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
+                "-CAcreateserial", "-out", f"{name}-cert.pem", "-days", "1",
+                "-extfile", f"{name}.ext")  # fmt: skip
+
+
+def test_a_tcp_engine_with_tls_builds_and_runs(docker_engine, workspace, tmp_path):
+    if shutil.which("openssl") is None:
+        _unavailable("no openssl to make the test's certificates")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    _tls_files(certs)
+    port = free_port()
+    engine = SecondEngine(
+        extra_args=("--host", f"tcp://127.0.0.1:{port}", "--tlsverify",
+                    "--tlscacert", str(certs / "ca.pem"),
+                    "--tlscert", str(certs / "server-cert.pem"),
+                    "--tlskey", str(certs / "server-key.pem"))
+    )  # fmt: skip
+    try:
+        engine.start()
+        engine.load(BASE_IMAGE)
+        tls = {
+            "tls_ca": str(certs / "ca.pem"),
+            "tls_cert": str(certs / "client-cert.pem"),
+            "tls_key": str(certs / "client-key.pem"),
+        }
+        # Without the client certificate the engine refuses the connection.
+        with pytest.raises(
+            MlmagicError, match=f"No Docker engine answers at tcp://127.0.0.1:{port}"
+        ):
+            workspace.computes.attach("no-cert", docker=f"tcp://127.0.0.1:{port}",
+                                      tls_ca=tls["tls_ca"])  # fmt: skip
+        workspace.computes.attach("tls-box", docker=f"tcp://127.0.0.1:{port}", **tls)
+        env = Environment.from_text("tls-env", f"FROM {BASE_IMAGE}\nRUN echo tls > /how.txt\n")
+        env = env.build(workspace, show_output=False, compute="tls-box")  # the CLI, over TLS
+        project = tmp_path / "project"
+        project.mkdir()
+        (project / "how.py").write_text("print(open('/how.txt').read())\n")
+        run = workspace.submit("how.py", env, source_dir=project, compute="tls-box").wait()
+        assert run.status is Status.COMPLETED, run.error
+        assert run.logs().strip() == "tls"
+    finally:
+        engine.stop()
