@@ -21,8 +21,12 @@ Environment variables, set by mlmagic's executors:
     Where the script saves what it makes (:func:`output_dir`); ``./outputs`` when unset.
 ``MLMAGIC_METRICS_FILE``
     The file :func:`log` appends metrics to. When unset, :func:`log` prints instead.
+    ``-`` means standard output: each record is printed as one line that starts with
+    ``@mlmagic:metric`` (where the log is the only channel back, as on Ray, and the
+    host takes those lines out of it).
 ``MLMAGIC_PARAMS_FILE``
     The JSON file :func:`log_params` merges parameters into. When unset, it prints instead.
+    ``-`` prints each call's values as one ``@mlmagic:params`` line (the host merges them).
 
 The metrics file holds one JSON object per line (UTF-8, ``\\n``-terminated)::
 
@@ -66,9 +70,21 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["log", "log_params", "main", "output_dir", "read_metrics", "run_id"]
+__all__ = [
+    "METRIC_MARKER",
+    "PARAMS_MARKER",
+    "log",
+    "log_params",
+    "main",
+    "output_dir",
+    "read_metrics",
+    "run_id",
+]
 
 _PREFIX = "[mlmagic_run]"
+#: How a metric and a call's params start on standard output (MLMAGIC_*_FILE=-).
+METRIC_MARKER = "@mlmagic:metric "
+PARAMS_MARKER = "@mlmagic:params "
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _CHUNK = 65536
 # Steps fit a 64-bit integer; times are seconds since 1970, before the year 2200 (beyond
@@ -160,6 +176,9 @@ def log(name: str, value: Any, step: int | None = None) -> None:
     if rank and rank.isdigit():
         record["rank"] = int(rank)
     line = json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
+    if path == "-":
+        _print_marked(METRIC_MARKER + line)
+        return
     _append(path, line.encode("utf-8"))
 
 
@@ -203,6 +222,11 @@ def log_params(params: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Non
     if not path:
         shown = ", ".join(f"{name}={value!r}" for name, value in merged.items())
         print(f"{_PREFIX} params: {shown}", flush=True)
+        return
+    if path == "-":
+        _print_marked(
+            PARAMS_MARKER + json.dumps(values, ensure_ascii=False, allow_nan=False) + "\n"
+        )
         return
     current = _read_params(path)
     current.update(values)
@@ -665,6 +689,12 @@ def _append(path: str, data: bytes) -> None:
         _write_all(fd, data)
     finally:
         os.close(fd)
+
+
+def _print_marked(line: str) -> None:
+    # One write of the whole line to the stdout descriptor, behind whatever print() holds.
+    sys.stdout.flush()
+    _write_all(sys.stdout.fileno(), line.encode("utf-8"))
 
 
 def _read_params(path: str) -> dict[str, Any]:

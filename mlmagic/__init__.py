@@ -51,6 +51,7 @@ __all__ = [
 
 def load_ipython_extension(shell: InteractiveShell) -> None:
     """``%load_ext mlmagic``: register the magics and the ``MLMagic`` settings."""
+    from mlmagic.computes.magics import ComputeMagics
     from mlmagic.config import MLMagic, set_config
     from mlmagic.magics import MLMagics
 
@@ -59,6 +60,7 @@ def load_ipython_extension(shell: InteractiveShell) -> None:
     if config not in shell.configurables:
         shell.configurables.append(config)  # type: ignore[arg-type]
     shell.register_magics(MLMagics)
+    shell.register_magics(ComputeMagics)
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:

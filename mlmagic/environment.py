@@ -211,16 +211,20 @@ class Environment:
         rebuild: bool = False,
         show_output: bool = True,
         target: str | None = None,
+        compute: str | None = None,
     ) -> Environment:
         """Register and build (an image, or a venv on the local target), blocking; return
-        the ready version. With ``show_output`` the build log is printed as it goes.
+        the ready version. With ``show_output`` the build log is printed as it goes;
+        ``compute`` builds on that compute's Docker engine.
         """
 
         def show(event: BuildEvent) -> None:
             if show_output and event.kind in (BuildEventKind.STEP, BuildEventKind.LOG):
                 print(event.step if event.kind is BuildEventKind.STEP else event.message)
 
-        events = _workspace(workspace).environments.build(self, rebuild=rebuild, target=target)
+        events = _workspace(workspace).environments.build(
+            self, rebuild=rebuild, target=target, compute=compute
+        )
         return drain(events, show)
 
     def __str__(self) -> str:
@@ -379,7 +383,12 @@ class Environments:
         return tuple(sorted(refs))
 
     def build(
-        self, env: Environment, *, rebuild: bool = False, target: str | None = None
+        self,
+        env: Environment,
+        *,
+        rebuild: bool = False,
+        target: str | None = None,
+        compute: str | None = None,
     ) -> Generator[BuildEvent, None, Environment]:
         """Register and materialise ``env`` on a target, yielding events; the generator
         returns the ready version.
@@ -392,7 +401,7 @@ class Environments:
         """
         if env.spec.solver == "uv":
             require_mappable(env.spec)
-        where = self._ws.target(self._ws.resolve_target(target))
+        where = self._ws.target(self._ws.resolve_target(target, compute))
         registered = self.register(env)
         assert registered.version is not None
         name, version = registered.name, registered.version

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMPOSITES",
+    "COMPUTE_ATTACH",
+    "COMPUTE_UP",
     "DEPLOY",
     "ENVIRONMENT",
     "ENVIRONMENT_BUILD",
@@ -124,6 +126,7 @@ ENVIRONMENT_BUILD = (
     _option("--rebuild", action="store_true", keyword="rebuild", help="Ignore the cache."),
     _QUIET,
     _TARGET,
+    _option("--compute", metavar="NAME", keyword="compute", help="Build on this compute's engine."),
 )
 
 #: What ``Workspace.submit`` takes (the script and its arguments are positional).
@@ -182,6 +185,12 @@ SUBMIT = (
     ),
     _option("--wait", action="store_true", help="Follow the run until it ends."),
     _TARGET,
+    _option(
+        "--compute",
+        metavar="NAME",
+        keyword="compute",
+        help="Run on this compute: a Ray cluster or a Docker engine (see %%computes).",
+    ),
     # A distributed run's layout: the seven options make one ``distributed=`` (COMPOSITES).
     _option(
         "--distributed",
@@ -272,6 +281,87 @@ DEPLOY = (
     _option("--cpus", type=float, keyword="cpus", help="CPU limit."),
     _QUIET,
     _TARGET,
+    _option(
+        "--compute", metavar="NAME", keyword="compute", help="Deploy on this compute's engine."
+    ),
+)
+
+#: What ``Computes.attach`` takes (the compute's name is positional).
+COMPUTE_ATTACH = (
+    _option(
+        "--ray",
+        metavar="URL",
+        keyword="ray_address",
+        help="The cluster's Jobs API (dashboard) address, e.g. http://ray-head:8265.",
+    ),
+    _option(
+        "--docker",
+        metavar="URL",
+        keyword="docker",
+        help="A Docker engine instead: ssh://user@host, tcp://host:2376 or unix:///path.",
+    ),
+    _option("--tls-ca", metavar="PEM", keyword="tls_ca", help="tcp:// engine: its CA file."),
+    _option("--tls-cert", metavar="PEM", keyword="tls_cert", help="tcp:// engine: client cert."),
+    _option("--tls-key", metavar="PEM", keyword="tls_key", help="tcp:// engine: client key."),
+    _option(
+        "--tls-verify",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        keyword="tls_verify",
+        help="tcp:// engine: check its certificate against --tls-ca (default: yes).",
+    ),
+    _option(
+        "--shared-path",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        keyword="shared_path",
+        help="The Docker engine sees this machine's workspace at the same path (default: "
+        "only for unix://); otherwise files are copied in and out.",
+    ),
+    _option(
+        "--token-env",
+        metavar="VAR",
+        keyword="token_env",
+        help="The NAME of the environment variable holding its token (never the token).",
+    ),
+    _option(
+        "--storage",
+        metavar="DIR",
+        keyword="storage",
+        help="A folder this machine and the nodes share: outputs come back through it.",
+    ),
+    _option(
+        "--cluster-storage",
+        metavar="PATH",
+        keyword="cluster_storage",
+        help="That folder's path on the nodes, when it differs.",
+    ),
+    _option(
+        "--python",
+        default="python",
+        metavar="PATH",
+        keyword="python",
+        help="The interpreter on the nodes (an absolute path is safest).",
+    ),
+)
+
+#: What ``Computes.up`` takes (the compute's name is positional).
+COMPUTE_UP = (
+    _option(
+        "--env",
+        required=True,
+        metavar="NAME[:VERSION]",
+        keyword="environment",
+        help="The environment whose image the head and workers run (Ray is added).",
+    ),
+    _option(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        keyword="workers",
+        help="Worker containers (default 1); jobs run on the workers.",
+    ),
 )
 
 #: Filters of a listing of runs (``Runs.list`` takes the experiment; the rest narrow it).

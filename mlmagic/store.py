@@ -32,7 +32,7 @@ from mlmagic.run.config import RunConfig
 __all__ = ["SCHEMA_VERSION", "Store", "summary_columns"]
 
 #: The version of the schema this code reads and writes.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SCHEMA = """
 CREATE TABLE environments (
@@ -109,7 +109,7 @@ CREATE TABLE services (
 );
 """
 
-_JSON_COLUMNS = frozenset({"spec", "packages", "config", "tags", "key_hashes"})
+_JSON_COLUMNS = frozenset({"spec", "packages", "config", "tags", "key_hashes", "options"})
 
 #: The columns of a :class:`RunRecord`; ``name`` (also in the config), ``changed`` and the
 #: ``summary_*`` columns serve listings only.
@@ -243,11 +243,29 @@ def _migrate_3_to_4(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+#: Computes (Ray clusters attached or started, see :mod:`mlmagic.computes`): a name, a
+#: kind, the address its jobs go to, and the rest as JSON (``options``). A token is never
+#: here, only the name of the variable (or the file) that holds it.
+_COMPUTES = """CREATE TABLE IF NOT EXISTS computes (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    address TEXT NOT NULL,
+    options TEXT NOT NULL DEFAULT '{}',
+    created REAL NOT NULL
+)"""
+
+
+def _migrate_4_to_5(db: sqlite3.Connection) -> None:
+    """Schema 4 → 5: the ``computes`` table (new; nothing else changes)."""
+    db.execute(_COMPUTES)
+
+
 #: ``_MIGRATIONS[n]`` takes a database from schema ``n`` to ``n + 1``.
 _MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _migrate_1_to_2,
     2: _migrate_2_to_3,
     3: _migrate_3_to_4,
+    4: _migrate_4_to_5,
 }
 
 
@@ -359,7 +377,12 @@ class Store:
                 version = tx.execute("PRAGMA user_version").fetchone()[0]
                 _check_not_newer(version)
                 if version == 0:
-                    for statement in [*_statements(_SCHEMA), *_CHANGE_TRACKING, _LISTING_INDEX]:
+                    for statement in [
+                        *_statements(_SCHEMA),
+                        *_CHANGE_TRACKING,
+                        _LISTING_INDEX,
+                        _COMPUTES,
+                    ]:
                         tx.execute(statement)
                 for step in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
                     _MIGRATIONS[step](tx)
@@ -730,3 +753,35 @@ class Store:
         """Forget a service."""
         with self.transaction() as db:
             db.execute("DELETE FROM services WHERE name = ?", (name,))
+
+    # -- computes ---------------------------------------------------------------------
+
+    def insert_compute(
+        self, name: str, kind: str, address: str, options: Mapping[str, Any]
+    ) -> bool:
+        """Record a new compute; ``False`` when one of that name exists (nothing changes)."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO computes (name, kind, address, options, created) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (name, kind, address, json.dumps(dict(options)), time.time()),
+            )
+        return cursor.rowcount == 1
+
+    def compute(self, name: str) -> dict[str, Any] | None:
+        """One compute's row (``options`` decoded), or ``None``."""
+        return self._one("SELECT * FROM computes WHERE name = ?", (name,))
+
+    def computes(self) -> list[dict[str, Any]]:
+        """Every compute's row, by name."""
+        return self._all("SELECT * FROM computes ORDER BY name")
+
+    def update_compute(self, name: str, **values: Any) -> None:
+        """Change columns of a compute."""
+        self._update("computes", {"name": name}, values)
+
+    def delete_compute(self, name: str) -> bool:
+        """Forget a compute; ``False`` when there was none."""
+        with self.transaction() as db:
+            cursor = db.execute("DELETE FROM computes WHERE name = ?", (name,))
+        return cursor.rowcount == 1

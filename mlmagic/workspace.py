@@ -23,6 +23,7 @@ from mlmagic.store import Store
 from mlmagic.targets import Target, TargetContext, names, target_class
 
 if TYPE_CHECKING:
+    from mlmagic.computes import Computes
     from mlmagic.deploy.service import Service, Services
     from mlmagic.environment import Environment
     from mlmagic.models import Models
@@ -99,12 +100,20 @@ class Workspace:
         """The settings in force: the ones given, else the process's (``%config``)."""
         return self._config or get_config()
 
-    def resolve_target(self, target: str | None = None) -> str:
-        """The name of the target to use: the one asked for, else the setting.
+    def resolve_target(self, target: str | None = None, compute: str | None = None) -> str:
+        """The name of the target to use: the compute's, else the one asked for, else the
+        setting.
 
         This is the one place a target is picked: ``auto`` is Docker when an engine
-        answers, else local, and says so once when it falls back.
+        answers, else local, and says so once when it falls back. A compute that is a
+        Docker engine is the target ``docker@NAME`` (see :meth:`target`).
         """
+        if compute is not None:
+            from mlmagic.computes.docker_host import target_name
+
+            return target_name(self.computes.get(compute))  # an unknown compute is refused
+        if target and "@" in target:
+            return target  # already resolved: a compute's
         choice = target or self.config.target
         if choice not in TARGETS:
             raise MlmagicError(f"Unknown target {choice!r}: use {', '.join(TARGETS)}.")
@@ -126,7 +135,13 @@ class Workspace:
         return self._auto_target
 
     def target(self, name: str) -> Target:
-        """The target registered as ``name`` (see :mod:`mlmagic.targets`), one per name."""
+        """The target registered as ``name`` (see :mod:`mlmagic.targets`), one per name;
+        ``docker@COMPUTE`` is the Docker target on that compute's engine."""
+        if name not in self._targets and "@" in name:
+            from mlmagic.computes.docker_host import compute_target
+
+            compute = self.computes.get(name.partition("@")[2])
+            self._targets[name] = compute_target(compute, self.root, self.config)
         if name not in self._targets:
             cls = target_class(name)
             context = TargetContext(
@@ -174,6 +189,13 @@ class Workspace:
         from mlmagic.deploy.service import Services
 
         return Services(self)
+
+    @cached_property
+    def computes(self) -> Computes:
+        """The computes (Ray clusters) runs can be sent to with ``compute=NAME``."""
+        from mlmagic.computes import Computes
+
+        return Computes(self)
 
     def deploy(self, name: str, **options: Any) -> Service:
         """Serve registered model(s) from a container; return the healthy service.

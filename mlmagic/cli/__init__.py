@@ -7,6 +7,7 @@ One noun per kind of thing, as the API has one collection each (``ws.environment
     mlmagic run      submit | list | show | logs | cancel | download | metrics
     mlmagic model    register | list | show | download | delete
     mlmagic service  deploy | list | show | logs | reload | delete | keys
+    mlmagic compute  attach | up | down | detach | list | show
     mlmagic completion bash | zsh
 
 Every listing and ``show`` takes ``--json`` and ``--quiet``. Errors are one line on
@@ -26,6 +27,7 @@ import argcomplete
 from mlmagic import hints
 from mlmagic._version import __version__
 from mlmagic.cli.completion import add_completion_command
+from mlmagic.cli.compute import add_compute_commands
 from mlmagic.cli.env import add_env_commands
 from mlmagic.cli.model import add_model_commands
 from mlmagic.cli.parser import Handler
@@ -75,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_commands(groups)
     add_model_commands(groups)
     add_service_commands(groups)
+    add_compute_commands(groups)
     add_completion_command(groups)
     return parser
 

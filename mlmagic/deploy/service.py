@@ -327,8 +327,13 @@ class Services:
         memory: str | None = None,
         cpus: float | None = None,
         target: str | None = None,
+        compute: str | None = None,
     ) -> Generator[BuildEvent, None, Service]:
         """Build what the service runs from, start it and wait until it is ready.
+
+        ``compute`` deploys on that compute's Docker engine; on an ``ssh://`` one the
+        server is published on the host's 127.0.0.1 only and this machine's ``port``
+        (the service's URL) is forwarded there over SSH.
 
         Raises
         ------
@@ -369,7 +374,7 @@ class Services:
             gpus=gpus,
             memory=memory,
             cpus=cpus,
-            target=self._ws.resolve_target(target),
+            target=self._ws.resolve_target(target, compute),
         )
         check_entry(config)
         key_hashes = {}

@@ -88,7 +88,8 @@ class GpuRequest:
 
 @dataclass(frozen=True)
 class PortBinding:
-    """A container port published on a host address (127.0.0.1 unless asked)."""
+    """A container port published on a host address (127.0.0.1 unless asked); host port
+    0 lets the engine pick a free one."""
 
     container_port: int
     host_port: int
@@ -186,21 +187,36 @@ class ContainerEngine(ABC):
 
     @abstractmethod
     def create(self, spec: ContainerSpec) -> str:
-        """Create a container without starting it; return its id. Its network may not
-        exist yet on engines that resolve it at start (the gang creates both at once)."""
+        """Create a container without starting it (files can be put in first); return
+        its id. :meth:`start_created` starts it."""
 
     @abstractmethod
     def start_created(self, container_id: str) -> None:
         """Start a container made by :meth:`create`."""
 
     @abstractmethod
+    def put_archive(self, container_id: str, folder: str, archive: bytes) -> None:
+        """Unpack the tar ``archive`` into ``folder`` of the container (which exists)."""
+
+    @abstractmethod
+    def get_archive(self, container_id: str, path: str) -> Iterator[bytes] | None:
+        """The container's ``path`` (a file or a folder, with its name as the top entry)
+        as a tar stream in chunks; ``None`` when the container or the path is gone."""
+
+    @abstractmethod
     def state(self, container_id: str) -> ContainerState | None:
         """The container's state, or ``None`` when it no longer exists."""
 
     @abstractmethod
-    def logs(self, container_id: str) -> Iterator[str]:
+    def published_port(self, container_id: str, container_port: int) -> int | None:
+        """The host port ``container_port`` of a running container is published on
+        (the one the engine picked for a :class:`PortBinding` of host port 0)."""
+
+    @abstractmethod
+    def logs(self, container_id: str, *, follow: bool = False) -> Iterator[str]:
         """The container's output so far as lines (without the newline), from the start;
-        empty when the container is gone."""
+        empty when the container is gone. With ``follow`` the lines go on as the
+        container prints them, until it ends."""
 
     @abstractmethod
     def stop(self, container_id: str, timeout: float = 10) -> None:

@@ -16,10 +16,12 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import Any
+from urllib.parse import urlsplit
 
 import docker
 import docker.errors
 import docker.types
+import requests.exceptions
 from packaging.version import InvalidVersion, Version
 
 from mlmagic.engine.base import (
@@ -52,12 +54,16 @@ class DockerEngine(ContainerEngine):
     ----------
     cli
         The docker command to build with; empty finds one that can use BuildKit.
+    endpoint
+        The engine to talk to (a compute's); ``None`` finds it as the docker CLI does.
     """
 
     name = "docker"
 
-    def __init__(self, cli: str = "") -> None:
+    def __init__(self, cli: str = "", endpoint: Endpoint | None = None) -> None:
         self._cli_setting = cli
+        if endpoint is not None:
+            self.__dict__["endpoint"] = endpoint
 
     # -- connection ---------------------------------------------------------------------
 
@@ -74,11 +80,13 @@ class DockerEngine(ContainerEngine):
         try:
             client = self.endpoint.client(timeout=120)
             client.ping()
-        except docker.errors.DockerException as exc:
-            raise EngineError(self._no_engine()) from exc
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineError(self._no_engine(exc)) from exc
         return client
 
-    def _no_engine(self) -> str:
+    def _no_engine(self, cause: BaseException | None = None) -> str:
+        if self.endpoint.explicit:
+            return _unreachable(self.endpoint, cause)
         message = f"No Docker engine answers at {self.endpoint.describe()}. {_START_DOCKER}"
         if self.endpoint.context:
             message += " Or pick another engine with `docker context use NAME`."
@@ -88,9 +96,9 @@ class DockerEngine(ContainerEngine):
         """Raise :class:`EngineError` unless the engine answers."""
         try:
             self._client.ping()
-        except docker.errors.DockerException as exc:
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             self.__dict__.pop("_client", None)
-            raise EngineError(self._no_engine()) from exc
+            raise EngineError(self._no_engine(exc)) from exc
 
     def _api(self, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
         """Call docker-py, mapping its errors to :class:`EngineError`."""
@@ -100,7 +108,9 @@ class DockerEngine(ContainerEngine):
             raise
         except docker.errors.APIError as exc:
             raise EngineError(f"Docker refused to {what}: {exc.explanation or exc}") from exc
-        except docker.errors.DockerException as exc:
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            if self.endpoint.explicit:
+                raise EngineError(f"Docker failed to {what}: {self._no_engine(exc)}") from exc
             raise EngineError(f"Docker failed to {what}: {exc}. {_START_DOCKER}") from exc
 
     # -- images ---------------------------------------------------------------------------
@@ -152,8 +162,8 @@ class DockerEngine(ContainerEngine):
         """Build with BuildKit, yielding step, log and done events."""
         self.ping()
         cli, *build = self._build_command
-        # The context this engine was found through, named: the build lands where runs go.
-        where = ["--context", self.endpoint.context] if self.endpoint.context else []
+        # The context (or compute) of this engine, named: the build lands where runs go.
+        where = self.endpoint.cli_flags()
         command = [cli, *where, *build, "--progress=plain", "-t", request.tag]
         command += ["-f", str(request.context_dir / request.dockerfile)]
         for name, value in request.build_args.items():
@@ -253,6 +263,29 @@ class DockerEngine(ContainerEngine):
                 f"Docker refused to start a container: {exc.explanation or exc}"
             ) from exc
 
+    def put_archive(self, container_id: str, folder: str, archive: bytes) -> None:
+        """Unpack a tar archive into ``folder`` of the container."""
+        try:
+            self._api(
+                "copy files into a container",
+                self._client.api.put_archive,
+                container_id,
+                folder,
+                archive,
+            )
+        except docker.errors.NotFound as exc:
+            raise EngineError(f"The container {container_id[:12]} is gone.") from exc
+
+    def get_archive(self, container_id: str, path: str) -> Iterator[bytes] | None:
+        """``path`` of the container as tar chunks, or ``None`` when it is gone."""
+        try:
+            stream, _ = self._api(
+                "copy files out of a container", self._client.api.get_archive, container_id, path
+            )
+        except docker.errors.NotFound:
+            return None
+        return iter(stream)
+
     def state(self, container_id: str) -> ContainerState | None:
         """The container's state, or ``None`` once it is removed."""
         try:
@@ -263,15 +296,28 @@ class DockerEngine(ContainerEngine):
             return None
         return _state(attrs)
 
-    def logs(self, container_id: str) -> Iterator[str]:
-        """The container's output as lines, from the start."""
+    def published_port(self, container_id: str, container_port: int) -> int | None:
+        """The host port the engine published ``container_port`` on, if any."""
+        try:
+            attrs = self._api(
+                "inspect a container", self._client.api.inspect_container, container_id
+            )
+        except docker.errors.NotFound:
+            return None
+        bindings = ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).get(
+            f"{container_port}/tcp"
+        )
+        return int(bindings[0]["HostPort"]) if bindings else None
+
+    def logs(self, container_id: str, *, follow: bool = False) -> Iterator[str]:
+        """The container's output as lines, from the start (on, with ``follow``)."""
         try:
             stream = self._api(
                 "read logs",
                 self._client.api.logs,
                 container_id,
                 stream=True,
-                follow=False,
+                follow=follow,
                 stdout=True,
                 stderr=True,
             )
@@ -323,7 +369,11 @@ class DockerEngine(ContainerEngine):
         info = self._api("describe itself", self._client.info)
         if "nvidia" in (info.get("Runtimes") or {}):
             return None
-        if shutil.which("nvidia-container-cli") or shutil.which("nvidia-container-runtime-hook"):
+        # The toolkit's tools here say something of this machine's engine only.
+        local_tools = shutil.which("nvidia-container-cli") or shutil.which(
+            "nvidia-container-runtime-hook"
+        )
+        if local_tools and not self.endpoint.explicit:
             return None
         return (
             "The Docker engine cannot give GPUs: the NVIDIA Container Toolkit is not installed "
@@ -362,6 +412,26 @@ class DockerEngine(ContainerEngine):
         """Remove the network ``name``; no error when it is gone."""
         with contextlib.suppress(docker.errors.NotFound):
             self._api("remove a network", self._client.api.remove_network, name)
+
+
+def _unreachable(endpoint: Endpoint, cause: BaseException | None) -> str:
+    """Why a compute's engine does not answer, and what to check (one line)."""
+    said = " ".join(str(cause).split())[:200] if cause else ""
+    where = f"No Docker engine answers at {endpoint.describe()}"
+    if endpoint.host.startswith("ssh://"):
+        address = urlsplit(endpoint.host)
+        port = f"-p {address.port} " if address.port else ""
+        login = f"{address.username}@" if address.username else ""
+        return (
+            f"{where}: check that `ssh {port}{login}{address.hostname} docker version` works "
+            "from this machine (the host is up, your key is in the SSH agent or "
+            "~/.ssh/config, Docker runs there). "
+            f"({said})"
+        )
+    return (
+        f"{where}: check the address, that the engine listens there and, for TLS, the "
+        f"--tls-* files. ({said})"
+    )
 
 
 def run_arguments(spec: ContainerSpec) -> dict[str, Any]:
@@ -412,7 +482,10 @@ def run_arguments(spec: ContainerSpec) -> dict[str, Any]:
             )
         ]
     if spec.ports:
-        kwargs["ports"] = {f"{p.container_port}/tcp": (p.host_ip, p.host_port) for p in spec.ports}
+        # Host port 0: the engine picks a free one (see published_port).
+        kwargs["ports"] = {
+            f"{p.container_port}/tcp": (p.host_ip, p.host_port or None) for p in spec.ports
+        }
     return kwargs
 
 

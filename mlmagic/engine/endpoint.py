@@ -26,11 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker
+import docker.errors
 import docker.tls
 
 from mlmagic.exceptions import EngineError
 
-__all__ = ["DEFAULT_HOST", "Endpoint", "find_endpoint"]
+__all__ = ["DEFAULT_HOST", "Endpoint", "explicit_endpoint", "find_endpoint"]
+
+# An API version every engine answers, to make a client before it asks the engine's own.
+_FIRST_API_VERSION = "1.24"
 
 #: Where the engine listens when nothing else is said (Linux and Docker Desktop both).
 DEFAULT_HOST = "unix:///var/run/docker.sock"
@@ -50,13 +54,18 @@ class Endpoint:
     context
         The context's name when a context chose the engine, else ``None``.
     tls
-        The TLS settings of a context with TLS files or ``SkipTLSVerify``, else ``None``.
+        The TLS settings of a context with TLS files or ``SkipTLSVerify`` (or of a
+        compute), else ``None``.
+    explicit
+        The address and TLS settings are used as given (a compute's engine), never the
+        process's ``DOCKER_*`` variables.
     """
 
     host: str
     source: str
     context: str | None = None
     tls: docker.tls.TLSConfig | None = None
+    explicit: bool = False
 
     def describe(self) -> str:
         """``"<host> (<source>)"``: for messages about this engine."""
@@ -64,10 +73,12 @@ class Endpoint:
 
     def client(self, timeout: int = 120) -> docker.DockerClient:
         """A docker-py client of this engine (it does not connect until first used)."""
-        if self.context is None:
+        if self.context is None and not self.explicit:
             # DOCKER_HOST or the default: docker-py's own reading of DOCKER_TLS_VERIFY and
             # DOCKER_CERT_PATH applies, exactly as for the docker CLI.
             return docker.from_env(timeout=timeout)
+        if self.explicit and self.tls is not None and self.tls.ca_cert:
+            return _client_trusting_only(self.host, self.tls, timeout)
         return docker.DockerClient(
             base_url=self.host,
             tls=self.tls or False,
@@ -75,6 +86,71 @@ class Endpoint:
             # The ssh command, as the docker CLI uses, rather than paramiko.
             use_ssh_client=self.host.startswith("ssh://"),
         )
+
+    def cli_flags(self) -> list[str]:
+        """The docker CLI's global flags that reach this same engine (``[]``: the CLI's
+        own choice, which is this one)."""
+        if self.context is not None:
+            return ["--context", self.context]
+        if not self.explicit:
+            return []
+        flags = ["--host", self.host]
+        if self.tls is not None:
+            flags.append("--tlsverify" if self.tls.verify else "--tls")
+            if isinstance(self.tls.ca_cert, str):
+                flags += ["--tlscacert", self.tls.ca_cert]
+            if self.tls.cert:
+                flags += ["--tlscert", self.tls.cert[0], "--tlskey", self.tls.cert[1]]
+        return flags
+
+
+def _client_trusting_only(
+    host: str, tls: docker.tls.TLSConfig, timeout: int
+) -> docker.DockerClient:
+    """A client that checks the engine's certificate against the compute's CA only.
+
+    requests lets ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` (set on many machines behind
+    a TLS-intercepting proxy) replace a session's own CA file on every request, so the
+    engine's private CA would be ignored: the session stops reading the environment, and
+    the engine's API version is asked only after that (docker-py asks while it is made).
+    """
+    client = docker.DockerClient(
+        base_url=host, tls=tls, timeout=timeout, version=_FIRST_API_VERSION
+    )
+    client.api.trust_env = False
+    client.api._version = client.api._retrieve_server_version()
+    return client
+
+
+def explicit_endpoint(
+    host: str,
+    source: str,
+    *,
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    tls_verify: bool | None = None,
+) -> Endpoint:
+    """The engine at ``host`` as given (a compute's), TLS on when ``tls_verify`` is not
+    ``None``.
+
+    Raises
+    ------
+    EngineError
+        A TLS file is missing (one line naming it).
+    """
+    tls = None
+    if tls_verify is not None:
+        cert = (tls_cert, tls_key) if tls_cert and tls_key else None
+        try:
+            tls = docker.tls.TLSConfig(client_cert=cert, ca_cert=tls_ca, verify=tls_verify)
+        except docker.errors.TLSParameterError as exc:
+            missing = [p for p in (tls_ca, tls_cert, tls_key) if p and not Path(p).is_file()]
+            raise EngineError(
+                f"The TLS files of {source} are missing ({', '.join(missing) or exc}): put "
+                "them back, or attach it again with the right --tls-ca/--tls-cert/--tls-key."
+            ) from exc
+    return Endpoint(host, source, tls=tls, explicit=True)
 
 
 def find_endpoint(environ: Mapping[str, str] | None = None) -> Endpoint:

@@ -65,6 +65,9 @@ class RunConfig:
     distributed
         The layout of a distributed run (nodes, processes, framework); ``None`` for one
         process in one container.
+    compute
+        The compute (see :mod:`mlmagic.computes`) of a run on the ``ray`` target, or of one
+        on ``docker@NAME`` (a Docker engine elsewhere).
     """
 
     script: str
@@ -82,8 +85,14 @@ class RunConfig:
     timeout: float | None = None
     target: str = "docker"
     distributed: Distribution | None = None
+    compute: str | None = None
 
     def __post_init__(self) -> None:
+        if (self.target == "ray") and self.compute is None:
+            raise RunError(
+                "A run goes to Ray by naming its compute: --compute NAME (see %computes), "
+                "without --target."
+            )
         parse_gpus(self.gpus)
         for value, what in ((self.shm_size, "--shm-size"), (self.memory, "--memory")):
             if value is not None:

@@ -435,6 +435,7 @@ def submit(
     script_text: str | None = None,
     target: str | None = None,
     distributed: Distribution | None = None,
+    compute: str | None = None,
 ) -> Run:
     """Snapshot the source folder, record the run and start it; return at once.
 
@@ -443,6 +444,8 @@ def submit(
     given: a ``%%submit`` cell), the data folders exist, and the snapshot is within its
     limits. ``distributed`` (a :class:`~mlmagic.distributed.config.Distribution`, as
     ``PyTorchConfiguration(...)`` and its siblings make) runs it as a gang of nodes.
+    ``compute`` names a compute (``ws.computes``): a Ray cluster the run goes to as a Ray
+    job, or a Docker engine elsewhere.
     """
     if distributed is not None and not isinstance(distributed, Distribution):
         raise RunError(
@@ -457,6 +460,8 @@ def submit(
     if script is not None:
         script = _script_in(source, script)
     env = ws.environments.resolve(environment)
+    if compute is not None:
+        target = ws.resolve_target(target, compute)  # an unknown compute is refused here
     config = RunConfig(
         script=script or CELL_SCRIPT,
         environment=env.ref,
@@ -473,6 +478,7 @@ def submit(
         timeout=timeout,
         target=ws.resolve_target(target),
         distributed=distributed,
+        compute=compute,
     )
     run_id = f"{experiment}_{time.strftime('%Y%m%d-%H%M%S')}_{secrets.token_hex(3)}"
     paths = RunPaths(ws.path("runs", run_id))

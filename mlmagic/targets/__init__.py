@@ -33,6 +33,7 @@ ENTRY_POINT_GROUP = "mlmagic.targets"
 BUILTIN = {
     "docker": "mlmagic.targets.docker:DockerTarget",
     "local": "mlmagic.targets.local:LocalTarget",
+    "ray": "mlmagic.targets.ray:RayTarget",
 }
 
 

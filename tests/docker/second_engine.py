@@ -26,7 +26,9 @@ __all__ = ["SecondEngine"]
 class SecondEngine:
     """A dockerd the test starts as root, reached at :attr:`host`."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_args: tuple[str, ...] = ()) -> None:
+        #: More dockerd options (another --host with its TLS settings).
+        self.extra_args = extra_args
         # Short: a unix socket's path has room for about 100 characters.
         self.folder = Path(tempfile.mkdtemp(prefix="mlm-eng2-", dir="/tmp"))
         self.host = f"unix://{self.folder}/docker.sock"
@@ -61,6 +63,7 @@ class SecondEngine:
             "--bridge", self.bridge,
             "--iptables=false",
             "--ip6tables=false",
+            *self.extra_args,
         ]  # fmt: skip
         with open(self.log, "wb") as log:
             self._process = subprocess.Popen(

@@ -1,0 +1,189 @@
+"""The output of a Ray job, brought into its run's files as it comes.
+
+A Ray job's only channel back that every cluster has is its log. :class:`LogPump` follows
+it (Ray's websocket tail) and writes it into the run's files on this machine, so the
+stream, the widget, ``run.logs()``, the CLI and the panel read a Ray run like any other:
+
+- lines that start with :data:`mlmagic_run.METRIC_MARKER` go to ``metrics.jsonl`` and
+  those with :data:`mlmagic_run.PARAMS_MARKER` are merged into ``params.json`` (the
+  launcher on the cluster runs with ``MLMAGIC_METRICS_FILE=-``); they are taken out;
+- every other line goes to ``output.log``.
+
+One process pumps a run at a time (an ``flock`` on a file beside the run's journal), and
+how far it got is kept beside it too, so a process that re-attaches later (a new kernel,
+the CLI) goes on where the last one stopped, without writing a line twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+from mlmagic.computes.client import JobInfo, RayJobs
+from mlmagic.exceptions import MlmagicError
+from mlmagic.run.paths import RunPaths
+from mlmagic_run import METRIC_MARKER, PARAMS_MARKER
+
+__all__ = ["LogPump"]
+
+_RETRY = 1.0
+
+
+class LogPump:
+    """A thread that copies one Ray job's log into its run's files.
+
+    Parameters
+    ----------
+    jobs
+        The compute's Jobs API.
+    submission_id
+        The job (the run's id).
+    paths
+        The run's files on this machine.
+    """
+
+    def __init__(self, jobs: RayJobs, submission_id: str, paths: RunPaths) -> None:
+        self.jobs, self.job, self.paths = jobs, submission_id, paths
+        self._lock_file = paths.root / "ray-pump.lock"
+        self._offset_file = paths.root / "ray-pump.offset"
+        self._lock_fd: int | None = None
+        self.thread: threading.Thread | None = None
+        #: The last error of the stream, for a run whose cluster stopped answering.
+        self.error = ""
+        self._ray_banner = f"Running entrypoint for job {submission_id}: "
+        #: Set to stop retrying a cluster that does not answer (the run was closed).
+        self.stop_requested = False
+
+    def start(self) -> bool:
+        """Start pumping unless another process does; ``True`` when this one does."""
+        fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        self.thread = threading.Thread(
+            target=self._run, name=f"mlmagic-ray-{self.job}", daemon=True
+        )
+        self.thread.start()
+        return True
+
+    @property
+    def done(self) -> bool:
+        """Whether this pump has copied the job's whole log (the job ended)."""
+        return self.thread is not None and not self.thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            consumed = self._read_offset()
+            pending = ""
+            while True:
+                seen = 0
+                try:
+                    for chunk in self.jobs.tail(self.job):
+                        # Ray sends the log from its start: skip what was already copied.
+                        skip = max(0, min(len(chunk), consumed - seen))
+                        seen += len(chunk)
+                        pending += chunk[skip:]
+                        pending = self._write_lines(pending)[0]
+                        consumed = max(consumed, seen - len(pending))
+                        self._save_offset(consumed)
+                    info = self.jobs.info(self.job)
+                    if info is None or info.ended:
+                        break
+                except MlmagicError as exc:
+                    self.error = str(exc)
+                    info = _safe_info(self.jobs, self.job)
+                    if info is not None and info.ended:
+                        break
+                    time.sleep(_RETRY)
+                    if self.stop_requested:
+                        return
+            # The tail may end before the last lines reach it: read the whole log once.
+            with contextlib.suppress(MlmagicError):
+                rest = self.jobs.logs(self.job)[consumed:]
+                pending = pending + rest if rest else pending
+                consumed += len(rest)
+            pending = self._write_lines(pending)[0]
+            if pending:
+                self._write_lines(pending + "\n")
+            self._save_offset(consumed)
+        finally:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # releases the lock
+                self._lock_fd = None
+
+    def _write_lines(self, text: str) -> tuple[str, int]:
+        """Write the complete lines of ``text``; return the rest and how many were written."""
+        *lines, rest = text.split("\n")
+        if not lines:
+            return rest, 0
+        log: list[str] = []
+        metrics: list[str] = []
+        params: dict[str, object] = {}
+        for line in lines:
+            bare = line.rstrip("\r")
+            if bare.startswith(self._ray_banner):
+                continue  # Ray's own line, with the launcher's whole command
+            if bare.startswith(METRIC_MARKER):
+                metrics.append(bare[len(METRIC_MARKER) :])
+            elif bare.startswith(PARAMS_MARKER):
+                with contextlib.suppress(ValueError):
+                    values = json.loads(bare[len(PARAMS_MARKER) :])
+                    if isinstance(values, dict):
+                        params.update(values)
+            else:
+                log.append(line)
+        if log:
+            _append(self.paths.output_log, "".join(f"{line}\n" for line in log))
+        if metrics:
+            _append(self.paths.metrics, "".join(f"{line}\n" for line in metrics))
+        if params:
+            _merge_params(self.paths.params, params)
+        return rest, len(lines)
+
+    def _read_offset(self) -> int:
+        try:
+            return int(self._offset_file.read_text().strip() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def _save_offset(self, consumed: int) -> None:
+        temporary = self._offset_file.with_suffix(".tmp")
+        temporary.write_text(str(consumed))
+        os.replace(temporary, self._offset_file)
+
+
+def _safe_info(jobs: RayJobs, job: str) -> JobInfo | None:
+    try:
+        return jobs.info(job)
+    except MlmagicError:
+        return None
+
+
+def _append(path: Path, text: str) -> None:
+    # The run is on the cluster: nothing but this pump writes these files here.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def _merge_params(path: Path, values: dict[str, object]) -> None:
+    try:
+        current = json.loads(path.read_text())
+    except (OSError, ValueError):
+        current = {}
+    if not isinstance(current, dict):
+        current = {}
+    current.update(values)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(current, indent=1, ensure_ascii=False))
+    os.replace(temporary, path)
