@@ -309,6 +309,12 @@ COMPUTE_ATTACH = (
         keyword="python",
         help="The interpreter on the nodes (an absolute path is safest).",
     ),
+    _option(
+        "--env",
+        metavar="NAME[:VERSION]",
+        keyword="environment",
+        help="The environment the nodes already run (nothing is installed per job).",
+    ),
 )
 
 #: What ``Computes.up`` takes (the compute's name is positional).

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -95,10 +95,12 @@ class Compute:
         The interpreter the launcher runs with, by absolute path (``python`` on an
         attached cluster: whatever its runtime environment puts on PATH).
     environment
-        For a made cluster: the environment ``name:version`` its image is made from.
+        The environment ``name:version`` the nodes run (a made cluster's image is made
+        from it; an attached one says so with ``--env``); ``None``: runs install their
+        packages per job.
     env_image
-        For a made cluster: the environment's own image (what a run's environment must
-        be built as to run there).
+        That environment's own image: a run's environment must be built as it to run
+        there.
     image
         For a made cluster: its image (the environment's, with Ray added).
     network
@@ -123,7 +125,6 @@ class Compute:
     network: str | None = None
     workers: int = 0
     created: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def made(self) -> bool:

@@ -147,7 +147,7 @@ class RayTarget(Target):
             "py_modules": [str(package)],
             "env_vars": variables,
         }
-        if not compute.made:
+        if compute.env_image is None:
             spec = env.spec
             if spec.dockerfile or spec.apt or spec.conda or spec.solver == "conda":
                 raise RunError(
@@ -155,7 +155,7 @@ class RayTarget(Target):
                     f"attached Ray cluster cannot install per job: start a cluster of it "
                     f"with %compute up NAME --env {env.name}, or use a pip-only environment."
                 )
-            packages = list(env.packages or spec.pip)
+            packages = list(env.packages or spec.pip) if spec.pip else []
             if packages:
                 runtime["pip"] = packages
         return runtime
@@ -192,7 +192,7 @@ class RayTarget(Target):
                 "Distributed runs on a Ray compute are not supported yet: run it on the "
                 "docker target (leave out --compute)."
             )
-        if compute.made and compute.env_image != env.image:
+        if compute.env_image is not None and compute.env_image != env.image:
             raise RunError(
                 f"The compute {compute.name!r} runs the environment {compute.environment}, "
                 f"not {env.ref}: submit with --env {compute.environment}, or start a compute "
