@@ -198,3 +198,41 @@ def test_a_wrong_token_and_an_unknown_compute_are_refused(cluster, ws, monkeypat
     assert ws.store.compute("wrong") is None
     with pytest.raises(NotFoundError, match="No compute named 'nowhere'"):
         ws.submit("train.py", env, compute="nowhere", source_dir=project)
+
+
+def test_the_magics_attach_list_and_submit(cluster, ws, monkeypatch):
+    from IPython.core.error import UsageError
+    from IPython.core.interactiveshell import InteractiveShell
+
+    _, env, _, project = cluster
+    monkeypatch.chdir(project)
+    Workspace._current.clear()
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "mlmagic")
+    frame = shell.run_line_magic("computes", "")
+    assert list(frame["name"]) == ["lab"] and frame["state"][0] == "up" and frame["nodes"][0] == 2
+    with pytest.raises(UsageError, match="No compute named 'nope'"):
+        shell.run_line_magic("compute", "show nope")
+    with pytest.raises(UsageError, match="not a Ray Jobs API address"):
+        shell.run_line_magic("compute", "attach x --ray ray://h:10001")
+    run = shell.run_line_magic("submit", f"train.py --env {env.ref} --compute lab --wait -- --m")
+    assert run.status is Status.COMPLETED and "args ['--m']" in run.logs()
+    with pytest.raises(UsageError, match="has no node with 1 GPUs"):
+        shell.run_line_magic("submit", f"train.py --env {env.ref} --compute lab --gpus 1 --wait")
+
+
+def test_a_run_whose_head_is_killed_fails_and_says_why(cluster, ws, docker_engine):
+    # Last: it takes the shared cluster down.
+    run = _submit(cluster, "slow.py")
+    log = ws.path("runs", run.id, "system", "output.log")
+    deadline = time.monotonic() + 120
+    while "started" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    head = docker_engine.find({**labels(ws.root, "compute", "lab"), "mlmagic.role": "head"})
+    assert len(head) == 1
+    docker_engine.stop(head[0].id, timeout=0)
+    run.wait(timeout=180)
+    record = ws.store.run(run.id)
+    assert record.status is Status.FAILED
+    assert "stopped answering" in (record.error or ""), record.error
+    assert "does not answer" in (record.error or "")
