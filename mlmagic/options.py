@@ -188,7 +188,7 @@ SUBMIT = (
         "--compute",
         metavar="NAME",
         keyword="compute",
-        help="Run as a Ray job on this compute (see %computes / mlmagic compute list).",
+        help="Run as a Ray job on this compute, a Ray cluster (see: mlmagic compute list).",
     ),
     # A distributed run's layout: the six options make one ``distributed=`` (COMPOSITES).
     _option(
