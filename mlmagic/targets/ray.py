@@ -132,9 +132,6 @@ class RayTarget(Target):
     ) -> str | None:
         return None  # the cluster's scheduler decides: a job asking for GPUs waits for them
 
-    def notes(self, config: object) -> list[str]:
-        return []
-
     def _runtime_env(self, compute: Compute, env: Environment, paths: RunPaths) -> dict:
         """The job's runtime environment: the snapshot, the launcher, the run's variables,
         and on an attached cluster the environment's packages."""
@@ -245,6 +242,13 @@ class RayTarget(Target):
 
     def state(self, handle: str) -> ContainerState | None:
         compute_name, run_id = self._parse(handle)
+        if self._store.compute(compute_name) is None:
+            # Detached or taken down: nobody can say how the job ended.
+            self._why[handle] = (
+                f"the compute {compute_name!r} is gone from this workspace (detached or "
+                "taken down), so how the job ended is unknown"
+            )
+            return _state(handle, "exited", None)
         try:
             jobs = self._jobs(compute_name)
             pump = self._pump(handle, jobs)

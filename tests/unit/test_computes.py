@@ -181,3 +181,12 @@ def test_the_pump_takes_the_markers_out_of_the_log(tmp_path):
     assert paths.output_log.read_text() == "epoch 1\n"
     assert json.loads(paths.metrics.read_text())["value"] == 0.5
     assert json.loads(paths.params.read_text()) == {"C": 0.7, "k": 2}
+
+
+def test_a_run_on_a_compute_that_is_gone_ends_at_once_saying_so(ws):
+    target = ws.target("ray")
+    state = target.state("ray:gone:default_1")
+    assert state is not None and not state.running and state.exit_code is None
+    assert "compute 'gone' is gone from this workspace" in (
+        target.exit_message("ray:gone:default_1") or ""
+    )
