@@ -192,11 +192,6 @@ class RayTarget(Target):
         config = record.config
         assert config.compute is not None
         compute = self._compute(config.compute)
-        if config.distributed is not None:
-            raise RunError(
-                "Distributed runs on a Ray compute are not supported yet: run it on the "
-                "docker target (leave out --compute)."
-            )
         if compute.env_image is not None and compute.env_image != env.image:
             raise RunError(
                 f"The compute {compute.name!r} runs the environment {compute.environment}, "

@@ -15,6 +15,7 @@ import pytest
 
 from mlmagic.computes.client import RayJobs
 from mlmagic.computes.record import Compute
+from mlmagic.distributed.config import distribution
 from mlmagic.exceptions import ConflictError, MlmagicError, NotFoundError, RunError
 from mlmagic.run.config import RunConfig
 from mlmagic.run.paths import RunPaths
@@ -131,6 +132,15 @@ def test_a_run_on_ray_names_its_compute(ws):
         script="t.py", environment="e:1", source_dir=".", target="ray", compute="lab"
     )
     assert RunConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(RunError, match="Distributed runs on a Ray compute are not supported"):
+        RunConfig(
+            script="t.py",
+            environment="e:1",
+            source_dir=".",
+            target="ray",
+            compute="lab",
+            distributed=distribution("pytorch", nodes=2),
+        )
 
 
 def test_a_schema_3_workspace_gains_the_computes_table(tmp_path):
