@@ -200,3 +200,24 @@ def test_a_run_on_a_compute_that_is_gone_ends_at_once_saying_so(ws):
     assert "compute 'gone' is gone from this workspace" in (
         target.exit_message("ray:gone:default_1") or ""
     )
+
+
+def test_the_compute_magic_helps_and_refuses_in_one_line(ws, monkeypatch, capsys):
+    from IPython.core.error import UsageError
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setenv("MLMAGIC_WORKSPACE", str(ws.root))
+    Workspace._current.clear()
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "mlmagic")
+    assert shell.run_line_magic("compute", "--help") is None
+    assert "Remove a cluster that %compute up started." in capsys.readouterr().out
+    with pytest.raises(UsageError, match="invalid choice: 'frob'"):
+        shell.run_line_magic("compute", "frob x")
+    with pytest.raises(UsageError, match="give a whole number of workers"):
+        shell.run_line_magic("compute", "up x --env e --workers 0")
+    compute = shell.run_line_magic("compute", "attach lab --ray http://h:8265 --no-check")
+    assert compute.name == "lab" and ws.computes.get("lab").address == "http://h:8265"
+    assert list(shell.run_line_magic("computes", "")["name"]) == ["lab"]
+    shell.run_line_magic("compute", "detach lab")
+    assert ws.computes.all() == []
