@@ -273,15 +273,15 @@ def test_a_newer_database_is_refused_in_one_line_and_left_alone(tmp_path: Path) 
     path = tmp_path / "mlmagic.db"
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE future (x)")
-    db.execute("PRAGMA user_version = 4")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     db.commit()
     db.close()
     with pytest.raises(MlmagicError) as info:
         Store(path)
     assert str(info.value) == (
-        "This workspace was written by a newer mlmagic (schema 4, this one reads up to 3): "
-        "upgrade mlmagic with `pip install -U mlmagic`."
+        f"This workspace was written by a newer mlmagic (schema {SCHEMA_VERSION + 1}, this one "
+        f"reads up to {SCHEMA_VERSION}): upgrade mlmagic with `pip install -U mlmagic`."
     )
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
     assert [r[0] for r in db.execute("SELECT name FROM sqlite_master")] == ["future"]
