@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from mlmagic.environment import Environment
     from mlmagic.models import Model
     from mlmagic.records import RunRecord, ServiceRecord
+    from mlmagic.run.config import RunConfig
     from mlmagic.store import Store
 
 __all__ = ["RayTarget"]
@@ -131,6 +132,23 @@ class RayTarget(Target):
         self, env: Environment | None = None, gpus: GpuRequest | None = None
     ) -> str | None:
         return None  # the cluster's scheduler decides: a job asking for GPUs waits for them
+
+    def notes(self, config: RunConfig) -> list[str]:
+        ignored = [
+            flag
+            for flag, value in (
+                ("--data", config.data),
+                ("--memory", config.memory),
+                ("--shm-size", config.shm_size),
+            )
+            if value
+        ]
+        if not ignored:
+            return []
+        return [
+            f"{', '.join(ignored)} not applied on a Ray compute: the cluster's nodes decide "
+            "memory, and data is read from storage the nodes see"
+        ]
 
     def _runtime_env(self, compute: Compute, env: Environment, paths: RunPaths) -> dict:
         """The job's runtime environment: the snapshot, the launcher, the run's variables,

@@ -221,3 +221,20 @@ def test_the_compute_magic_helps_and_refuses_in_one_line(ws, monkeypatch, capsys
     assert list(shell.run_line_magic("computes", "")["name"]) == ["lab"]
     shell.run_line_magic("compute", "detach lab")
     assert ws.computes.all() == []
+
+
+def test_options_a_ray_compute_cannot_honour_are_noted(ws):
+    target = ws.target("ray")
+    plain = RunConfig(script="t.py", environment="e:1", source_dir=".", target="ray", compute="c")
+    assert target.notes(plain) == []
+    asked = RunConfig(
+        script="t.py",
+        environment="e:1",
+        source_dir=".",
+        target="ray",
+        compute="c",
+        memory="2g",
+        data={"digits": "."},
+    )
+    (note,) = target.notes(asked)
+    assert note.startswith("--data, --memory not applied on a Ray compute")
