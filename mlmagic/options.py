@@ -189,7 +189,7 @@ SUBMIT = (
         "--compute",
         metavar="NAME",
         keyword="compute",
-        help="Run on this compute: a Ray cluster or a Docker engine (see %%computes).",
+        help="Run on this compute: a Ray cluster or a Docker engine (see: mlmagic compute list).",
     ),
     # A distributed run's layout: the seven options make one ``distributed=`` (COMPOSITES).
     _option(
@@ -342,6 +342,12 @@ COMPUTE_ATTACH = (
         metavar="PATH",
         keyword="python",
         help="The interpreter on the nodes (an absolute path is safest).",
+    ),
+    _option(
+        "--env",
+        metavar="NAME[:VERSION]",
+        keyword="environment",
+        help="The environment the nodes already run (nothing is installed per job).",
     ),
 )
 

@@ -757,14 +757,19 @@ class Store:
     # -- computes ---------------------------------------------------------------------
 
     def insert_compute(
-        self, name: str, kind: str, address: str, options: Mapping[str, Any]
+        self,
+        name: str,
+        kind: str,
+        address: str,
+        options: Mapping[str, Any],
+        created: float | None = None,
     ) -> bool:
         """Record a new compute; ``False`` when one of that name exists (nothing changes)."""
         with self.transaction() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO computes (name, kind, address, options, created) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (name, kind, address, json.dumps(dict(options)), time.time()),
+                (name, kind, address, json.dumps(dict(options)), created or time.time()),
             )
         return cursor.rowcount == 1
 

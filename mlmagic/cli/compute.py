@@ -105,9 +105,24 @@ def add_compute_commands(groups: Any) -> None:
         ("down", _down, "Remove a cluster `compute up` started (containers and network)."),
         ("detach", _detach, "Forget an attached cluster (the cluster is not touched)."),
     ):
-        add_command(commands, name, func, help=text).add_argument("name")
-    listing = add_command(commands, "list", _list, help="Every compute, asked now how it is.")
+        command = add_command(
+            commands, name, func, help=text, examples=[f"mlmagic compute {name} local-ray"]
+        )
+        command.add_argument("name")
+    listing = add_command(
+        commands,
+        "list",
+        _list,
+        help="Every compute, asked now how it is.",
+        examples=["mlmagic compute list", "mlmagic compute list --json"],
+    )
     add_output_options(listing)
-    show = add_command(commands, "show", _show, help="One compute and its state.")
+    show = add_command(
+        commands,
+        "show",
+        _show,
+        help="One compute and its state.",
+        examples=["mlmagic compute show lab --json"],
+    )
     show.add_argument("name")
     add_output_options(show)

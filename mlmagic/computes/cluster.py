@@ -189,6 +189,8 @@ def up(
                 ports=[PortBinding(_DASHBOARD, port)],
             )
         )
+        # Workers start once the head answers: one that starts first may give up on it.
+        _wait_joined(engine, root, compute, 1)
         resources = shlex.quote(f'{{"{WORKER_RESOURCE}": {_WORKER_UNITS}}}')
         for index in range(workers):
             engine.start(
@@ -209,26 +211,27 @@ def up(
                     shm_size=_SHM,
                 )
             )
-        _wait_joined(engine, root, compute)
+        _wait_joined(engine, root, compute, workers + 1)
     except BaseException:
         down(engine, root, name)
         raise
     return compute
 
 
-def _wait_joined(engine: ContainerEngine, root: Path, compute: Compute) -> None:
-    """Return once the head and every worker are alive in the cluster."""
-    wanted = compute.workers + 1
+def _wait_joined(engine: ContainerEngine, root: Path, compute: Compute, wanted: int) -> None:
+    """Return once ``wanted`` nodes are alive in the cluster; raise with the last lines of
+    a node that exited, or of the head when they are too slow."""
     jobs = RayJobs(compute)
     deadline = time.monotonic() + _JOIN_TIMEOUT
     alive, last_error = 0, ""
     while time.monotonic() < deadline:
         for state in engine.find(labels(root, "compute", compute.name)):
             if not state.running:
+                role = state.labels.get("mlmagic.role", "node")
                 raise MlmagicError(
-                    f"A node of the Ray cluster {compute.name!r} exited (code "
-                    f"{state.exit_code}) while it started; the head's last lines:\n"
-                    + _head_tail(engine, root, compute.name)
+                    f"The {role} of the Ray cluster {compute.name!r} exited (code "
+                    f"{state.exit_code}) while it started; its last lines:\n"
+                    + _tail(engine, state.id)
                 )
         try:
             alive = sum(1 for node in jobs.nodes() if node.get("state") == "ALIVE")
@@ -239,17 +242,16 @@ def _wait_joined(engine: ContainerEngine, root: Path, compute: Compute) -> None:
                 return
         time.sleep(1)
     said = f" (last answer: {last_error})" if alive == 0 and last_error else ""
+    heads = engine.find({**labels(root, "compute", compute.name), "mlmagic.role": "head"})
     raise MlmagicError(
         f"The Ray cluster {compute.name!r} has {alive} of {wanted} nodes after "
         f"{_JOIN_TIMEOUT:g} s{said}; the head's last lines:\n"
-        + _head_tail(engine, root, compute.name)
+        + (_tail(engine, heads[0].id) if heads else "(the head container is gone)")
     )
 
 
-def _head_tail(engine: ContainerEngine, root: Path, name: str) -> str:
-    for state in engine.find({**labels(root, "compute", name), "mlmagic.role": "head"}):
-        return "\n".join(list(engine.logs(state.id))[-_LOG_TAIL:])
-    return "(the head container is gone)"
+def _tail(engine: ContainerEngine, container: str) -> str:
+    return "\n".join(list(engine.logs(container))[-_LOG_TAIL:])
 
 
 def down(engine: ContainerEngine, root: Path, name: str) -> int:

@@ -49,6 +49,7 @@ class Computes:
         storage: str | None = None,
         cluster_storage: str | None = None,
         python: str = "python",
+        environment: str | Environment | None = None,
         check: bool = True,
         docker: str | None = None,
         tls_ca: str | None = None,
@@ -75,6 +76,11 @@ class Computes:
         python
             The interpreter the launcher runs with on the nodes (an absolute path is
             safest: a job's shell has the head's ``PATH``).
+        environment
+            The environment the cluster's nodes already run (their image was built from
+            it, e.g. by ``mlmagic``): runs of it go there as they are, nothing is
+            installed per job. Without it, a run's packages become the job's ``pip``
+            runtime environment.
         check
             Ask the cluster first (its address, its token): refuse one that does not
             answer.
@@ -107,6 +113,7 @@ class Computes:
                 shared_path=shared_path,
             )
             return self._attach(engine, check)
+        env = self._ws.environments.resolve(environment) if environment is not None else None
         compute = Compute(
             name=check_compute_name(name),
             kind="ray",
@@ -115,6 +122,8 @@ class Computes:
             storage=str(storage) if storage else None,
             cluster_storage=cluster_storage,
             python=python,
+            environment=env.ref if env else None,
+            env_image=env.image if env else None,
             created=time.time(),
         )
         return self._attach(compute, check)
@@ -135,7 +144,7 @@ class Computes:
 
     def _insert(self, compute: Compute) -> None:
         if not self._ws.store.insert_compute(
-            compute.name, compute.kind, compute.address, compute.options()
+            compute.name, compute.kind, compute.address, compute.options(), compute.created
         ):
             raise ConflictError(f"A compute named {compute.name!r} exists: choose another name.")
 

@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--quiet", action="store_true", help="Do not show the build log.")
     options.add_options(up, options.COMPUTE_UP)
     for name, text in (
-        ("down", "Remove a cluster %compute up started."),
+        ("down", "Remove a cluster that %%compute up started."),
         ("detach", "Forget an attached cluster."),
         ("show", "Show one compute and its state."),
     ):

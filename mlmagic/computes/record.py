@@ -95,10 +95,12 @@ class Compute:
         The interpreter the launcher runs with, by absolute path (``python`` on an
         attached cluster: whatever its runtime environment puts on PATH).
     environment
-        For a made cluster: the environment ``name:version`` its image is made from.
+        The environment ``name:version`` the nodes run (a made cluster's image is made
+        from it; an attached one says so with ``--env``); ``None``: runs install their
+        packages per job.
     env_image
-        For a made cluster: the environment's own image (what a run's environment must
-        be built as to run there).
+        That environment's own image: a run's environment must be built as it to run
+        there.
     image
         For a made cluster: its image (the environment's, with Ray added).
     network

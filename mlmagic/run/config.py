@@ -93,6 +93,11 @@ class RunConfig:
                 "A run goes to Ray by naming its compute: --compute NAME (see %computes), "
                 "without --target."
             )
+        if self.target == "ray" and self.distributed is not None:
+            raise RunError(
+                "Distributed runs on a Ray compute are not supported yet: leave out "
+                "--compute to run the gang on the docker or local target."
+            )
         parse_gpus(self.gpus)
         for value, what in ((self.shm_size, "--shm-size"), (self.memory, "--memory")):
             if value is not None:

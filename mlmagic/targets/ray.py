@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from mlmagic.environment import Environment
     from mlmagic.models import Model
     from mlmagic.records import RunRecord, ServiceRecord
+    from mlmagic.run.config import RunConfig
     from mlmagic.store import Store
 
 __all__ = ["RayTarget"]
@@ -68,9 +69,10 @@ class RayTarget(Target):
     def __init__(self, context: TargetContext) -> None:
         super().__init__(context)
         self._pumps: dict[str, LogPump] = {}
+        self._clients: dict[str, RayJobs] = {}
         self._unreachable: dict[str, float] = {}
         self._why: dict[str, str] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     @cached_property
     def _store(self) -> Store:
@@ -86,6 +88,13 @@ class RayTarget(Target):
                 "down): the run cannot be followed there any more."
             )
         return Compute.from_row(row)
+
+    def _jobs(self, name: str) -> RayJobs:
+        """The Jobs API of compute ``name``, one client per compute and process."""
+        with self._lock:
+            if name not in self._clients:
+                self._clients[name] = RayJobs(self._compute(name))
+            return self._clients[name]
 
     @staticmethod
     def _parse(handle: str) -> tuple[str, str]:
@@ -124,8 +133,22 @@ class RayTarget(Target):
     ) -> str | None:
         return None  # the cluster's scheduler decides: a job asking for GPUs waits for them
 
-    def notes(self, config: object) -> list[str]:
-        return []
+    def notes(self, config: RunConfig) -> list[str]:
+        ignored = [
+            flag
+            for flag, value in (
+                ("--data", config.data),
+                ("--memory", config.memory),
+                ("--shm-size", config.shm_size),
+            )
+            if value
+        ]
+        if not ignored:
+            return []
+        return [
+            f"{', '.join(ignored)} not applied on a Ray compute: the cluster's nodes decide "
+            "memory, and data is read from storage the nodes see"
+        ]
 
     def _runtime_env(self, compute: Compute, env: Environment, paths: RunPaths) -> dict:
         """The job's runtime environment: the snapshot, the launcher, the run's variables,
@@ -147,7 +170,7 @@ class RayTarget(Target):
             "py_modules": [str(package)],
             "env_vars": variables,
         }
-        if not compute.made:
+        if compute.env_image is None:
             spec = env.spec
             if spec.dockerfile or spec.apt or spec.conda or spec.solver == "conda":
                 raise RunError(
@@ -155,7 +178,7 @@ class RayTarget(Target):
                     f"attached Ray cluster cannot install per job: start a cluster of it "
                     f"with %compute up NAME --env {env.name}, or use a pip-only environment."
                 )
-            packages = list(env.packages or spec.pip)
+            packages = list(env.packages or spec.pip) if spec.pip else []
             if packages:
                 runtime["pip"] = packages
         return runtime
@@ -187,18 +210,14 @@ class RayTarget(Target):
         config = record.config
         assert config.compute is not None
         compute = self._compute(config.compute)
-        if config.distributed is not None:
-            raise RunError(
-                "Distributed runs on a Ray compute are not supported yet: run it on the "
-                "docker target (leave out --compute)."
-            )
-        if compute.made and compute.env_image != env.image:
+        if compute.env_image is not None and compute.env_image != env.image:
             raise RunError(
                 f"The compute {compute.name!r} runs the environment {compute.environment}, "
                 f"not {env.ref}: submit with --env {compute.environment}, or start a compute "
                 f"of {env.ref} with %compute up NAME --env {env.ref}."
             )
-        jobs = RayJobs(compute)
+        jobs = self._jobs(compute.name)
+        _check_resources(compute, jobs, gpus, config.cpus)
         options: dict = {
             "runtime_env": self._runtime_env(compute, env, paths),
             "metadata": {"mlmagic_run_id": record.id, "mlmagic_experiment": record.experiment},
@@ -206,17 +225,19 @@ class RayTarget(Target):
         if compute.made:
             options["entrypoint_resources"] = {WORKER_RESOURCE: 1}
         if gpus is not None:
-            count = gpus.count or len(gpus.device_ids)
-            options["entrypoint_num_gpus"] = count if count > 0 else 1
+            options["entrypoint_num_gpus"] = _gpu_count(gpus)
         if config.cpus:
             options["entrypoint_num_cpus"] = config.cpus
         jobs.submit(record.id, self._entrypoint(compute, record), **options)
         handle = f"ray:{compute.name}:{record.id}"
         self._pump(handle, jobs)
-        # PENDING is the run's Starting stage: return when the job runs (or ended).
+        # PENDING is the run's Starting stage: return when the job runs (or ended), or
+        # when the run is canceled meanwhile (the caller then stops the job).
         while True:
             info = jobs.info(record.id)
             if info is None or info.status != "PENDING":
+                return handle
+            if self._store.cancel_requested(record.id):
                 return handle
             time.sleep(_POLL)
 
@@ -226,7 +247,7 @@ class RayTarget(Target):
             pump = self._pumps.get(handle)
             if pump is None:
                 compute, run_id = self._parse(handle)
-                pump = LogPump(jobs or RayJobs(self._compute(compute)), run_id, self._paths(run_id))
+                pump = LogPump(jobs or self._jobs(compute), run_id, self._paths(run_id))
                 if not pump.start():
                     return None
                 self._pumps[handle] = pump
@@ -234,8 +255,15 @@ class RayTarget(Target):
 
     def state(self, handle: str) -> ContainerState | None:
         compute_name, run_id = self._parse(handle)
+        if self._store.compute(compute_name) is None:
+            # Detached or taken down: nobody can say how the job ended.
+            self._why[handle] = (
+                f"the compute {compute_name!r} is gone from this workspace (detached or "
+                "taken down), so how the job ended is unknown"
+            )
+            return _state(handle, "exited", None)
         try:
-            jobs = RayJobs(self._compute(compute_name))
+            jobs = self._jobs(compute_name)
             pump = self._pump(handle, jobs)
             info = jobs.info(run_id)
         except MlmagicError as exc:
@@ -303,7 +331,7 @@ class RayTarget(Target):
 
     def stop(self, handle: str, timeout: float = 10) -> None:
         compute_name, run_id = self._parse(handle)
-        jobs = RayJobs(self._compute(compute_name))
+        jobs = self._jobs(compute_name)
         jobs.stop(run_id)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -343,6 +371,35 @@ class RayTarget(Target):
 
     def discard_service(self, name: str, artefact: str) -> None:
         """Nothing was made."""
+
+
+def _gpu_count(gpus: GpuRequest) -> int:
+    """The GPUs a job's driver asks Ray for (``all`` and device ids: one each, at least 1;
+    a cluster has no device ids of ours)."""
+    count = gpus.count or len(gpus.device_ids)
+    return count if count > 0 else 1
+
+
+def _check_resources(
+    compute: Compute, jobs: RayJobs, gpus: GpuRequest | None, cpus: float | None
+) -> None:
+    """Refuse a run asking for more GPUs or CPUs than one node of the cluster has (Ray
+    would keep it pending for ever), saying what the cluster has."""
+    if gpus is None and not cpus:
+        return
+    totals = [n.get("resources_total") or {} for n in jobs.nodes() if n.get("state") == "ALIVE"]
+    asked = {"GPU": float(_gpu_count(gpus)) if gpus else 0.0, "CPU": float(cpus or 0)}
+    for kind, want in asked.items():
+        if want <= 0:
+            continue
+        best = max((float(t.get(kind, 0)) for t in totals), default=0.0)
+        if want > best:
+            count = sum(float(t.get(kind, 0)) for t in totals)
+            raise RunError(
+                f"The compute {compute.name!r} has no node with {want:g} {kind}s (its "
+                f"{len(totals)} nodes have {count:g} {kind}s in all, at most {best:g} on "
+                f"one): ask for fewer, or use a compute that has them."
+            )
 
 
 def _state(handle: str, status: str, exit_code: int | None) -> ContainerState:

@@ -394,7 +394,7 @@ def test_a_schema_3_workspace_is_migrated_and_lists_the_same_from_its_summaries(
 
     migrated = Workspace(tmp_path / ".mlmagic")
     assert migrated.store.path.exists()  # opened (and migrated) the database
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     columns = [row[1] for row in db.execute("PRAGMA table_info(runs)")]
     assert "summary" not in columns and set(_SINCE_4) <= set(columns)
     stored = {row[0]: row[1:] for row in db.execute(

@@ -281,9 +281,8 @@ def test_a_newer_database_is_refused_in_one_line_and_left_alone(tmp_path: Path) 
     with pytest.raises(MlmagicError) as info:
         Store(path)
     assert str(info.value) == (
-        f"This workspace was written by a newer mlmagic (schema {SCHEMA_VERSION + 1}, this "
-        f"one reads up to {SCHEMA_VERSION}): "
-        "upgrade mlmagic with `pip install -U mlmagic`."
+        f"This workspace was written by a newer mlmagic (schema {SCHEMA_VERSION + 1}, this one "
+        f"reads up to {SCHEMA_VERSION}): upgrade mlmagic with `pip install -U mlmagic`."
     )
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1

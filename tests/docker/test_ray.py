@@ -1,0 +1,238 @@
+"""Runs on a real Ray cluster: one made by ``ws.computes.up`` from an environment image
+(head + 1 worker on this engine, ``ray[default]`` from PyPI), started once for the module
+and removed at its end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray.job_submission", reason="pip install 'mlmagic[ray]'")
+
+from mlmagic import Environment
+from mlmagic.computes.client import RayJobs
+from mlmagic.computes.cluster import CLUSTER_STORAGE
+from mlmagic.events import Status
+from mlmagic.exceptions import MlmagicError, NotFoundError
+from mlmagic.targets.labels import labels
+from mlmagic.workspace import Workspace
+
+TRAIN = textwrap.dedent(
+    """
+    import socket, sys
+    import mlmagic_run as run
+    run.log_params(C=0.5, kind="ray")
+    for step in range(3):
+        run.log("accuracy", 0.5 + step / 10)
+    (run.output_dir() / "model.txt").write_text("weights")
+    print("host", socket.gethostname(), "args", sys.argv[1:])
+    """
+)
+FAIL = "print('about to fail')\nraise ValueError('bad C')\n"
+SLOW = "import time\nprint('started', flush=True)\ntime.sleep(300)\n"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, docker_engine):
+    """A workspace with an environment and a Ray compute of it, shared by the module."""
+    from mlmagic.config import MLMagic
+
+    root = tmp_path_factory.mktemp("ray") / ".mlmagic"
+    ws = Workspace(root, engine=docker_engine, config=MLMagic())
+    env = Environment.from_text("ray-env", "six\n").build(ws, show_output=False)
+    compute = ws.computes.up("lab", env, workers=1)
+    project = root.parent / "project"
+    project.mkdir()
+    for name, text in (("train.py", TRAIN), ("fail.py", FAIL), ("slow.py", SLOW)):
+        (project / name).write_text(text)
+    try:
+        yield ws, env, compute, project
+    finally:
+        ws.computes.down("lab")
+
+
+@pytest.fixture
+def ws(cluster, monkeypatch):
+    workspace = cluster[0]
+    monkeypatch.setenv("MLMAGIC_WORKSPACE", str(workspace.root))
+    return workspace
+
+
+def _submit(cluster, script, **options):
+    ws, env, _, project = cluster
+    return ws.submit(script, env, compute="lab", source_dir=project, **options)
+
+
+def test_the_cluster_is_private_and_token_protected(cluster, docker_engine):
+    ws, _, compute, _ = cluster
+    assert compute.address.startswith("http://127.0.0.1:")
+    states = docker_engine.find(labels(ws.root, "compute", "lab"))
+    assert len(states) == 2 and all(s.running for s in states)
+    # The token lives in a file only the owner reads, never in the store.
+    assert os.stat(compute.token_file).st_mode & 0o077 == 0
+    token = Path(compute.token_file).read_text().strip()
+    stored = b"".join(path.read_bytes() for path in ws.root.glob("mlmagic.db*"))
+    assert len(token) >= 32 and token.encode() not in stored
+    row = ws.computes.status(compute)
+    assert row["state"] == "up" and row["nodes"] == 2
+
+
+def test_a_run_brings_back_logs_metrics_params_and_outputs(cluster, ws):
+    run = _submit(cluster, "train.py", args=["--epochs", "2"])
+    run.wait()
+    record = ws.store.run(run.id)
+    assert record.status is Status.COMPLETED, record.error
+    assert record.handle == f"ray:lab:{run.id}"
+    text = run.logs()
+    # It ran on the worker, not on the head, with its arguments; no marker line is left.
+    assert "host ray-worker-1 args ['--epochs', '2']" in text
+    assert "@mlmagic:" not in text and "Running entrypoint" not in text
+    metrics = run.metrics
+    assert list(zip(metrics["name"], metrics["step"], metrics["value"], strict=True)) == [
+        ("accuracy", 0, 0.5),
+        ("accuracy", 1, 0.6),
+        ("accuracy", 2, 0.7),
+    ]
+    assert run.params == {"C": 0.5, "kind": "ray"}
+    assert (ws.path("runs", run.id, "outputs", "model.txt")).read_text() == "weights"
+    model = run.register_model("ray-model", "model.txt")
+    assert model.version == 1
+    # The stages follow Ray's job states.
+    stages = [s["stage"] for s in ws.store.stages(run.id)]
+    assert stages == ["Queued", "Preparing", "Starting", "Running", "Finalizing"]
+    # Ray knows the job by the run's id, with the run in its metadata.
+    info = RayJobs(cluster[2]).client.get_job_info(run.id)
+    assert info.metadata["mlmagic_run_id"] == run.id
+    assert info.metadata["mlmagic_experiment"] == "default"
+
+
+def test_a_failing_script_fails_the_run_with_its_error(cluster, ws):
+    run = _submit(cluster, "fail.py")
+    run.wait()
+    record = ws.store.run(run.id)
+    assert record.status is Status.FAILED
+    assert record.exit_code == 1
+    assert "ValueError: bad C" in (record.error or "")
+    assert "about to fail" in ws.path("runs", run.id, "system", "output.log").read_text()
+
+
+def test_cancel_stops_the_ray_job(cluster, ws):
+    run = _submit(cluster, "slow.py")
+    log = ws.path("runs", run.id, "system", "output.log")
+    deadline = time.monotonic() + 120
+    while "started" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "started" in log.read_text()
+    run.cancel()
+    assert ws.store.run(run.id).status is Status.CANCELED
+    info = RayJobs(cluster[2]).info(run.id)
+    assert info is not None and info.ended and info.status == "STOPPED"
+
+
+def test_a_second_process_reattaches_and_closes_the_run(cluster, ws, tmp_path):
+    # The submitting process leaves while the job runs; this one follows it to its end.
+    _, env, _, project = cluster
+    code = textwrap.dedent(
+        f"""
+        import os, time
+        from mlmagic.workspace import Workspace
+        ws = Workspace({str(ws.root)!r})
+        run = ws.submit("train.py", {env.ref!r}, compute="lab", source_dir={str(project)!r})
+        while ws.store.run(run.id).handle is None:
+            time.sleep(0.05)
+        print(run.id, flush=True)
+        os._exit(0)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    run_id = out.stdout.split()[-1]
+    run = ws.runs.get(run_id)
+    run.wait()
+    record = ws.store.run(run_id)
+    assert record.status is Status.COMPLETED, record.error
+    text = ws.path("runs", run_id, "system", "output.log").read_text()
+    assert text.count("host ray-worker-1") == 1
+    assert (ws.path("runs", run_id, "outputs", "model.txt")).read_text() == "weights"
+
+
+def test_the_same_cluster_attached_by_address(cluster, ws, monkeypatch):
+    _, env, compute, _ = cluster
+    monkeypatch.setenv("LAB_TOKEN", Path(compute.token_file).read_text().strip())
+    ws.computes.attach(
+        "lab-by-address",
+        ray_address=compute.address,
+        token_env="LAB_TOKEN",
+        storage=compute.storage,
+        cluster_storage=CLUSTER_STORAGE,
+        python=compute.python,
+        environment=env,
+    )
+    try:
+        stored = ws.store.compute("lab-by-address")
+        assert stored is not None and "LAB_TOKEN" in json.dumps(stored["options"])
+        assert os.environ["LAB_TOKEN"] not in json.dumps(stored)
+        run = ws.submit(
+            "train.py", env, compute="lab-by-address", source_dir=cluster[3], args=["--a"]
+        )
+        run.wait()
+        assert ws.store.run(run.id).status is Status.COMPLETED
+        assert (ws.path("runs", run.id, "outputs", "model.txt")).read_text() == "weights"
+    finally:
+        ws.computes.detach("lab-by-address")
+
+
+def test_a_wrong_token_and_an_unknown_compute_are_refused(cluster, ws, monkeypatch):
+    _, env, compute, project = cluster
+    monkeypatch.setenv("WRONG_TOKEN", "not-the-token")
+    with pytest.raises(MlmagicError, match="refused the token"):
+        ws.computes.attach("wrong", ray_address=compute.address, token_env="WRONG_TOKEN")
+    assert ws.store.compute("wrong") is None
+    with pytest.raises(NotFoundError, match="No compute named 'nowhere'"):
+        ws.submit("train.py", env, compute="nowhere", source_dir=project)
+
+
+def test_the_magics_attach_list_and_submit(cluster, ws, monkeypatch):
+    from IPython.core.error import UsageError
+    from IPython.core.interactiveshell import InteractiveShell
+
+    _, env, _, project = cluster
+    monkeypatch.chdir(project)
+    Workspace._current.clear()
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "mlmagic")
+    frame = shell.run_line_magic("computes", "")
+    assert list(frame["name"]) == ["lab"] and frame["state"][0] == "up" and frame["nodes"][0] == 2
+    with pytest.raises(UsageError, match="No compute named 'nope'"):
+        shell.run_line_magic("compute", "show nope")
+    with pytest.raises(UsageError, match="not a Ray Jobs API address"):
+        shell.run_line_magic("compute", "attach x --ray ray://h:10001")
+    run = shell.run_line_magic("submit", f"train.py --env {env.ref} --compute lab --wait -- --m")
+    assert run.status is Status.COMPLETED and "args ['--m']" in run.logs()
+    with pytest.raises(UsageError, match="has no node with 1 GPUs"):
+        shell.run_line_magic("submit", f"train.py --env {env.ref} --compute lab --gpus 1 --wait")
+
+
+def test_a_run_whose_head_is_killed_fails_and_says_why(cluster, ws, docker_engine):
+    # Last: it takes the shared cluster down.
+    run = _submit(cluster, "slow.py")
+    log = ws.path("runs", run.id, "system", "output.log")
+    deadline = time.monotonic() + 120
+    while "started" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    head = docker_engine.find({**labels(ws.root, "compute", "lab"), "mlmagic.role": "head"})
+    assert len(head) == 1
+    docker_engine.stop(head[0].id, timeout=0)
+    run.wait(timeout=180)
+    record = ws.store.run(run.id)
+    assert record.status is Status.FAILED
+    assert "stopped answering" in (record.error or ""), record.error
+    assert "does not answer" in (record.error or "")
