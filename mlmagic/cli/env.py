@@ -9,6 +9,7 @@ from typing import Any
 
 from mlmagic import options
 from mlmagic.cli import completion
+from mlmagic.cli.env_folder import add_env_folder_commands
 from mlmagic.cli.output import Column, console, human_size, iso_time, relative_time
 from mlmagic.cli.parser import add_command, add_noun, add_output_options, output_of
 from mlmagic.cli.progress import BuildProgress
@@ -144,6 +145,7 @@ def _version(ref: str, text: str) -> int:
 def add_env_commands(groups: Any) -> None:
     """The ``env`` noun and its commands."""
     commands = add_noun(groups, "env", help="Build and inspect environments.")
+    add_env_folder_commands(commands)
 
     build = add_command(
         commands,

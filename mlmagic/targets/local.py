@@ -152,7 +152,10 @@ class LocalTarget(Target):
         lib.mkdir(exist_ok=True)
         shutil.copy2(HELPER, lib / "mlmagic_run.py")
         shutil.copytree(
-            AZUREML_SHIM, lib / "azureml", dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+            AZUREML_SHIM,
+            lib / "azureml",
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("__pycache__"),
         )
         python = str(venv_python(Path(env.venv)))
         config = record.config

@@ -30,7 +30,9 @@ class ProvisioningConfiguration:
 
     def __init__(self, vm_size: str = "", min_nodes: int = 0, max_nodes: int = 4, **extra: Any):
         if not isinstance(max_nodes, int) or max_nodes < 1:
-            raise ComputeTargetException(f"max_nodes={max_nodes!r}: give a whole number, 1 or more.")
+            raise ComputeTargetException(
+                f"max_nodes={max_nodes!r}: give a whole number, 1 or more."
+            )
         self.vm_size, self.min_nodes, self.max_nodes = vm_size, min_nodes, max_nodes
         self.extra = extra
 
@@ -88,7 +90,10 @@ class ComputeTarget:
         return [cls(workspace, name) for name in sorted(_computes(workspace))]
 
     def wait_for_completion(
-        self, show_output: bool = False, min_node_count: int | None = None, timeout_in_minutes: int = 20
+        self,
+        show_output: bool = False,
+        min_node_count: int | None = None,
+        timeout_in_minutes: int = 20,
     ) -> None:
         """Ready at once: the engine is this machine's."""
         if show_output:
@@ -119,7 +124,9 @@ class AmlCompute(ComputeTarget):
         return ProvisioningConfiguration(vm_size, min_nodes, max_nodes, **extra)
 
     @staticmethod
-    def supported_vmsizes(workspace: Workspace, location: str | None = None) -> list[dict[str, Any]]:
+    def supported_vmsizes(
+        workspace: Workspace, location: str | None = None
+    ) -> list[dict[str, Any]]:
         """No sizes to choose from: the machine is this one."""
         return []
 

@@ -146,7 +146,9 @@ class CondaDependencies:
         if pip_option not in self._pip_options:
             self._pip_options.append(pip_option)
 
-    def add_tensorflow_pip_package(self, core_type: str = "cpu", version: str | None = None) -> None:
+    def add_tensorflow_pip_package(
+        self, core_type: str = "cpu", version: str | None = None
+    ) -> None:
         """Add ``tensorflow`` (pinned to ``version`` when given)."""
         self.add_pip_package(f"tensorflow=={version}" if version else "tensorflow")
 

@@ -163,7 +163,9 @@ class Datastore:
 
     # -- references ----------------------------------------------------------------------
 
-    def path(self, path: str | None = None, data_reference_name: str | None = None) -> DataReference:
+    def path(
+        self, path: str | None = None, data_reference_name: str | None = None
+    ) -> DataReference:
         """A reference to ``path`` of the datastore (the whole datastore when ``None``)."""
         return DataReference(self, path, data_reference_name)
 

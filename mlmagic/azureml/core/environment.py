@@ -13,6 +13,7 @@ this process's environment and never stored.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import os
 import re
@@ -210,7 +211,9 @@ class Environment:
             )
         return self._from_mlmagic(workspace.mlmagic.environments.register(self.to_mlmagic()))
 
-    def build(self, workspace: Workspace, image_build_compute: str | None = None) -> EnvironmentBuild:
+    def build(
+        self, workspace: Workspace, image_build_compute: str | None = None
+    ) -> EnvironmentBuild:
         """Register and build its image on this machine's engine (Azure builds in ACR)."""
         if image_build_compute is not None:
             from mlmagic.azureml.unsupported import instead_of
@@ -241,9 +244,13 @@ class Environment:
     def save_to_directory(self, path: str | Path, overwrite: bool = False) -> None:
         """Write Azure's folder format: ``azureml_environment.json`` and the conda file
         (or the Dockerfile)."""
+        self.save_to_directory_files(Path(path), overwrite=overwrite)
+
+    def save_to_directory_files(self, path: Path, overwrite: bool = False) -> builtins.list[Path]:
+        """:meth:`save_to_directory`, returning the files written."""
         from mlmagic.azureml.core.environment_folder import save_environment
 
-        save_environment(self, Path(path), overwrite=overwrite)
+        return save_environment(self, path, overwrite=overwrite)
 
     def clone(self, new_name: str) -> Environment:
         """A copy under another name, not registered."""
@@ -251,7 +258,9 @@ class Environment:
         twin.name, twin.version, twin._mlmagic, twin._curated = new_name, None, None, None
         return twin
 
-    def add_private_pip_wheel(self, workspace: Workspace, file_path: str, exist_ok: bool = False) -> str:
+    def add_private_pip_wheel(
+        self, workspace: Workspace, file_path: str, exist_ok: bool = False
+    ) -> str:
         """Not available: a wheel is installed from an index or a folder the build sees."""
         raise SpecError(
             f"add_private_pip_wheel({file_path!r}) uploads to Azure's storage: put the wheel "
@@ -281,8 +290,8 @@ class Environment:
 
     def __repr__(self) -> str:
         return (
-            f'Environment(Name: {self.name}, Version: {self.version}, '
-            f'Image: {self._mlmagic.image if self._mlmagic else None})'
+            f"Environment(Name: {self.name}, Version: {self.version}, "
+            f"Image: {self._mlmagic.image if self._mlmagic else None})"
         )
 
     def __eq__(self, other: object) -> bool:
@@ -378,9 +387,14 @@ def _local_base(image: str | None) -> str | None:
 
 def _notify_base(env: Environment) -> None:
     image = env.docker.base_image
-    if image and image.startswith(AZURE_BASE_PREFIX) and image not in (
-        DEFAULT_CPU_IMAGE,
-        DEFAULT_GPU_IMAGE,
+    if (
+        image
+        and image.startswith(AZURE_BASE_PREFIX)
+        and image
+        not in (
+            DEFAULT_CPU_IMAGE,
+            DEFAULT_GPU_IMAGE,
+        )
     ):
         print(
             f"mlmagic: {image} is Azure's runtime image; mlmagic's default base image is used "

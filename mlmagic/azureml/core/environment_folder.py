@@ -112,7 +112,7 @@ def load_environment(folder: Path) -> Environment:
     except (OSError, ValueError) as exc:
         raise SpecError(f"{definition} is not readable JSON ({exc}): fix it.") from exc
     if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-        raise SpecError(f"{definition} has no \"name\": add the environment's name.")
+        raise SpecError(f'{definition} has no "name": add the environment\'s name.')
     env = Environment(data["name"])
     env.version = None if data.get("version") is None else str(data["version"])
     env.environment_variables = {

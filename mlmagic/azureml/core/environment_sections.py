@@ -82,7 +82,9 @@ def sections_from_spec(
         gpu_support=spec.gpu,
     )
     if spec.registry is not None:
-        docker.base_image_registry = ContainerRegistry(spec.registry.address, spec.registry.username)
+        docker.base_image_registry = ContainerRegistry(
+            spec.registry.address, spec.registry.username
+        )
     deps = CondaDependencies()
     if spec.python:
         deps.set_python_version(spec.python)

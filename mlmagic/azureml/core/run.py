@@ -109,10 +109,14 @@ class Run:
         """The tags given at submission, and those the script set with ``run.tag``."""
         tags = dict(self.mlmagic.record.config.tags)
         params = self.mlmagic.params
-        tags.update({k[len(TAG_PREFIX) :]: str(v) for k, v in params.items() if k.startswith(TAG_PREFIX)})
+        tags.update(
+            {k[len(TAG_PREFIX) :]: str(v) for k, v in params.items() if k.startswith(TAG_PREFIX)}
+        )
         return tags
 
-    def get_metrics(self, name: str | None = None, recursive: bool = False, **_: Any) -> dict[str, Any]:
+    def get_metrics(
+        self, name: str | None = None, recursive: bool = False, **_: Any
+    ) -> dict[str, Any]:
         """Each metric's value (a list when it was logged more than once), and the
         non-numeric values logged (as Azure returns them); only ``name`` when given."""
         frame = self.mlmagic.metrics
@@ -224,7 +228,9 @@ class Run:
     # -- display -------------------------------------------------------------------------
 
     def __repr__(self) -> str:
-        return f"Run(Experiment: {self.experiment.name}, Id: {self.id}, Status: {self.get_status()})"
+        return (
+            f"Run(Experiment: {self.experiment.name}, Id: {self.id}, Status: {self.get_status()})"
+        )
 
     def _repr_html_(self) -> str:
         return self.mlmagic._repr_html_()

@@ -6,7 +6,7 @@ which take Azure's keyword names.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mlmagic.distributed import MpiConfiguration, PyTorchConfiguration, TensorflowConfiguration
@@ -54,13 +54,13 @@ class RunConfiguration:
 
         self.script = script
         self.arguments = list(arguments or [])
-        self.target = "local"
-        self.environment = Environment("default-environment")
+        self.target: Any = "local"
+        self.environment: Any = Environment("default-environment")
         if conda_dependencies is not None:
             self.environment.python.conda_dependencies = conda_dependencies
         self.node_count = 1
-        self.docker = DockerConfiguration()
-        self.distributed = None
-        self.max_run_duration_seconds = None
+        self.docker: DockerConfiguration | None = DockerConfiguration()
+        self.distributed: Distribution | None = None
+        self.max_run_duration_seconds: int | None = None
         self.framework = framework or "Python"
         self.communicator = communicator or "None"

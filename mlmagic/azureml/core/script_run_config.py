@@ -61,8 +61,10 @@ class ScriptRunConfig:
         if max_run_duration_seconds not in (None, _AZURE_DEFAULT_DURATION):
             self.run_config.max_run_duration_seconds = max_run_duration_seconds
         if resume_from is not None:
-            raise RunError("resume_from needs Azure's checkpoint service: load the checkpoint "
-                           "in the script from a datastore folder instead.")
+            raise RunError(
+                "resume_from needs Azure's checkpoint service: load the checkpoint "
+                "in the script from a datastore folder instead."
+            )
 
     @property
     def compute_target(self) -> Any:
@@ -77,7 +79,9 @@ class ScriptRunConfig:
         return self.run_config.distributed
 
     def __repr__(self) -> str:
-        return f"ScriptRunConfig(source_directory={self.source_directory!r}, script={self.script!r})"
+        return (
+            f"ScriptRunConfig(source_directory={self.source_directory!r}, script={self.script!r})"
+        )
 
 
 def submit_config(
@@ -144,7 +148,11 @@ def _check_nodes(workspace: Workspace, target: Any, distributed: Distribution | 
     if target in (None, "local"):
         return
     compute = target if isinstance(target, ComputeTarget) else ComputeTarget(workspace, str(target))
-    if distributed is not None and compute.max_nodes is not None and distributed.nodes > compute.max_nodes:
+    if (
+        distributed is not None
+        and compute.max_nodes is not None
+        and distributed.nodes > compute.max_nodes
+    ):
         raise RunError(
             f"The run needs {distributed.nodes} nodes but the compute target {compute.name} has "
             f"max_nodes={compute.max_nodes}: ask for fewer nodes or create it with more."

@@ -117,9 +117,11 @@ class Workspace:
         from mlmagic.azureml.core.datastore import DEFAULT_DATASTORE, Datastore
 
         folder = self.mlmagic.path("datastores")
-        names = {DEFAULT_DATASTORE, *(p.name for p in folder.iterdir() if p.is_dir())} if (
-            folder.is_dir()
-        ) else {DEFAULT_DATASTORE}
+        names = (
+            {DEFAULT_DATASTORE, *(p.name for p in folder.iterdir() if p.is_dir())}
+            if (folder.is_dir())
+            else {DEFAULT_DATASTORE}
+        )
         return {name: Datastore(self, name) for name in sorted(names)}
 
     @property

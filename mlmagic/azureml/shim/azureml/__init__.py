@@ -9,5 +9,5 @@ import pkgutil
 
 if __name__ == "azureml":
     _here = os.path.dirname(os.path.abspath(__file__))
-    __path__ = pkgutil.extend_path(__path__, __name__)  # noqa: F405 (namespace package)
+    __path__ = pkgutil.extend_path(__path__, __name__)
     __path__ = [p for p in __path__ if os.path.abspath(p) != _here] + [_here]
