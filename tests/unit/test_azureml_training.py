@@ -62,6 +62,7 @@ def test_aliases_are_the_same_modules(azureml):
     import azureml.core.conda_dependencies
     import azureml.core.environment
     import azureml.core.runconfig
+    import azureml.core.script_run_config
     import azureml.train.dnn
     import azureml.widgets
     from azureml.core.compute import AmlCompute, ComputeTarget
@@ -70,7 +71,8 @@ def test_aliases_are_the_same_modules(azureml):
 
     assert azureml.core is ours
     assert azureml.core.environment.Environment is ours.Environment
-    assert azureml.core.runconfig.MpiConfiguration is mlmagic.MpiConfiguration
+    assert azureml.core.runconfig.DockerConfiguration.__module__ == ours.runconfig.__name__
+    assert azureml.core.script_run_config.ScriptRunConfig is ours.ScriptRunConfig
     assert issubclass(AmlCompute, ComputeTarget)
     assert azureml.train.dnn.TensorFlow.__module__ == "mlmagic.azureml.train.dnn"
     assert azureml.widgets.RunDetails.__module__ == "mlmagic.azureml.widgets"
@@ -247,6 +249,42 @@ def test_cli_scaffold_register_download(local_ws, tmp_path):
     assert again.returncode != 0 and "--overwrite" in again.stderr
 
 
+SHIM_CHECK = """
+import sys
+from azureml.core import Run
+print("REAL" in vars(sys.modules["azureml.core"]), Run.__module__)
+"""
+
+
+def test_shim_in_runs_gives_way_to_a_real_sdk(tmp_path):
+    """Inside a run the shim comes first on the path, yet an installed SDK wins."""
+    from mlmagic.azureml.shim import SHIM
+    from mlmagic.targets.labels import HELPER
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "mlmagic_run.py").write_text(HELPER.read_text())
+    (lib / "azureml").symlink_to(SHIM)
+    site = tmp_path / "site"
+    (site / "azureml" / "core").mkdir(parents=True)
+    (site / "azureml" / "core" / "__init__.py").write_text("REAL = True\nclass Run: pass\n")
+
+    def check(*path: Path) -> str:
+        env = {"PYTHONPATH": ":".join(map(str, path)), "PATH": "/usr/bin:/bin"}
+        done = subprocess.run(
+            [sys.executable, "-c", SHIM_CHECK],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert check(lib) == "False azureml.core.run"
+    assert check(lib, site) == "True azureml.core"
+
+
 def test_offline_context_prints(capsys):
     from mlmagic.azureml.core import Run
 
@@ -370,6 +408,44 @@ def test_estimator_becomes_script_run_config(ws, tmp_path):
         )
     with pytest.raises(RunError, match="needs distributed_training"):
         Estimator(source_directory=".", entry_script="t.py", node_count=2)
+
+
+def test_distributed_configs_as_the_documents_write_them(azureml, tmp_path):
+    from azureml.core.runconfig import MpiConfiguration, TensorflowConfiguration
+    from azureml.train.dnn import TensorFlow
+
+    import mlmagic
+
+    distributed_training = TensorflowConfiguration()
+    distributed_training.worker_count = 2
+    est = TensorFlow(
+        source_directory=str(tmp_path),
+        entry_script="script.py",
+        node_count=2,
+        process_count_per_node=1,
+        distributed_training=distributed_training,
+        pip_packages=["six"],
+    )
+    layout = est.script_run_config().distributed_job_config
+    assert (layout.workers, layout.parameter_servers, layout.nodes) == (2, 1, 3)
+    mpi = TensorFlow(
+        source_directory=str(tmp_path),
+        entry_script="script.py",
+        node_count=2,
+        distributed_training=MpiConfiguration(),
+    ).script_run_config()
+    assert (mpi.distributed_job_config.framework, mpi.distributed_job_config.nodes) == ("mpi", 2)
+    ours = TensorFlow(
+        source_directory=str(tmp_path),
+        entry_script="script.py",
+        node_count=2,
+        distributed_training=mlmagic.MpiConfiguration(),
+    ).script_run_config()
+    assert ours.distributed_job_config.nodes == 2
+    with pytest.raises(RunError, match="does not split evenly"):
+        from azureml.core.runconfig import PyTorchConfiguration, as_distribution
+
+        as_distribution(PyTorchConfiguration(process_count=3, node_count=2))
 
 
 def test_datastore_bad_paths(ws, tmp_path):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlmagic.azureml.core.compute import ComputeTarget
 from mlmagic.azureml.core.datastore import DataReference
-from mlmagic.azureml.core.runconfig import DockerConfiguration, RunConfiguration
+from mlmagic.azureml.core.runconfig import DockerConfiguration, RunConfiguration, as_distribution
 from mlmagic.distributed.config import Distribution
 from mlmagic.exceptions import RunError
 
@@ -39,7 +39,7 @@ class ScriptRunConfig:
         _telemetry_values: Any = None,
         compute_target: Any = None,
         environment: Any = None,
-        distributed_job_config: Distribution | None = None,
+        distributed_job_config: Any = None,
         resume_from: Any = None,
         max_run_duration_seconds: int | None = _AZURE_DEFAULT_DURATION,
         command: Sequence[str] | str | None = None,
@@ -75,7 +75,7 @@ class ScriptRunConfig:
         return self.run_config.environment
 
     @property
-    def distributed_job_config(self) -> Distribution | None:
+    def distributed_job_config(self) -> Any:
         return self.run_config.distributed
 
     def __repr__(self) -> str:
@@ -113,7 +113,7 @@ def submit_config(
         shm_size = docker.shm_size or env.docker.shm_size
     else:
         environment, shm_size = env or "mlmagic-minimal", docker.shm_size
-    distributed = run_config.distributed
+    distributed = as_distribution(run_config.distributed)
     _check_nodes(workspace, run_config.target, distributed)
     return ws.submit(
         script,

@@ -13,13 +13,9 @@ from typing import Any
 
 from mlmagic.azureml.core.conda_dependencies import CondaDependencies
 from mlmagic.azureml.core.environment import Environment
-from mlmagic.azureml.core.runconfig import (
-    DockerConfiguration,
-    MpiConfiguration,
-    PyTorchConfiguration,
-    TensorflowConfiguration,
-)
+from mlmagic.azureml.core.runconfig import DockerConfiguration, as_distribution
 from mlmagic.azureml.core.script_run_config import ScriptRunConfig
+from mlmagic.distributed import MpiConfiguration, PyTorchConfiguration, TensorflowConfiguration
 from mlmagic.distributed.config import Distribution
 from mlmagic.exceptions import RunError
 
@@ -173,8 +169,11 @@ class Estimator:
 
 def _layout(how: Any, nodes: int, per_node: int) -> Distribution | None:
     """The distributed layout an estimator's arguments ask for (``None``: one process)."""
-    if isinstance(how, Distribution):
-        return how
+    if isinstance(how, Distribution) and how.framework == "mpi":
+        # Azure's estimator: its node_count says how many nodes MpiConfiguration() runs on.
+        return MpiConfiguration(max(how.procs_per_node, per_node), nodes)
+    if isinstance(how, Distribution) or hasattr(how, "to_distribution"):
+        return as_distribution(how, nodes)
     if isinstance(how, Mpi) or how == "mpi":
         count = how.process_count_per_node if isinstance(how, Mpi) else per_node
         return MpiConfiguration(process_count_per_node=count, node_count=nodes)
