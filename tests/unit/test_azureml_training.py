@@ -391,6 +391,9 @@ def test_estimator_becomes_script_run_config(ws, tmp_path):
     assert config.distributed_job_config.framework == "mpi"
     assert config.distributed_job_config.nodes == 2
     assert est.environment.python.conda_dependencies.pip_packages == ["tensorflow==2.15.*", "six"]
+    assert est.environment.to_mlmagic().spec.gpu is False
+    gpu = TensorFlow(source_directory=str(tmp_path), entry_script="train.py", use_gpu=True)
+    assert gpu.environment.to_mlmagic().spec.gpu is True
     ps = Estimator(
         source_directory=str(tmp_path),
         entry_script="train.py",

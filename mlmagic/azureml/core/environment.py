@@ -373,6 +373,8 @@ def to_spec(env: Environment) -> specs.EnvironmentSpec:
             registry.username or "",
             _password_variable(registry.address) if registry.password else None,
         )
+    if env.docker.gpu_support:
+        spec = spec.with_options(gpu=True)
     if spec.format == "dockerfile":
         return replace(spec, registry=login)
     return replace(spec, env=tuple(sorted({*spec.env, *variables})), registry=login)

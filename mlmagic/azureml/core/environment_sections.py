@@ -47,8 +47,10 @@ class ContainerRegistry:
 class DockerSection:
     """How the image is made: a base image (or a Dockerfile) and run-time options.
 
-    ``enabled`` and ``arguments`` are kept for code that reads them; runs always use the
-    workspace's target (``DockerConfiguration(use_docker=False)`` chooses the local one).
+    ``gpu_support`` (an estimator's ``use_gpu``) starts from a GPU base image and gives
+    the run every GPU. ``enabled`` and ``arguments`` are kept for code that reads them;
+    runs always use the workspace's target (``DockerConfiguration(use_docker=False)``
+    chooses the local one).
     """
 
     enabled: bool = False

@@ -111,8 +111,9 @@ def submit_config(
     if isinstance(env, Environment):
         environment: Any = env.to_mlmagic()
         shm_size = docker.shm_size or env.docker.shm_size
+        gpus = "all" if env.docker.gpu_support else "none"
     else:
-        environment, shm_size = env or "mlmagic-minimal", docker.shm_size
+        environment, shm_size, gpus = env or "mlmagic-minimal", docker.shm_size, "none"
     distributed = as_distribution(run_config.distributed)
     _check_nodes(workspace, run_config.target, distributed)
     return ws.submit(
@@ -124,6 +125,7 @@ def submit_config(
         tags={str(k): str(v) for k, v in (tags or {}).items()},
         data=data,
         shm_size=shm_size,
+        gpus=gpus,
         timeout=run_config.max_run_duration_seconds,
         target=target,
         distributed=distributed,
