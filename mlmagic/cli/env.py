@@ -145,7 +145,6 @@ def _version(ref: str, text: str) -> int:
 def add_env_commands(groups: Any) -> None:
     """The ``env`` noun and its commands."""
     commands = add_noun(groups, "env", help="Build and inspect environments.")
-    add_env_folder_commands(commands)
 
     build = add_command(
         commands,
@@ -207,3 +206,4 @@ def add_env_commands(groups: Any) -> None:
     named = delete.add_argument("name", metavar="NAME[:VERSION]")
     completion.complete_with(named, completion.environments)
     delete.add_argument("--version", type=int, help="Only this version.")
+    add_env_folder_commands(commands)
