@@ -150,6 +150,21 @@ def test_environment_from_files_register_get_list(ws, tmp_path):
         Environment.get(ws, "pip-env", version="latest")
 
 
+def test_build_and_image_details(ws, capsys):
+    from azureml.core import Environment
+    from azureml.core.conda_dependencies import CondaDependencies
+
+    env = Environment("built-env")
+    env.python.conda_dependencies = CondaDependencies.create(pip_packages=["six"])
+    build = env.build(workspace=ws)
+    assert build.wait_for_completion(show_output=False).status == "Succeeded"
+    assert env.version == "1"
+    details = env.get_image_details(ws)
+    assert details["status"] == "ready" and details["environment"] == "built-env:1"
+    env.build_local(ws)
+    assert env.version == "1"
+
+
 def test_reserved_and_curated_names(ws):
     from azureml.core import Environment
 

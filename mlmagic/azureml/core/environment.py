@@ -116,7 +116,11 @@ class Environment:
         conda_specification: str | Path | None = None,
         pip_requirements: str | Path | None = None,
     ) -> Environment:
-        """An environment built from a Dockerfile (a path, or the Dockerfile's text)."""
+        """An environment built from a Dockerfile (a path, or the Dockerfile's text).
+
+        The Dockerfile is built as written: a conda or pip file given with it is kept in
+        ``python.conda_dependencies`` but not installed (install it in the Dockerfile).
+        """
         env = cls(name)
         env.docker.base_image = None
         env.docker.base_dockerfile = _text_or_file(dockerfile)
@@ -293,9 +297,6 @@ class Environment:
             f"Environment(Name: {self.name}, Version: {self.version}, "
             f"Image: {self._mlmagic.image if self._mlmagic else None})"
         )
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Environment) and to_spec(self) == to_spec(other)
 
 
 class EnvironmentBuild:
