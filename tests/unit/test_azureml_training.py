@@ -7,6 +7,7 @@ through the ``azureml`` aliases; each run is a real process in a real virtual en
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -190,6 +191,9 @@ def test_docker_section_and_password_never_stored(ws, tmp_path):
     spec = registered.to_mlmagic().spec
     assert spec.base_image == "registry.example/team/base:1" and spec.user_managed
     assert spec.registry is not None and spec.registry.username == "me"
+    # The build reads it from this process's environment, under the name the spec keeps.
+    assert spec.registry.password_env is not None
+    assert os.environ.pop(spec.registry.password_env) == "hunter2-secret"
     env.save_to_directory(tmp_path / "saved")
     for path in [*ws.mlmagic.root.rglob("*"), *(tmp_path / "saved").rglob("*")]:
         if path.is_file():
@@ -358,6 +362,31 @@ def test_failed_run_raises_unless_asked_not_to(ws, tmp_path):
     with pytest.raises(RunError, match="failed"):
         run.wait_for_completion()
     assert run.wait_for_completion(raise_on_error=False)["status"] == "Failed"
+
+
+def test_cancel_stops_the_run(ws, tmp_path):
+    from azureml.core import Environment, Experiment, ScriptRunConfig
+
+    (tmp_path / "slow.py").write_text(
+        "import time\nprint('started', flush=True)\ntime.sleep(600)\n"
+    )
+    config = ScriptRunConfig(
+        source_directory=str(tmp_path), script="slow.py", environment=Environment("slow-env")
+    )
+    run = Experiment(ws, "unit-cancel").submit(config)
+    for _ in run.mlmagic.events():
+        if "started" in run.mlmagic.logs():
+            break
+    run.cancel()
+    assert run.wait_for_completion(raise_on_error=False)["status"] == "Canceled"
+
+
+def test_existing_conda_environment_without_conda(azureml, monkeypatch):
+    from azureml.core import Environment
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(SpecError, match="no conda command here"):
+        Environment.from_existing_conda_environment("e", "base")
 
 
 def test_compute_targets_and_node_limit(ws, tmp_path):

@@ -369,10 +369,12 @@ def to_spec(env: Environment) -> specs.EnvironmentSpec:
     registry = env.docker.base_image_registry
     login = None
     if registry is not None and registry.address:
+        # A password given in code (now, or earlier in this process for this registry)
+        # is read from this process's environment; without one, Docker's own login.
+        variable = _password_variable(registry.address)
+        given = registry.password or os.environ.get(variable)
         login = RegistryLogin(
-            registry.address,
-            registry.username or "",
-            _password_variable(registry.address) if registry.password else None,
+            registry.address, registry.username or "", variable if given else None
         )
     if env.docker.gpu_support:
         spec = spec.with_options(gpu=True)
