@@ -79,6 +79,23 @@ def test_aliases_are_the_same_modules(azureml):
     assert azureml.widgets.RunDetails.__module__ == "mlmagic.azureml.widgets"
 
 
+def test_common_imports_of_azure_notebooks(azureml):
+    from azureml.core import ContainerRegistry, Workspace
+    from azureml.core.authentication import (
+        InteractiveLoginAuthentication,
+        ServicePrincipalAuthentication,
+    )
+    from azureml.core.environment import CondaDependencies
+    from azureml.core.runconfig import DEFAULT_CPU_IMAGE
+
+    auth = ServicePrincipalAuthentication("tenant", "app", service_principal_password="pw")
+    assert "pw" not in repr(vars(auth))
+    ws = Workspace("sub", "rg", "name", auth=InteractiveLoginAuthentication(tenant_id="t"))
+    assert ws.name == "name" and CondaDependencies.create().pip_packages == []
+    assert DEFAULT_CPU_IMAGE.startswith("mcr.microsoft.com/azureml/")
+    assert ContainerRegistry(address="r.example").password is None
+
+
 def test_real_sdk_is_left_alone(tmp_path, capsys):
     fake = tmp_path / "azureml" / "core"
     fake.mkdir(parents=True)

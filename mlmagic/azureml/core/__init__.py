@@ -6,6 +6,7 @@ from typing import Any
 
 from mlmagic.azureml.core.compute import ComputeTarget
 from mlmagic.azureml.core.conda_dependencies import CondaDependencies
+from mlmagic.azureml.core.container_registry import ContainerRegistry
 from mlmagic.azureml.core.datastore import Datastore
 from mlmagic.azureml.core.environment import Environment
 from mlmagic.azureml.core.experiment import Experiment
@@ -17,6 +18,7 @@ from mlmagic.azureml.core.workspace import Workspace
 __all__ = [
     "ComputeTarget",
     "CondaDependencies",
+    "ContainerRegistry",
     "Datastore",
     "Environment",
     "Experiment",
@@ -33,8 +35,4 @@ def __getattr__(name: str) -> Any:
 
     if name in ("Dataset",):
         raise instead_of("azureml.core.Dataset", f"azureml.core.{name}")
-    if name in ("ContainerRegistry",):
-        from mlmagic.azureml.core.environment_sections import ContainerRegistry
-
-        return ContainerRegistry
     raise AttributeError(f"module 'azureml.core' has no attribute {name!r}")

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_CPU_IMAGE",
     "DEFAULT_GPU_IMAGE",
+    "CondaDependencies",
     "ContainerRegistry",
     "DockerSection",
     "Environment",

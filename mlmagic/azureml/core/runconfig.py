@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlmagic import distributed as layouts
+from mlmagic.azureml.core.environment_sections import DEFAULT_CPU_IMAGE, DEFAULT_GPU_IMAGE
 from mlmagic.distributed.config import Distribution
 from mlmagic.exceptions import RunError
 
 __all__ = [
+    "DEFAULT_CPU_IMAGE",
+    "DEFAULT_GPU_IMAGE",
     "DockerConfiguration",
     "MpiConfiguration",
     "PyTorchConfiguration",
