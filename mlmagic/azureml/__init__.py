@@ -22,6 +22,16 @@ from mlmagic.azureml.unsupported import NotSupportedLocally
 __all__ = ["NotSupportedLocally", "install", "installed", "load_ipython_extension", "uninstall"]
 
 
+def __getattr__(name: str) -> Any:
+    # `from azureml import pipeline`: the parent is this package, so the cloud-only
+    # modules are attributes here too (they raise on their first name used).
+    from mlmagic.azureml.unsupported import INSTEAD, unsupported_module
+
+    if f"azureml.{name}" in INSTEAD:
+        return unsupported_module(f"azureml.{name}", f"azureml.{name}")
+    raise AttributeError(f"module 'azureml' has no attribute {name!r}")
+
+
 def load_ipython_extension(shell: Any) -> None:
     """``%load_ext mlmagic.azureml``: :func:`install`, and mlmagic's own magics too."""
     import mlmagic

@@ -121,6 +121,8 @@ def test_real_sdk_is_left_alone(tmp_path, capsys):
         ("from azureml.pipeline.steps import PythonScriptStep", "submit each step"),
         ("from azureml.core import Dataset", "ws.get_default_datastore().upload"),
         ("from azureml.data import OutputFileDatasetConfig", "as_mount()"),
+        ("from azureml.train import hyperdrive; hyperdrive.GridParameterSampling", "in a loop"),
+        ("from azureml import pipeline; pipeline.core", "submit each step"),
     ],
 )
 def test_cloud_only_names_fail_in_one_line(azureml, statement, words):
