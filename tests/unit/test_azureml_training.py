@@ -36,6 +36,7 @@ run.log_list("accuracies", [0.5, 0.75])
 run.log_row("table", epoch=1, acc=0.9)
 run.log_table("cols", {"x": [1, 2]})
 run.tag("stage", "unit")
+print("experiment", run.experiment.name)
 os.makedirs("outputs", exist_ok=True)
 with open("outputs/model.txt", "w") as f:
     f.write("weights")
@@ -353,6 +354,7 @@ def test_script_run_with_datastore_and_model(ws, tmp_path):
     details = run.wait_for_completion(show_output=False)
     assert details["status"] == "Completed"
     assert "online ['a.csv']" in run.mlmagic.logs()
+    assert "experiment unit-exp" in run.mlmagic.logs() and run.number == 1
     metrics = run.get_metrics()
     assert metrics["loss"] == [1.0, 0.5, pytest.approx(1 / 3)]
     assert metrics["lr"] == 0.01 and metrics["note"] == "fine"

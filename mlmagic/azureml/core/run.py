@@ -44,7 +44,8 @@ class Run:
     @property
     def number(self) -> int:
         """The run's position in its experiment (1 for the first)."""
-        ids = [r.id for r in self.mlmagic._ws.runs.records(self.experiment.name)]
+        runs = self.experiment.workspace.mlmagic.runs
+        ids = [r.id for r in runs.records(self.experiment.name)]
         return len(ids) - ids.index(self.id) if self.id in ids else 0
 
     @property

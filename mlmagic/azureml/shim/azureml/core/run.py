@@ -62,9 +62,10 @@ class Run:
         return run
 
     @property
-    def experiment(self) -> str:
-        """The experiment's name: the run id up to its time stamp (``default`` offline)."""
-        return self.id.rsplit("_", 2)[0] if not self.offline else "default"
+    def experiment(self) -> _Experiment:
+        """The experiment (its ``name``: the run id up to its time stamp; ``default``
+        offline)."""
+        return _Experiment(self.id.rsplit("_", 2)[0] if not self.offline else "default")
 
     # -- metrics -------------------------------------------------------------------------
 
@@ -146,6 +147,26 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run(id={self.id!r}, offline={self.offline})"
+
+
+class _Experiment:
+    """The experiment a script's run belongs to, as far as a script can see it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @property
+    def workspace(self) -> Any:
+        raise RuntimeError(
+            "run.experiment.workspace is not reachable from inside an mlmagic run: pass what "
+            "the script needs as arguments (datastore.path(...).as_mount() for data)."
+        )
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"Experiment(Name: {self.name})"
 
 
 def _is_number(value: Any) -> bool:
