@@ -18,7 +18,6 @@ import textwrap
 from pathlib import Path
 
 import nbformat
-import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from tests.conftest import BASE_IMAGE
@@ -298,4 +297,35 @@ def test_tensorflow_document_flow(docker_engine, tmp_path: Path) -> None:
     assert "Traceback" not in all_text(done)
 
 
-pytestmark = pytest.mark.docker
+def test_dockerfile_environment_command_and_shm(workspace, tmp_path: Path) -> None:
+    """``Environment.from_dockerfile`` with ``command=`` and a ``DockerConfiguration``:
+    the shim is there in an image made from any Dockerfile, and ``shm_size`` reaches it."""
+    import mlmagic.azureml
+    from mlmagic.azureml.core import Environment, Experiment, ScriptRunConfig, Workspace
+    from mlmagic.azureml.core.runconfig import DockerConfiguration
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "check.py").write_text(
+        "import os, shutil\n"
+        "from azureml.core import Run\n"
+        "run = Run.get_context()\n"
+        "run.log('shm_mb', shutil.disk_usage('/dev/shm').total // 2**20)\n"
+        "run.log('greeting', os.environ['GREETING'])\n"
+    )
+    dockerfile = f"FROM {BASE_IMAGE}\nENV GREETING=hello-from-dockerfile\n"
+    assert mlmagic.azureml.install(quiet=True)
+    try:
+        ws = Workspace(_workspace=workspace)
+        env = Environment.from_dockerfile("azure-dockerfile-env", dockerfile)
+        config = ScriptRunConfig(
+            source_directory=str(tmp_path / "src"),
+            command=["python", "check.py"],
+            environment=env,
+            docker_runtime_config=DockerConfiguration(use_docker=True, shm_size="96m"),
+        )
+        run = Experiment(ws, "azure-dockerfile").submit(config)
+        run.wait_for_completion(show_output=False)
+        metrics = run.get_metrics()
+    finally:
+        mlmagic.azureml.uninstall()
+    assert metrics == {"shm_mb": 96.0, "greeting": "hello-from-dockerfile"}, metrics
