@@ -410,7 +410,7 @@ def test_existing_conda_environment_without_conda(azureml, monkeypatch):
         Environment.from_existing_conda_environment("e", "base")
 
 
-def test_compute_targets_and_node_limit(ws, tmp_path):
+def test_compute_targets_and_node_limit(ws, tmp_path, capsys):
     from azureml.core import Environment, Experiment, ScriptRunConfig
     from azureml.core.compute import AmlCompute, ComputeTarget
     from azureml.core.compute_target import ComputeTargetException
@@ -435,6 +435,16 @@ def test_compute_targets_and_node_limit(ws, tmp_path):
     )
     with pytest.raises(RunError, match="max_nodes=2"):
         Experiment(ws, "unit-nodes").submit(config)
+    # A cluster made in Azure's portal, never created here: the engine runs it, saying so.
+    portal = ScriptRunConfig(
+        source_directory=str(tmp_path),
+        script="t.py",
+        compute_target="portal-cluster",
+        environment=Environment("node-env"),
+    )
+    run = Experiment(ws, "unit-nodes").submit(portal)
+    assert "'portal-cluster' is not recorded in this workspace" in capsys.readouterr().out
+    assert run.wait_for_completion()["status"] == "Completed"
 
 
 def test_estimator_becomes_script_run_config(ws, tmp_path):

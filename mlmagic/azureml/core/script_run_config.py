@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlmagic.azureml.core.compute import ComputeTarget
+from mlmagic.azureml.core.compute import ComputeTarget, ComputeTargetException
 from mlmagic.azureml.core.datastore import DataReference
 from mlmagic.azureml.core.runconfig import DockerConfiguration, RunConfiguration, as_distribution
 from mlmagic.distributed.config import Distribution
@@ -146,10 +146,23 @@ def _script_and_arguments(config: ScriptRunConfig) -> tuple[str, list[Any]]:
 
 
 def _check_nodes(workspace: Workspace, target: Any, distributed: Distribution | None) -> None:
-    """The compute must exist, and hold the distributed layout's nodes."""
+    """A recorded compute must hold the distributed layout's nodes.
+
+    A name never recorded here (a cluster made in Azure's portal) runs on this machine's
+    engine with a notice, so the notebook that names it runs unchanged.
+    """
     if target in (None, "local"):
         return
-    compute = target if isinstance(target, ComputeTarget) else ComputeTarget(workspace, str(target))
+    try:
+        compute = (
+            target if isinstance(target, ComputeTarget) else ComputeTarget(workspace, str(target))
+        )
+    except ComputeTargetException:
+        print(
+            f"mlmagic: compute target {target!r} is not recorded in this workspace, so the run "
+            "uses this machine's engine (ComputeTarget.create records one with a node limit)."
+        )
+        return
     if (
         distributed is not None
         and compute.max_nodes is not None
