@@ -220,6 +220,24 @@ def test_docker_section_and_password_never_stored(ws, tmp_path):
             assert b"hunter2-secret" not in path.read_bytes(), path
 
 
+def test_from_docker_image(ws, tmp_path):
+    from azureml.core import ContainerRegistry, Environment
+
+    as_is = Environment.from_docker_image("img-env", "python:3.11-slim")
+    assert as_is.to_mlmagic().spec.user_managed and as_is.docker.base_image == "python:3.11-slim"
+    (tmp_path / "r.txt").write_text("six\n")
+    registry = ContainerRegistry(address="r.example", username="u")
+    with_pip = Environment.from_docker_image(
+        "img-pip",
+        "r.example/base:1",
+        container_registry=registry,
+        pip_requirements=tmp_path / "r.txt",
+    )
+    spec = with_pip.to_mlmagic().spec
+    assert spec.pip == ("six",) and spec.base_image == "r.example/base:1"
+    assert spec.registry is not None and spec.registry.address == "r.example"
+
+
 def test_azure_default_base_image_becomes_ours(ws):
     from azureml.core import Environment
 
@@ -333,6 +351,9 @@ def test_offline_context_prints(capsys):
     assert "accuracy=0.5" in capsys.readouterr().out
     with pytest.raises(RuntimeError, match="outside an mlmagic run"):
         Run.get_context(allow_offline=False)
+    with pytest.raises(KeyError, match="no key vault here"):
+        run.get_secret("MLMAGIC_TEST_NO_SUCH_SECRET")
+    assert run.input_datasets == {} and run.experiment.name == "default"
 
 
 def test_script_run_with_datastore_and_model(ws, tmp_path):

@@ -136,6 +136,29 @@ class Environment:
         return env
 
     @classmethod
+    def from_docker_image(
+        cls,
+        name: str,
+        image: str,
+        container_registry: ContainerRegistry | None = None,
+        conda_specification: str | Path | None = None,
+        pip_requirements: str | Path | None = None,
+    ) -> Environment:
+        """An environment on ``image``: with the packages of a conda or pip file, else
+        the image's own Python as it is."""
+        env = cls(name)
+        if conda_specification is not None:
+            env = cls.from_conda_specification(name, conda_specification)
+        elif pip_requirements is not None:
+            env = cls.from_pip_requirements(name, pip_requirements)
+        else:
+            env.python.user_managed_dependencies = True
+        env.docker.base_image = image
+        if container_registry is not None:
+            env.docker.base_image_registry = container_registry
+        return env
+
+    @classmethod
     def from_existing_conda_environment(cls, name: str, conda_environment_name: str) -> Environment:
         """An environment with the packages of a conda environment of this machine.
 

@@ -43,6 +43,8 @@ class Run:
         self.id = mlmagic_run.run_id() or f"OfflineRun_{uuid.uuid4()}"
         self.offline = mlmagic_run.run_id() is None
         self.parent = None
+        #: Azure's named inputs; data reaches an mlmagic run as script arguments.
+        self.input_datasets: dict[str, Any] = {}
 
     @classmethod
     def get_context(cls, allow_offline: bool = True, **_: Any) -> Run:
@@ -131,6 +133,22 @@ class Run:
         target = _run_path(name)
         if Path(path).resolve() != target.resolve():
             shutil.copytree(path, str(target), dirs_exist_ok=True)
+
+    def get_secret(self, name: str) -> str:
+        """A secret, from the run's environment variable of that name.
+
+        Raises
+        ------
+        KeyError
+            No such variable: put the secret in the environment's variables.
+        """
+        value = os.environ.get(name)
+        if value is None:
+            raise KeyError(
+                f"run.get_secret({name!r}): there is no key vault here; set {name} in the "
+                "environment's environment_variables and read it from there."
+            )
+        return value
 
     # -- lifecycle -----------------------------------------------------------------------
 
