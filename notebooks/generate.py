@@ -694,6 +694,38 @@ def gpu_pytorch() -> nbformat.NotebookNode:
 
 # -- azureml-migration.ipynb ----------------------------------------------------------------
 
+AZURE_TRAIN = """
+import argparse
+import json
+import os
+
+import joblib
+from azureml.core import Run
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--C", type=float, default=1.0)
+args = parser.parse_args()
+
+run = Run.get_context()
+X, y = load_digits(return_X_y=True)
+X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+model = LogisticRegression(C=args.C, max_iter=5000).fit(X_train, y_train)
+
+accuracy = model.score(X_test, y_test)
+print(f"C={args.C}: accuracy {accuracy:.4f}")
+run.log("C", args.C)
+run.log("accuracy", accuracy)
+run.log_list("first_predictions", model.predict(X_test[:3]).tolist())
+run.tag("model", "logistic-regression")
+os.makedirs("outputs", exist_ok=True)
+joblib.dump(model, "outputs/model.pkl")
+with open("outputs/holdout.json", "w") as f:
+    json.dump({"X": X_test[:5].tolist(), "y": y_test[:5].tolist()}, f)
+"""
+
 
 def azureml_migration() -> nbformat.NotebookNode:
     return notebook(
@@ -701,67 +733,55 @@ def azureml_migration() -> nbformat.NotebookNode:
         [
             md(
                 """
-                # From the Azure ML SDK v1 to mlmagic
+                # Azure ML SDK v1 code, unchanged, on your own machine
 
-                For people moving a project off `azureml-core` (the Azure Machine Learning
-                SDK v1). Each step shows the SDK v1 code you know, as text (it is not run
-                here), then the mlmagic code that does the same on your own machine, which
-                you run. The example is the usual one: train a scikit-learn classifier on the
-                digits data, register it, deploy it as a local web service, call it.
+                For people whose projects are written against `azureml-core` (the Azure
+                Machine Learning SDK v1, past its end of support). Load mlmagic's
+                compatibility layer and the SDK v1 code below runs as it is: no account, no
+                cloud. The workspace is a `.mlmagic/` folder next to this notebook;
+                environments become images on your Docker engine (or virtual environments
+                without one), runs become containers (or processes), and the training
+                script's `Run.get_context()` works with nothing of Azure installed in the
+                image.
 
-                | Azure ML SDK v1 | mlmagic |
+                | Azure ML | here |
                 | --- | --- |
-                | `Workspace.from_config()` | `Workspace.current()`: a `.mlmagic/` folder |
-                | `Environment.from_conda_specification` | `Environment.from_conda_yaml` |
-                | `ScriptRunConfig` + `Experiment.submit` | `ws.submit`, `%submit` |
-                | `Run.get_context().log(...)` in the script | `mlmagic_run.log(...)` |
-                | `run.wait_for_completion(show_output=True)` | `run.wait(show_output=True)` |
-                | `run.get_metrics()` | `run.metrics`, `ws.runs.list(experiment)` |
-                | `run.register_model` | `run.register_model` |
-                | `InferenceConfig` + `score.py` | the same `score.py` and `inferenceconfig.json` |
-                | `LocalWebservice` + `Model.deploy` | `ws.deploy`, `%deploy` |
-                | `service.run`, `service.get_logs()` | `svc.run`, `svc.get_logs()` |
+                | workspace | a `.mlmagic/` folder; `config.json` gives its name only |
+                | environment build (ACR) | an image on this machine's engine |
+                | compute target | this machine's engine (`max_nodes`: the node limit) |
+                | datastore | a folder of the workspace, mounted read-only into runs |
+                | HyperDrive, AutoML, pipelines | one clear error saying what to do instead |
 
-                What has no counterpart: compute clusters (your machine is the compute),
-                datastores (use `--data name=/path`, mounted read-only), HyperDrive (loop
-                over `ws.submit`), and AKS/ACI deployments (services are containers or
-                processes on 127.0.0.1).
+                Deploying the model (`InferenceConfig`, `LocalWebservice`, `Model.deploy`)
+                continues in `azureml-deploy.ipynb`.
                 """
             ),
             md(
                 """
-                ## 1. The workspace
+                ## 1. Load the layer
 
-                **Azure ML SDK v1**
-
-                ```python
-                from azureml.core import Workspace
-
-                ws = Workspace.from_config()  # config.json: subscription, resource group, name
-                ```
-
-                **mlmagic**: no account and no `config.json`. The workspace is a `.mlmagic/`
-                folder, found like git finds a repository (here: next to this notebook) and
-                made on first use. With a Docker engine, environments are images and runs
-                are containers; without one, mlmagic uses virtual environments and processes.
+                `%load_ext mlmagic.azureml` makes `import azureml.core` (and the other
+                `azureml.*` modules) resolve to mlmagic's layer. When the real SDK is
+                installed it says so and leaves it alone; `from mlmagic.azureml.core import
+                ...` always works.
                 """
             ),
+            code("%load_ext mlmagic.azureml"),
             code(
                 """
-                from mlmagic import Environment, Workspace
+                from azureml.core import Workspace
 
-                ws = Workspace.current()
-                print("workspace:", ws.root)
-                print("target:", ws.resolve_target())
+                ws = Workspace.from_config()
+                print("workspace:", ws.name)
+                print("target:", ws.mlmagic.resolve_target())
                 """
             ),
             md(
                 """
                 ## 2. The project files
 
-                An SDK v1 project usually has a folder with a training script, a conda file,
-                a scoring script and, for the `az ml` CLI, an `inferenceconfig.json`. The
-                same files serve mlmagic; this cell makes them in `digits-project/`.
+                A training script that logs with `Run.get_context()`, a conda file and a
+                requirements file, as an SDK v1 project has them.
                 """
             ),
             code(
@@ -782,123 +802,70 @@ def azureml_migration() -> nbformat.NotebookNode:
                       - joblib
                 """
             ),
+            code(
+                """
+                %%writefile digits-project/requirements.txt
+                scikit-learn
+                joblib
+                azureml-defaults
+                """
+            ),
+            code("%%writefile digits-project/train.py\n" + AZURE_TRAIN.strip()),
             md(
                 """
-                The training script. The one line that changes is how it logs: in SDK v1,
+                ## 3. Environments: from conda and pip files, registered, versioned
 
-                ```python
-                from azureml.core import Run
-                run = Run.get_context()
-                run.log("accuracy", accuracy)
-                ```
-
-                and with mlmagic, `import mlmagic_run as run`, then the same
-                `run.log("accuracy", accuracy)`. Files written to `./outputs` are kept with
-                the run in both.
+                The SDK's own packages (`azureml-defaults`) are left out of the image: a
+                run needs nothing of them.
                 """
             ),
             code(
                 """
-                %%writefile digits-project/train.py
-                import argparse
-                import json
-                import os
-
-                import joblib
-                from sklearn.datasets import load_digits
-                from sklearn.linear_model import LogisticRegression
-                from sklearn.model_selection import train_test_split
-
-                import mlmagic_run as run
-
-                parser = argparse.ArgumentParser()
-                parser.add_argument("--C", type=float, default=1.0)
-                args = parser.parse_args()
-
-                X, y = load_digits(return_X_y=True)
-                X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
-                model = LogisticRegression(C=args.C, max_iter=5000).fit(X_train, y_train)
-
-                accuracy = model.score(X_test, y_test)
-                print(f"C={args.C}: accuracy {accuracy:.4f}")
-                run.log_params(C=args.C)
-                run.log("accuracy", accuracy)
-                os.makedirs("outputs", exist_ok=True)
-                joblib.dump(model, "outputs/model.pkl")
-                with open("outputs/holdout.json", "w") as f:
-                    json.dump({"X": X_test[:5].tolist(), "y": y_test[:5].tolist()}, f)
-                """
-            ),
-            md(
-                """
-                The scoring script is an Azure ML one, unchanged: `AZUREML_MODEL_DIR` is set
-                in the service, and requests carry `{"data": [...]}`.
-                """
-            ),
-            code(
-                """
-                %%writefile digits-project/score.py
-                import json
-                import os
-
-                import joblib
-
-
-                def init():
-                    global model
-                    model = joblib.load(os.path.join(os.getenv("AZUREML_MODEL_DIR"), "model.pkl"))
-
-
-                def run(raw_data):
-                    data = json.loads(raw_data)["data"]
-                    return model.predict(data).tolist()
-                """
-            ),
-            code(
-                """
-                %%writefile digits-project/inferenceconfig.json
-                {
-                  "entryScript": "score.py",
-                  "sourceDirectory": ".",
-                  "condaFile": "environment.yml"
-                }
-                """
-            ),
-            md(
-                """
-                ## 3. The environment
-
-                **Azure ML SDK v1**
-
-                ```python
                 from azureml.core import Environment
 
                 env = Environment.from_conda_specification(
                     name="sklearn-env", file_path="digits-project/environment.yml"
                 )
-                env.register(workspace=ws)  # the image is built in the cloud on first use
-                ```
-
-                **mlmagic**: the same file; `build()` registers a version and builds it now
-                (a cache hit when it was built before). In a notebook, `%%environment
-                sklearn-env` with the YAML in the cell does the same.
-                """
+                env.register(workspace=ws)
+                pip_env = Environment.from_pip_requirements(
+                    name="sklearn-pip-env", file_path="digits-project/requirements.txt"
+                )
+                pip_env.environment_variables = {"OMP_NUM_THREADS": "1"}
+                print(pip_env.register(workspace=ws))
+                """,
+                "register",
             ),
             code(
                 """
-                env = Environment.from_conda_yaml("sklearn-env", "digits-project/environment.yml")
-                env = env.build(show_output=False)
-                env
+                pip_env.python.conda_dependencies.add_pip_package("tqdm")
+                second = pip_env.register(workspace=ws)
+                first = Environment.get(workspace=ws, name="sklearn-pip-env", version="1")
+                print("versions:", first.version, second.version)
+                print("list:", sorted(Environment.list(workspace=ws)))
+                """,
+                "versions",
+            ),
+            code(
                 """
+                build = env.build(workspace=ws)
+                build.wait_for_completion(show_output=False)
+                print("build:", build.status)
+                """,
+                "build",
             ),
             md(
                 """
                 ## 4. Submit a run
 
-                **Azure ML SDK v1**
-
-                ```python
+                The source folder is snapshotted, the script runs in the environment, and
+                `RunDetails` shows it live; `wait_for_completion(show_output=True)` streams
+                its output here.
+                """
+            ),
+            code(
+                """
                 from azureml.core import Experiment, ScriptRunConfig
+                from azureml.widgets import RunDetails
 
                 src = ScriptRunConfig(
                     source_directory="digits-project",
@@ -907,167 +874,48 @@ def azureml_migration() -> nbformat.NotebookNode:
                     compute_target="local",
                     environment=env,
                 )
-                run = Experiment(workspace=ws, name="digits").submit(src)
+                run = Experiment(workspace=ws, name="digits").submit(src, tags={"owner": "demo"})
+                RunDetails(run).show()
                 run.wait_for_completion(show_output=True)
-                ```
-
-                **mlmagic**: the source folder is snapshotted, the script runs in the
-                environment, its output streams here. The magic form is
-
-                ```
-                %submit train.py --env sklearn-env --source-dir digits-project --wait -- --C 1.0
-                ```
-                """
-            ),
-            code(
-                """
-                run = ws.submit(
-                    "train.py",
-                    env,
-                    source_dir="digits-project",
-                    args=["--C", "1.0"],
-                    experiment="digits-migration",
-                )
-                run.wait(show_output=True)
                 """,
                 "submit",
             ),
-            md(
+            code(
                 """
-                ## 5. Metrics
-
-                **Azure ML SDK v1**: `run.get_metrics()` returns `{"accuracy": 0.97}`.
-
-                **mlmagic**: `run.metrics` is a DataFrame of every value logged, with its
-                step and time; `ws.runs.list("digits-migration")` has one row per run of the
-                experiment, like the experiment's page in the studio.
-                """
+                print(run.get_status())
+                print(run.get_metrics())
+                print(run.get_tags())
+                """,
+                "metrics",
             ),
-            code("run.metrics", "metrics"),
-            md(
+            md("## 5. Files and the model"),
+            code(
                 """
-                ## 6. Register the model
-
-                **Azure ML SDK v1**
-
-                ```python
+                print(run.get_file_names())
+                run.download_file(name="outputs/holdout.json", output_file_path="holdout.json")
                 model = run.register_model(model_name="digits", model_path="outputs/model.pkl")
-                ```
-
-                **mlmagic**: the same call. The model keeps the run and the environment
-                version it came from.
-                """
-            ),
-            code(
-                """
-                model = run.register_model("digits-migrated", "outputs/model.pkl")
-                model
-                """
-            ),
-            md(
-                """
-                ## 7. Deploy a local web service
-
-                **Azure ML SDK v1**
-
-                ```python
-                from azureml.core.model import InferenceConfig, Model
-                from azureml.core.webservice import LocalWebservice
-
-                inference_config = InferenceConfig(
-                    entry_script="score.py", source_directory="digits-project", environment=env
-                )
-                deployment_config = LocalWebservice.deploy_configuration(port=6789)
-                service = Model.deploy(
-                    ws, "digits-local", [model], inference_config, deployment_config
-                )
-                service.wait_for_deployment(show_output=True)
-                print(service.scoring_uri)
-                ```
-
-                **mlmagic**: one call, which returns once `init()` has run and the service
-                answers. It listens on a free port of 127.0.0.1 (`port=` picks one).
-                """
-            ),
-            code(
-                """
-                svc = ws.deploy(
-                    "digits-migration-svc",
-                    models=[model],
-                    entry_script="score.py",
-                    environment=env,
-                    source_dir="digits-project",
-                )
-                print(svc.scoring_uri)
-                """
-            ),
-            md(
-                """
-                ## 8. Call it
-
-                **Azure ML SDK v1**
-
-                ```python
-                import json
-
-                predictions = service.run(json.dumps({"data": X_test[:5].tolist()}))
-                ```
-
-                **mlmagic**: `svc.run` takes the JSON text, or any Python value, which it
-                encodes. The five held-out digits come from the run's outputs.
-                """
-            ),
-            code(
-                """
-                import json
-
-                holdout = json.loads(run.download("outputs/holdout.json").read_text())
-                predictions = svc.run({"data": holdout["X"]})
-                print("predicted:", predictions)
-                print("truth:    ", holdout["y"])
+                print(model.name, model.version)
                 """,
-                "api-predictions",
+                "model",
             ),
-            code("svc.delete()"),
             md(
                 """
-                ## 9. From the command line, with your inferenceconfig.json
+                ## 6. What needs the cloud
 
-                **Azure ML CLI v1**
-
-                ```
-                az ml model deploy --name digits-local --model digits:1 \\
-                    --inference-config-file digits-project/inferenceconfig.json \\
-                    --deploy-config-file deploymentconfig.json
-                ```
-
-                **mlmagic** reads the same `inferenceconfig.json` (`entryScript`,
-                `sourceDirectory`, `condaFile`, `extraDockerfileSteps`, `enableGpu`) and
-                makes the environment `<service>-env` from its conda file. `$model` expands
-                to the model version registered above.
+                HyperDrive, AutoML, pipelines and datasets raise one line saying what to do
+                instead.
                 """
             ),
             code(
                 """
-                config = "digits-project/inferenceconfig.json"
-                !mlmagic service deploy digits-cli-svc --model $model --inference-config $config
+                from azureml.train import hyperdrive
+
+                try:
+                    hyperdrive.HyperDriveConfig(run_config=src, max_total_runs=4)
+                except Exception as error:
+                    print(type(error).__name__, error)
                 """,
-                "cli-deploy",
-            ),
-            code(
-                """
-                cli_svc = ws.services.get("digits-cli-svc")
-                print("predicted:", cli_svc.run({"data": holdout["X"]}))
-                """,
-                "cli-predictions",
-            ),
-            code("!mlmagic service delete digits-cli-svc"),
-            md(
-                """
-                The model, the run and the environments stay in the workspace: `%models`,
-                `%runs --experiment digits-migration` and `%envs` (after `%load_ext mlmagic`)
-                list them.
-                """
+                "unsupported",
             ),
         ],
     )

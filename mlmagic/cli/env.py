@@ -9,6 +9,7 @@ from typing import Any
 
 from mlmagic import options
 from mlmagic.cli import completion
+from mlmagic.cli.env_folder import add_env_folder_commands
 from mlmagic.cli.output import Column, console, human_size, iso_time, relative_time
 from mlmagic.cli.parser import add_command, add_noun, add_output_options, output_of
 from mlmagic.cli.progress import BuildProgress
@@ -205,3 +206,4 @@ def add_env_commands(groups: Any) -> None:
     named = delete.add_argument("name", metavar="NAME[:VERSION]")
     completion.complete_with(named, completion.environments)
     delete.add_argument("--version", type=int, help="Only this version.")
+    add_env_folder_commands(commands)

@@ -33,7 +33,7 @@ from mlmagic.targets.base import Materialised, Target
 from mlmagic.targets.gang import DockerGang, is_gang
 from mlmagic.targets.gpu import environment_cuda, gpu_preflight
 from mlmagic.targets.image_user import give_run_folders, image_user
-from mlmagic.targets.labels import HELPER, labels, workspace_id
+from mlmagic.targets.labels import AZUREML_SHIM, HELPER, labels, workspace_id
 from mlmagic.targets.serving import server_settings
 
 if TYPE_CHECKING:
@@ -149,6 +149,8 @@ class DockerTarget(Target):
             Mount(paths.logs, CONTAINER.logs),
             Mount(paths.system, CONTAINER.system),
             Mount(HELPER, CONTAINER.helper, read_only=True),
+            # `from azureml.core import Run` with nothing installed (the real SDK wins).
+            Mount(AZUREML_SHIM, f"{CONTAINER.lib}/azureml", read_only=True),
         ]
         environment = {
             "MLMAGIC_RUN_ID": record.id,

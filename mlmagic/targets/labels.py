@@ -11,8 +11,9 @@ from pathlib import Path
 import mlmagic_gang
 import mlmagic_mpi
 import mlmagic_run
+from mlmagic.azureml.shim import SHIM as AZUREML_SHIM
 
-__all__ = ["GANG_HELPERS", "HELPER", "labels", "workspace_id"]
+__all__ = ["AZUREML_SHIM", "GANG_HELPERS", "HELPER", "labels", "workspace_id"]
 
 #: The stdlib helper scripts import (and the launcher), mounted into every container and
 #: run from its place by local processes.

@@ -35,7 +35,7 @@ from mlmagic.targets.base import Materialised, Target
 from mlmagic.targets.gang import is_gang
 from mlmagic.targets.gang_local import LocalGang
 from mlmagic.targets.gpu import environment_cuda, gpu_preflight
-from mlmagic.targets.labels import HELPER
+from mlmagic.targets.labels import AZUREML_SHIM, HELPER
 from mlmagic.targets.process import (
     ReadOnlyViewError,
     cuda_visible_devices,
@@ -151,6 +151,12 @@ class LocalTarget(Target):
         lib = paths.lib
         lib.mkdir(exist_ok=True)
         shutil.copy2(HELPER, lib / "mlmagic_run.py")
+        shutil.copytree(
+            AZUREML_SHIM,
+            lib / "azureml",
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
         python = str(venv_python(Path(env.venv)))
         config = record.config
         environment = _python_environment()

@@ -63,7 +63,8 @@ def test_version_help_and_usage_errors(cli: Cli) -> None:
         if noun != "completion"
         for command in next(a for a in sub._actions if a.dest == "command").choices
     ]
-    assert len(commands) == 5 + 7 + 5 + 7 + 6
+    # env: 5, + scaffold, download and register (Azure ML's environment folders)
+    assert len(commands) == 8 + 7 + 5 + 7 + 6
     for noun, command in commands:
         text = cli(noun, command, "--help").stdout
         assert f"usage: mlmagic {noun} {command}" in text and "examples:\n  mlmagic" in text

@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlmagic
+
+if TYPE_CHECKING:
+    from mlmagic.azureml.core.compute import ComputeTarget
+    from mlmagic.azureml.core.datastore import Datastore
+    from mlmagic.azureml.core.environment import Environment
+    from mlmagic.azureml.core.experiment import Experiment
 
 __all__ = ["Workspace"]
 
@@ -98,6 +104,46 @@ class Workspace:
             "location": self.location,
             "localPath": str(self.mlmagic.root),
         }
+
+    def get_default_datastore(self) -> Datastore:
+        """The default datastore: a folder of the workspace (``workspaceblobstore``)."""
+        from mlmagic.azureml.core.datastore import Datastore
+
+        return Datastore(self)
+
+    @property
+    def datastores(self) -> dict[str, Datastore]:
+        """The datastores made in this workspace, by name (the default one always)."""
+        from mlmagic.azureml.core.datastore import DEFAULT_DATASTORE, Datastore
+
+        folder = self.mlmagic.path("datastores")
+        names = (
+            {DEFAULT_DATASTORE, *(p.name for p in folder.iterdir() if p.is_dir())}
+            if (folder.is_dir())
+            else {DEFAULT_DATASTORE}
+        )
+        return {name: Datastore(self, name) for name in sorted(names)}
+
+    @property
+    def compute_targets(self) -> dict[str, ComputeTarget]:
+        """The compute targets made in this workspace, by name."""
+        from mlmagic.azureml.core.compute import ComputeTarget
+
+        return {c.name: c for c in ComputeTarget.list(self)}
+
+    @property
+    def environments(self) -> dict[str, Environment]:
+        """Every environment, name → latest version (``Environment.list(ws)``)."""
+        from mlmagic.azureml.core.environment import Environment
+
+        return Environment.list(self)
+
+    @property
+    def experiments(self) -> dict[str, Experiment]:
+        """Every experiment that has a run, by name."""
+        from mlmagic.azureml.core.experiment import Experiment
+
+        return {e.name: e for e in Experiment.list(self)}
 
     def write_config(self, path: str | None = None, file_name: str | None = None) -> None:
         """Write ``config.json`` (``path``/.azureml/ by default) as Azure does."""
