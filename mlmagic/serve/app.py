@@ -46,6 +46,7 @@ from .jsonbody import check_json
 from .keys import ENV_AUTH_KEYS, is_authorized, parse_digests
 from .openapi import build_document
 from .results import encode_result
+from .schema import BadRequest
 
 __all__ = [
     "DEFAULT_HEADER_TIMEOUT",
@@ -153,9 +154,7 @@ class ScoringApp:
         self._ready = threading.Event()
         self._ready_async: asyncio.Event | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._swagger = json.dumps(
-            build_document(title=f"{entry.name} (mlmagic scoring service)", auth=bool(key_digests))
-        ).encode()
+        self._swagger = self._document()
         routes: dict[str, tuple[tuple[str, ...], Callable[..., Awaitable[_Response]]]] = {
             "/": (("GET", "HEAD"), self._health),
             "/ping": (("GET", "HEAD"), self._health),
@@ -164,6 +163,18 @@ class ScoringApp:
             "/swagger.json": (("GET", "HEAD"), self._swagger_json),
         }
         self._routes = routes
+
+    def _document(self) -> bytes:
+        """The OpenAPI document, with the entry script's inference-schema when it has one."""
+        schema = self.entry.schema
+        return json.dumps(
+            build_document(
+                title=f"{self.entry.name} (mlmagic scoring service)",
+                auth=bool(self.key_digests),
+                input_schema=schema.input_schema if schema else None,
+                output_schema=schema.output_schema if schema else None,
+            )
+        ).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -236,6 +247,9 @@ class ScoringApp:
         started = time.perf_counter()
         try:
             self.entry.load()
+            if self.entry.schema is not None:
+                # The decorators are known only now: describe their schema from here on.
+                self._swagger = self._document()
             stage = "init()"
             self.entry.init()
         except BaseException as exc:
@@ -305,6 +319,8 @@ class ScoringApp:
             return _error(400, f"The request body is not valid JSON: {exc}")
         try:
             result = self.entry.run(raw_data)
+        except BadRequest as exc:
+            return _error(400, str(exc))
         except BaseException as exc:
             # SystemExit and KeyboardInterrupt too: in this pool thread they can only come
             # from the script itself (signals reach the main thread), and one request must
