@@ -24,7 +24,7 @@ from mlmagic.environment import Environment
 from mlmagic.exceptions import DeployError
 from mlmagic.spec import RegistryLogin
 
-__all__ = ["InferenceConfig", "read_inference_config"]
+__all__ = ["InferenceConfig", "inference_config", "read_inference_config"]
 
 _KNOWN = {
     "baseImage",
@@ -80,6 +80,19 @@ def read_inference_config(path: str | Path, service_name: str) -> InferenceConfi
         raise DeployError(f"Cannot read {path}: {exc.strerror}.") from exc
     except ValueError as exc:
         raise DeployError(f"{path} is not valid JSON: {exc}.") from exc
+    return inference_config(data, path.resolve().parent, service_name, origin=str(path))
+
+
+def inference_config(data: Any, folder: Path, service_name: str, *, origin: str) -> InferenceConfig:
+    """The same from the file's content: keys as in the file, paths relative to ``folder``;
+    ``origin`` names where the keys came from in messages.
+
+    Raises
+    ------
+    DeployError
+        As :func:`read_inference_config`.
+    """
+    path = origin
     if not isinstance(data, dict) or not isinstance(data.get("entryScript"), str):
         raise DeployError(f"{path} has no entryScript: it must name the scoring script.")
     unknown = sorted(set(data) - _KNOWN)
@@ -91,7 +104,6 @@ def read_inference_config(path: str | Path, service_name: str) -> InferenceConfi
     data = {key: value for key, value in data.items() if value is not None}
     if str(data.get("runtime", "python")).lower() != "python":
         raise DeployError(f"{path}: only the python runtime is supported, not {data['runtime']}.")
-    folder = path.resolve().parent
     source = (folder / str(data.get("sourceDirectory", "."))).resolve()
     if not source.is_dir():
         raise DeployError(
@@ -121,7 +133,7 @@ def read_inference_config(path: str | Path, service_name: str) -> InferenceConfi
     )
 
 
-def _entry_script(path: Path, folder: Path, source: Path, entry_script: str) -> str:
+def _entry_script(path: str, folder: Path, source: Path, entry_script: str) -> str:
     entry = Path(entry_script)
     if (source / entry).is_file():
         return entry.as_posix()
@@ -145,7 +157,7 @@ def _steps(folder: Path, name: Any) -> tuple[str, ...]:
         raise DeployError(f"Cannot read {steps_file}: {exc.strerror}.") from exc
 
 
-def _registry(path: Path, value: Any) -> tuple[RegistryLogin | None, str | None]:
+def _registry(path: str, value: Any) -> tuple[RegistryLogin | None, str | None]:
     """The login for the base image's registry and its password (kept apart)."""
     if value is None or isinstance(value, str):
         return None, None  # an address alone: a public registry, pulled without a login

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mlmagic.azureml.core.model import InferenceConfig, Model
+from mlmagic.azureml.core.webservice import Webservice
 from mlmagic.azureml.core.workspace import Workspace
 
-__all__ = ["Workspace"]
+__all__ = ["InferenceConfig", "Model", "Webservice", "Workspace"]
