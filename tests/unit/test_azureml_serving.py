@@ -1,5 +1,6 @@
 """The serving side of mlmagic.azureml without an engine: Azure's inferenceconfig.json,
-the SDK's deployment configurations, and their one-line errors."""
+the SDK's deployment configurations and their one-line errors, and Model / LocalWebservice
+on the local target (venvs and processes, real HTTP)."""
 
 from __future__ import annotations
 
@@ -229,6 +230,26 @@ def test_a_local_webservice_serves_an_inference_schema_script(azure_ws, tmp_path
     assert service.run(json.dumps({"data": [[1, 1, 1]]}))["dots"] == [10.0]
     assert [m.id for m in Webservice(azure_ws, "dot-svc").models] == ["dot:2"]
     assert "loaded weights [10, 0, 0]" in service.get_logs()
+
+    # update(inference_config=...) serves another script; a port cannot change.
+    (app / "plain.py").write_text(
+        "def init():\n    pass\n\ndef run(raw_data):\n    return {'echo': raw_data}\n"
+    )
+    service.update(
+        inference_config=InferenceConfig(
+            "plain.py", source_directory=str(app), environment=config.environment
+        )
+    )
+    assert service.run('{"a": 1}') == {"echo": '{"a": 1}'}
+    with pytest.raises(WebserviceException, match="a service keeps its port"):
+        service.update(deployment_config=LocalWebservice.deploy_configuration(port=1))
+
+    # A second deployment of the name is refused, unless it overwrites.
+    with pytest.raises(WebserviceException, match="pass overwrite=True"):
+        Model.deploy(azure_ws, "dot-svc", [model], config)
+    again = Model.deploy(azure_ws, "dot-svc", [model], config, overwrite=True)
+    again.wait_for_deployment()
+    assert again.run(json.dumps({"data": [[1, 0, 0]]}))["dots"] == [1.0]
 
     service.delete()
     with pytest.raises(WebserviceException, match="no service dot-svc"):
