@@ -4,7 +4,9 @@ A raw ASGI callable rather than a web framework: it is installed into the user's
 image beside their pinned packages, so it needs only the standard library (and uvicorn to
 run it). Routes: ``GET /`` and ``/ping`` (``Healthy`` once ``init()`` has finished, 503
 before), ``POST /score`` and ``/invocations`` (the body, as a ``str``, to
-``run(raw_data)``; its result as JSON), ``GET /swagger.json`` (see :mod:`.openapi`).
+``run(raw_data)``, or its members as the arguments of a ``run`` decorated with
+inference-schema, see :mod:`.schema`; its result as JSON), ``GET /swagger.json`` (see
+:mod:`.openapi`).
 Errors are ``{"error": "..."}``; an exception in ``run()`` (any, ``SystemExit`` and
 ``KeyboardInterrupt`` too) is a 500 that names it, its traceback goes to the service log
 (stderr), and the server keeps serving. Non-finite floats in a result are sent as ``null``,

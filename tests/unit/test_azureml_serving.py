@@ -185,6 +185,19 @@ def test_models_register_list_find_and_download_as_azure(azure_ws, tmp_path, mon
         Model(azure_ws, "dot", version=7)
 
 
+def test_get_model_path_in_a_service_of_several_models(tmp_path, monkeypatch):
+    from mlmagic.azureml.core.model import Model
+
+    for name, version in (("dot", 1), ("dot", 2), ("scaler", 3)):
+        weights(tmp_path / "models" / name / str(version), [version])
+    monkeypatch.setenv("AZUREML_MODEL_DIR", str(tmp_path / "models"))
+    assert Model.get_model_path("dot") == str(tmp_path / "models/dot/2/weights.json")
+    assert Model.get_model_path("dot", 1) == str(tmp_path / "models/dot/1/weights.json")
+    assert Model.get_model_path("scaler") == str(tmp_path / "models/scaler/3/weights.json")
+    with pytest.raises(NotFoundError, match="not deployed with the model dot:5"):
+        Model.get_model_path("dot", version=5)
+
+
 def test_a_local_webservice_serves_an_inference_schema_script(azure_ws, tmp_path, capsys):
     from mlmagic import Environment
     from mlmagic.azureml.core.model import InferenceConfig, Model

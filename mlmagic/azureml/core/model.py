@@ -314,5 +314,6 @@ def _in_service(model_dir: Path, name: str, version: int | None) -> Path:
             f"This service was not deployed with the model {which} (AZUREML_MODEL_DIR is "
             f"{model_dir}): pass it in Model.deploy(..., models=[...])."
         )
+    assert folder is not None  # else there are no entries
     # A version holds the one file or folder that was registered.
-    return entries[0] if len(entries) == 1 else folder  # type: ignore[return-value]
+    return entries[0] if len(entries) == 1 else folder
