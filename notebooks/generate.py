@@ -1067,11 +1067,246 @@ def distributed() -> nbformat.NotebookNode:
     )
 
 
+# -- azureml-deploy.ipynb -------------------------------------------------------------------
+
+DEPLOY_SCORE = """
+%%writefile deploy-project/score.py
+import json
+import os
+
+import numpy as np
+from inference_schema.parameter_types.numpy_parameter_type import NumpyParameterType
+from inference_schema.schema_decorators import input_schema, output_schema
+
+
+def init():
+    global coef, intercept
+    # AZUREML_MODEL_DIR is the folder of the registered model's files.
+    with open(os.path.join(os.getenv("AZUREML_MODEL_DIR"), "linear.json")) as f:
+        model = json.load(f)
+    coef, intercept = np.array(model["coef"]), model["intercept"]
+
+
+input_sample = np.array([[1.0, 2.0, 3.0]])
+output_sample = np.array([5.5])
+
+
+@input_schema("data", NumpyParameterType(input_sample))
+@output_schema(NumpyParameterType(output_sample))
+def run(data):
+    # data arrives as a numpy array, made by inference-schema from the JSON.
+    return (data @ coef + intercept).tolist()
+"""
+
+
+def azureml_deploy() -> nbformat.NotebookNode:
+    return notebook(
+        "azureml-deploy",
+        [
+            md(
+                """
+                # Azure ML SDK v1 deployment code, run unchanged
+
+                The code of Azure Machine Learning's "deploy a model with a custom base
+                image" guide, as a v1 user writes it: register a model, write a `score.py`
+                with inference-schema decorators, deploy it with `Model.deploy` to a
+                `LocalWebservice`, call it, reload, update, read its logs, delete it. Then
+                the guide's `inferenceconfig.json`, deployed from a terminal.
+
+                The one added line is the first: `%load_ext mlmagic.azureml` makes
+                `import azureml.core` resolve to mlmagic's layer (when the real SDK is not
+                installed). Nothing reaches Azure: the workspace is a `.mlmagic/` folder and
+                the service a container (or a process) on 127.0.0.1.
+                """
+            ),
+            code(
+                """
+                %load_ext mlmagic.azureml
+
+                from azureml.core import Environment, Workspace
+                from azureml.core.conda_dependencies import CondaDependencies
+                from azureml.core.model import InferenceConfig, Model
+                from azureml.core.webservice import LocalWebservice, Webservice
+
+                ws = Workspace.from_config()
+                """
+            ),
+            md("## Register a model\n\nA small linear model, saved as JSON."),
+            code(
+                """
+                import json
+                import os
+
+                os.makedirs("deploy-project", exist_ok=True)
+                with open("deploy-project/linear.json", "w") as f:
+                    json.dump({"coef": [0.5, -1.0, 2.0], "intercept": 1.0}, f)
+
+                model = Model.register(
+                    workspace=ws,
+                    model_path="deploy-project/linear.json",
+                    model_name="linear-demo",
+                    tags={"area": "demo"},
+                    description="y = 0.5 a - b + 2 c + 1",
+                )
+                print(model.name, model.id, model.version)
+                """,
+                "register",
+            ),
+            md(
+                """
+                ## The entry script
+
+                `init()` loads the model; `run()` is decorated with inference-schema's
+                `@input_schema` and `@output_schema`, so it gets a numpy array, and the
+                service's `swagger.json` describes its input and output.
+                """
+            ),
+            code(DEPLOY_SCORE),
+            md(
+                """
+                ## The environment and the deployment
+
+                `azureml-defaults` is the SDK's serving package: mlmagic's server takes its
+                place, so it is left out of the image.
+                """
+            ),
+            code(
+                """
+                env = Environment("linear-env")
+                env.python.conda_dependencies = CondaDependencies.create(
+                    pip_packages=["azureml-defaults", "numpy", "inference-schema[numpy-support]"]
+                )
+
+                inference_config = InferenceConfig(
+                    entry_script="score.py", source_directory="deploy-project", environment=env
+                )
+                deployment_config = LocalWebservice.deploy_configuration(port=6789)
+                service = Model.deploy(
+                    ws, "linear-svc", [model], inference_config, deployment_config, overwrite=True
+                )
+                service.wait_for_deployment(show_output=True)
+                print(service.state)
+                """,
+                "deploy",
+            ),
+            md("## Call it"),
+            code(
+                """
+                test_sample = json.dumps({"data": [[1, 2, 3], [0, 0, 1]]})
+                prediction = service.run(input_data=test_sample)
+                print("prediction:", prediction)
+                """,
+                "predict",
+            ),
+            code(
+                """
+                import requests
+
+                swagger = requests.get(service.swagger_uri).json()
+                body = swagger["paths"]["/score"]["post"]["requestBody"]["content"]
+                print(json.dumps(body["application/json"]["schema"]["properties"], indent=1))
+                """,
+                "swagger",
+            ),
+            md(
+                """
+                ## Reload, update, logs
+
+                `reload()` picks up an edited `score.py`; `update()` serves another model
+                version without a new service.
+                """
+            ),
+            code(
+                """
+                with open("deploy-project/score.py") as f:
+                    script = f.read()
+                with open("deploy-project/score.py", "w") as f:
+                    f.write(script.replace(".tolist()", ".round(1).tolist()"))
+                service.reload()
+                print("after reload:", service.run(input_data=test_sample))
+
+                with open("deploy-project/linear.json", "w") as f:
+                    json.dump({"coef": [1.0, 1.0, 1.0], "intercept": 0.0}, f)
+                model2 = Model.register(ws, "deploy-project/linear.json", "linear-demo")
+                service.update(models=[model2])
+                print("after update:", service.run(input_data=test_sample))
+                print([m.id for m in Model.list(ws, name="linear-demo")])
+                """,
+                "update",
+            ),
+            code(
+                """
+                print(service.get_logs()[-600:])
+                """
+            ),
+            md(
+                """
+                ## The guide's `inferenceconfig.json`, from a terminal
+
+                Azure's `az ml model deploy --ic inferenceconfig.json` is
+                `mlmagic service deploy --inference-config inferenceconfig.json`. The file is
+                the guide's, with `"sourceDirectory": null` (the file's folder) and a
+                `baseImageRegistry`; its `baseImage` is set to `null` here (mlmagic's default
+                base image), as this machine pulls nothing from mcr.microsoft.com.
+                """
+            ),
+            code(
+                """
+                with open("deploy-project/infenv.yml", "w") as f:
+                    f.write(
+                        "name: infenv\\ndependencies:\\n  - python=3.11\\n  - pip:\\n"
+                        "    - numpy\\n    - inference-schema[numpy-support]\\n"
+                    )
+                with open("deploy-project/inferenceconfig.json", "w") as f:
+                    json.dump(
+                        {
+                            "entryScript": "score.py",
+                            "runtime": "python",
+                            "condaFile": "infenv.yml",
+                            "extraDockerfileSteps": None,
+                            "sourceDirectory": None,
+                            "enableGpu": False,
+                            "baseImage": None,
+                            "baseImageRegistry": "mcr.microsoft.com",
+                        },
+                        f,
+                        indent=3,
+                    )
+                """
+            ),
+            code(
+                """
+                cfg = "deploy-project/inferenceconfig.json"
+                !mlmagic service deploy myservice --model linear-demo:1 --inference-config $cfg --quiet
+                """,  # noqa: E501 (a shell line, as a user types it)
+                "cli-deploy",
+            ),
+            code(
+                """
+                cli_service = Webservice(ws, "myservice")
+                print("cli prediction:", cli_service.run(input_data=test_sample))
+                """,
+                "cli-predict",
+            ),
+            md("## Clean up"),
+            code(
+                """
+                service.delete()
+                cli_service.delete()
+                print([s.name for s in Webservice.list(ws)])
+                """,
+                "cleanup",
+            ),
+        ],
+    )
+
+
 NOTEBOOKS = {
     "quickstart.ipynb": quickstart,
     "environments.ipynb": environments,
     "gpu-pytorch.ipynb": gpu_pytorch,
     "azureml-migration.ipynb": azureml_migration,
+    "azureml-deploy.ipynb": azureml_deploy,
     "distributed.ipynb": distributed,
 }
 

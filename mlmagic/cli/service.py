@@ -66,7 +66,8 @@ def _deploy(args: argparse.Namespace) -> int:
         config = read_inference_config(args.inference_config, args.name)
         keywords["entry_script"] = keywords["entry_script"] or config.entry_script
         keywords["source_dir"] = keywords["source_dir"] or config.source_dir
-        keywords["environment"] = keywords["environment"] or config.environment
+        if not keywords["environment"] and config.environment is not None:
+            keywords["environment"] = _build_with_password(ws, config, keywords, args.quiet)
     if not keywords["entry_script"] or not keywords["environment"]:
         raise MlmagicError("Give --entry and --env, or an --inference-config that names them.")
     events = ws.services.deploy(args.name, **keywords)
@@ -76,6 +77,22 @@ def _deploy(args: argparse.Namespace) -> int:
     if args.auth:
         print(f"primary key: {service.get_keys()[0]}")
     return 0
+
+
+def _build_with_password(ws: Workspace, config: Any, keywords: dict[str, Any], quiet: bool) -> Any:
+    """Register and build the file's environment now, while its registry password (if
+    the file gives one) is readable, so the password never outlives the build."""
+    from mlmagic.deploy.registry import registry_password
+
+    env = ws.environments.resolve(config.environment)
+    if config.registry_password is None:
+        return env
+    with (
+        registry_password(env.spec.registry, config.registry_password),
+        BuildProgress(f"environment {env.ref}", console(), quiet=quiet) as progress,
+    ):
+        drain(ws.environments.build(env, target=keywords.get("target")), progress.handle)
+    return env
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ Layers go from what changes least to what changes most, so a new model version o
 edited ``score.py`` rebuilds only the last layers and never reinstalls packages::
 
     FROM <environment image>
-    serving dependencies (uvicorn), installed beside the user's packages, not over them
+    serving dependencies (uvicorn, inference-schema), beside the user's packages, not over
     the scoring server (mlmagic_serve)
     the model files
     the entry script's source folder
@@ -24,7 +24,7 @@ from pathlib import Path
 from mlmagic.build.context import write_build_secrets
 from mlmagic.build.dockerfile import BUILD_SETTINGS_SECRET, CA_SECRET
 from mlmagic.build.image import logged_build
-from mlmagic.deploy.staging import SERVE_REQUIREMENT, model_subdir, stage_inference
+from mlmagic.deploy.staging import SERVE_REQUIREMENTS, model_subdir, stage_inference
 from mlmagic.engine.base import BuildRequest, ContainerEngine
 from mlmagic.events import BuildEvent
 from mlmagic.models import Model
@@ -57,7 +57,7 @@ def render(env_image: str, entry_script: str, models: Sequence[Model]) -> str:
             f". /run/secrets/{BUILD_SETTINGS_SECRET}",
             "PY=$(command -v python || command -v python3)",
             f'mlmagic-uv pip install --python "$PY" --target {_SERVE_DEPS} '
-            f"{shlex.quote(SERVE_REQUIREMENT)}",
+            + " ".join(shlex.quote(r) for r in SERVE_REQUIREMENTS),
             f'SITE=$("$PY" -c "{purelib}")',
             'mkdir -p "$SITE"',
             f'echo {_SERVE_DEPS} > "$SITE/zz-mlmagic-serve.pth"',

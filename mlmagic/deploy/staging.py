@@ -21,10 +21,12 @@ from mlmagic.exceptions import DeployError
 from mlmagic.models import Model
 from mlmagic.run.snapshot import snapshot
 
-__all__ = ["SERVE_REQUIREMENT", "copy_app", "model_subdir", "stage_inference"]
+__all__ = ["SERVE_REQUIREMENTS", "copy_app", "model_subdir", "stage_inference"]
 
-#: What the scoring server needs beside the user's packages.
-SERVE_REQUIREMENT = "uvicorn[standard]>=0.30"
+#: What the scoring server needs beside the user's packages: uvicorn to run it, and
+#: inference-schema, whose decorators Azure ML scoring scripts import without listing it
+#: (Azure's serving image has it too; a version the user pins wins).
+SERVE_REQUIREMENTS = ("uvicorn[standard]>=0.30", "inference-schema>=1.7")
 _SERVE_SOURCE = Path(__file__).resolve().parent.parent / "serve"
 
 

@@ -4,7 +4,9 @@ A raw ASGI callable rather than a web framework: it is installed into the user's
 image beside their pinned packages, so it needs only the standard library (and uvicorn to
 run it). Routes: ``GET /`` and ``/ping`` (``Healthy`` once ``init()`` has finished, 503
 before), ``POST /score`` and ``/invocations`` (the body, as a ``str``, to
-``run(raw_data)``; its result as JSON), ``GET /swagger.json`` (see :mod:`.openapi`).
+``run(raw_data)``, or its members as the arguments of a ``run`` decorated with
+inference-schema, see :mod:`.schema`; its result as JSON), ``GET /swagger.json`` (see
+:mod:`.openapi`).
 Errors are ``{"error": "..."}``; an exception in ``run()`` (any, ``SystemExit`` and
 ``KeyboardInterrupt`` too) is a 500 that names it, its traceback goes to the service log
 (stderr), and the server keeps serving. Non-finite floats in a result are sent as ``null``,
@@ -46,6 +48,7 @@ from .jsonbody import check_json
 from .keys import ENV_AUTH_KEYS, is_authorized, parse_digests
 from .openapi import build_document
 from .results import encode_result
+from .schema import BadRequest
 
 __all__ = [
     "DEFAULT_HEADER_TIMEOUT",
@@ -153,9 +156,7 @@ class ScoringApp:
         self._ready = threading.Event()
         self._ready_async: asyncio.Event | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._swagger = json.dumps(
-            build_document(title=f"{entry.name} (mlmagic scoring service)", auth=bool(key_digests))
-        ).encode()
+        self._swagger = self._document()
         routes: dict[str, tuple[tuple[str, ...], Callable[..., Awaitable[_Response]]]] = {
             "/": (("GET", "HEAD"), self._health),
             "/ping": (("GET", "HEAD"), self._health),
@@ -164,6 +165,18 @@ class ScoringApp:
             "/swagger.json": (("GET", "HEAD"), self._swagger_json),
         }
         self._routes = routes
+
+    def _document(self) -> bytes:
+        """The OpenAPI document, with the entry script's inference-schema when it has one."""
+        schema = self.entry.schema
+        return json.dumps(
+            build_document(
+                title=f"{self.entry.name} (mlmagic scoring service)",
+                auth=bool(self.key_digests),
+                input_schema=schema.input_schema if schema else None,
+                output_schema=schema.output_schema if schema else None,
+            )
+        ).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -236,6 +249,9 @@ class ScoringApp:
         started = time.perf_counter()
         try:
             self.entry.load()
+            if self.entry.schema is not None:
+                # The decorators are known only now: describe their schema from here on.
+                self._swagger = self._document()
             stage = "init()"
             self.entry.init()
         except BaseException as exc:
@@ -305,6 +321,8 @@ class ScoringApp:
             return _error(400, f"The request body is not valid JSON: {exc}")
         try:
             result = self.entry.run(raw_data)
+        except BadRequest as exc:
+            return _error(400, str(exc))
         except BaseException as exc:
             # SystemExit and KeyboardInterrupt too: in this pool thread they can only come
             # from the script itself (signals reach the main thread), and one request must

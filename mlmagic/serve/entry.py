@@ -21,6 +21,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from .schema import RunSchema
+
 __all__ = ["EntryScript", "EntryScriptError"]
 
 #: Module name used when the script's own name is not a free, valid module name.
@@ -51,7 +53,9 @@ class EntryScript:
         self.path = Path(path).resolve()
         self.module: ModuleType | None = None
         self._init: Callable[[], Any] | None = None
-        self._run: Callable[[str], Any] | None = None
+        self._run: Callable[..., Any] | None = None
+        #: Set by :meth:`load` when ``run`` is decorated with inference-schema.
+        self.schema: RunSchema | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"
@@ -102,6 +106,7 @@ class EntryScript:
             raise
         self._init = _function(module, "init", self.path)
         self._run = _function(module, "run", self.path)
+        self.schema = RunSchema.of(self._run)
         self.module = module
         return module
 
@@ -122,6 +127,9 @@ class EntryScript:
     def run(self, raw_data: str) -> Any:
         """Call the script's ``run(raw_data)`` with a request body.
 
+        A ``run`` decorated with inference-schema is called as Azure ML calls it: with
+        the members of the JSON object as keyword arguments (see :mod:`.schema`).
+
         Parameters
         ----------
         raw_data
@@ -136,11 +144,15 @@ class EntryScript:
         ------
         EntryScriptError
             When :meth:`load` has not been called.
+        BadRequest
+            A decorated ``run`` cannot be called with this body.
         Exception
             Whatever ``run`` raises.
         """
         if self._run is None:
             raise EntryScriptError(f"{self.name} is not loaded: call load() before run().")
+        if self.schema is not None:
+            return self._run(**self.schema.arguments(raw_data))
         return self._run(raw_data)
 
 

@@ -1,8 +1,10 @@
 """The OpenAPI 3 document that ``GET /swagger.json`` serves.
 
-The document describes the routes of the scoring server, not the model: the body of a
-scoring request is whatever JSON the entry script's ``run(raw_data)`` reads, so it is
-described as any JSON value.
+The document describes the routes of the scoring server. The body of a scoring request
+is whatever JSON the entry script's ``run(raw_data)`` reads, so it is described as any
+JSON value, unless ``run`` is decorated with inference-schema: then the body and the
+answer are described by the schemas its decorators made (see :mod:`.schema`), as on
+Azure ML.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ _JSON_ANY: dict[str, Any] = {"description": "Any JSON value."}
 _ERROR_REF: dict[str, Any] = {"$ref": "#/components/schemas/Error"}
 
 
-def build_document(*, title: str, auth: bool) -> dict[str, Any]:
+def build_document(
+    *,
+    title: str,
+    auth: bool,
+    input_schema: dict[str, Any] | None = None,
+    output_schema: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Build the OpenAPI 3 document of a scoring server.
 
     Parameters
@@ -24,6 +32,9 @@ def build_document(*, title: str, auth: bool) -> dict[str, Any]:
         The API's title, for example ``"score.py (mlmagic scoring service)"``.
     auth
         Whether the scoring routes require an ``Authorization: Bearer <key>`` header.
+    input_schema, output_schema
+        Schemas of the request body and of the answer (from inference-schema's
+        decorators); ``None``: any JSON value.
 
     Returns
     -------
@@ -31,7 +42,7 @@ def build_document(*, title: str, auth: bool) -> dict[str, Any]:
         The document, ready for :func:`json.dumps`.
     """
     health = _health_operation()
-    score = _score_operation(auth)
+    score = _score_operation(auth, input_schema, output_schema)
     document: dict[str, Any] = {
         "openapi": "3.0.3",
         "info": {
@@ -97,8 +108,11 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ERROR_REF}}}
 
 
-def _score_operation(auth: bool) -> dict[str, Any]:
-    """A scoring route: the body goes to ``run(raw_data)``."""
+def _score_operation(
+    auth: bool, input_schema: dict[str, Any] | None, output_schema: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A scoring route: the body goes to ``run(raw_data)``, or as arguments to a decorated
+    ``run``."""
     responses: dict[str, Any] = {
         "200": {
             "description": (
@@ -106,11 +120,13 @@ def _score_operation(auth: bool) -> dict[str, Any]:
                 "floats are sent as null."
             ),
             "content": {
-                "application/json": {"schema": _JSON_ANY},
+                "application/json": {"schema": output_schema or _JSON_ANY},
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
             },
         },
-        "400": _error("The body is not valid JSON (or not UTF-8)."),
+        "400": _error(
+            "The body is not valid JSON (or not UTF-8), or not the arguments run() takes."
+        ),
         "408": _error("The body did not arrive in time."),
         "413": _error("The body is larger than the server accepts."),
         "415": _error("The Content-Type is not application/json."),
@@ -121,11 +137,16 @@ def _score_operation(auth: bool) -> dict[str, Any]:
             "headers": {"Retry-After": {"schema": {"type": "integer"}}},
         },
     }
+    summary = (
+        "Score: the members of the JSON object are passed to run() as its arguments."
+        if input_schema
+        else "Score: the JSON body is passed to run(raw_data) as a string."
+    )
     operation: dict[str, Any] = {
-        "summary": "Score: the JSON body is passed to run(raw_data) as a string.",
+        "summary": summary,
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": _JSON_ANY}},
+            "content": {"application/json": {"schema": input_schema or _JSON_ANY}},
         },
         "responses": responses,
     }

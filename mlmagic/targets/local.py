@@ -26,7 +26,7 @@ from mlmagic.build.venv import (
     venv_python,
     venv_root,
 )
-from mlmagic.deploy.staging import SERVE_REQUIREMENT, model_subdir, stage_inference
+from mlmagic.deploy.staging import SERVE_REQUIREMENTS, model_subdir, stage_inference
 from mlmagic.engine.base import ContainerState, GpuRequest
 from mlmagic.events import BuildEvent, BuildEventKind
 from mlmagic.exceptions import DeployError, RunError
@@ -317,7 +317,8 @@ class LocalTarget(Target):
 
 
 def _serve_deps(python: str) -> Path:
-    """A folder with uvicorn for ``python``'s version, shared by local services."""
+    """A folder with the serving requirements for ``python``'s version, shared by local
+    services."""
     from uv import find_uv_bin
 
     version = subprocess.run(
@@ -327,7 +328,10 @@ def _serve_deps(python: str) -> Path:
         check=True,
     ).stdout.strip()
     target = venv_root() / f"serve-deps-py{version}"
-    if (target / ".mlmagic-ready").exists():
+    ready = target / ".mlmagic-ready"
+    # The marker names what was installed, so a folder made for fewer requirements is
+    # completed rather than used as it is.
+    if ready.exists() and ready.read_text() == "\n".join(SERVE_REQUIREMENTS):
         return target
     out = subprocess.run(
         [
@@ -340,7 +344,7 @@ def _serve_deps(python: str) -> Path:
             python,
             "--target",
             str(target),
-            SERVE_REQUIREMENT,
+            *SERVE_REQUIREMENTS,
         ],
         capture_output=True,
         text=True,
@@ -348,5 +352,5 @@ def _serve_deps(python: str) -> Path:
     )
     if out.returncode != 0:
         raise DeployError(f"Installing the serving dependencies failed: {out.stderr.strip()}")
-    (target / ".mlmagic-ready").write_text("")
+    ready.write_text("\n".join(SERVE_REQUIREMENTS))
     return target

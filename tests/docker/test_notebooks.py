@@ -46,6 +46,7 @@ NAMES = [
     "environments.ipynb",
     "gpu-pytorch.ipynb",
     "azureml-migration.ipynb",
+    "azureml-deploy.ipynb",
     "distributed.ipynb",
 ]
 #: Seconds one cell may take (an image build with scikit-learn, a service start).
@@ -207,7 +208,14 @@ def check_quickstart(nb: nbformat.NotebookNode, *, target: str, runs: int = 2) -
 
 
 #: What running the notebooks in the repository leaves there, not to be copied.
-LEFT_BEHIND = (".mlmagic", ".ipynb_checkpoints", "score.py", "holdout.json", "digits-project")
+LEFT_BEHIND = (
+    ".mlmagic",
+    ".ipynb_checkpoints",
+    "score.py",
+    "holdout.json",
+    "digits-project",
+    "deploy-project",
+)
 
 
 @pytest.fixture(scope="module", params=TARGETS)
@@ -306,6 +314,23 @@ def test_azureml_migration(run_notebook, target):  # type: ignore[no-untyped-def
     model = text(nb, "model")
     assert "'outputs/model.pkl'" in model and "digits " in model, model
     assert "HyperDriveConfig needs the Azure ML service" in text(nb, "unsupported")
+
+
+def test_azureml_deploy(run_notebook, target):  # type: ignore[no-untyped-def]
+    nb = run_notebook("azureml-deploy.ipynb")
+    assert_no_errors(nb)
+    assert "linear-demo linear-demo:1 1" in text(nb, "register")
+    deployed = text(nb, "deploy")
+    assert "starting the server" in deployed and deployed.rstrip().endswith("Healthy"), deployed
+    # 0.5*1 - 2 + 2*3 + 1 and 2*1 + 1, computed on the numpy array inference-schema made.
+    assert "prediction: [5.5, 3.0]" in text(nb, "predict")
+    assert '"data"' in text(nb, "swagger")
+    updated = text(nb, "update")
+    assert "after reload: [5.5, 3.0]" in updated and "after update: [6.0, 1.0]" in updated
+    assert "['linear-demo:2', 'linear-demo:1']" in updated
+    assert "myservice Healthy http://127.0.0.1:" in text(nb, "cli-deploy")
+    assert "cli prediction: [5.5, 3.0]" in text(nb, "cli-predict")
+    assert text(nb, "cleanup").strip() == "[]"
 
 
 def local_torch_wheel() -> Path | None:

@@ -10,9 +10,11 @@ from mlmagic.azureml.core.container_registry import ContainerRegistry
 from mlmagic.azureml.core.datastore import Datastore
 from mlmagic.azureml.core.environment import Environment
 from mlmagic.azureml.core.experiment import Experiment
+from mlmagic.azureml.core.model import InferenceConfig, Model
 from mlmagic.azureml.core.run import Run
 from mlmagic.azureml.core.runconfig import RunConfiguration
 from mlmagic.azureml.core.script_run_config import ScriptRunConfig
+from mlmagic.azureml.core.webservice import Webservice
 from mlmagic.azureml.core.workspace import Workspace
 
 __all__ = [
@@ -22,9 +24,12 @@ __all__ = [
     "Datastore",
     "Environment",
     "Experiment",
+    "InferenceConfig",
+    "Model",
     "Run",
     "RunConfiguration",
     "ScriptRunConfig",
+    "Webservice",
     "Workspace",
 ]
 

@@ -238,12 +238,9 @@ class Run:
 
 
 def _azure_model(workspace: Any, model: Any) -> Any:
-    """Azure's ``Model`` for a version registered by mlmagic (mlmagic's own until the
-    serving layer's ``mlmagic.azureml.core.model`` is there)."""
-    try:
-        from mlmagic.azureml.core.model import Model  # type: ignore[import-not-found]
-    except ImportError:
-        return model
+    """Azure's ``Model`` for a version registered by mlmagic."""
+    from mlmagic.azureml.core.model import Model
+
     return Model(workspace, name=model.name, version=model.version)
 
 
