@@ -27,6 +27,7 @@ from mlmagic.records import RunRecord
 from mlmagic.run import lifecycle, untrusted
 from mlmagic.run.config import RunConfig, parse_data, parse_tags
 from mlmagic.run.listing import epoch_seconds, read_params, run_frame, status_name
+from mlmagic.run.notebook import check_notebook, is_notebook, parse_parameters
 from mlmagic.run.paths import RunPaths
 from mlmagic.run.snapshot import snapshot
 from mlmagic.run.stream import follow
@@ -428,6 +429,7 @@ def submit(
     script_text: str | None = None,
     target: str | None = None,
     distributed: Distribution | None = None,
+    parameters: Mapping[str, Any] | Sequence[str] = (),
 ) -> Run:
     """Snapshot the source folder, record the run and start it; return at once.
 
@@ -436,6 +438,12 @@ def submit(
     given: a ``%%submit`` cell), the data folders exist, and the snapshot is within its
     limits. ``distributed`` (a :class:`~mlmagic.distributed.config.Distribution`, as
     ``PyTorchConfiguration(...)`` and its siblings make) runs it as a gang of nodes.
+
+    A ``.ipynb`` script is a notebook, executed cell by cell with a kernel of the
+    environment's Python; ``parameters`` (a dict, or ``["name=literal", ...]``) are
+    injected after its cell tagged ``parameters``, and the executed copy is written to
+    ``outputs/<name>.ipynb`` as it runs (:mod:`mlmagic.run.notebook`). The notebook must
+    be valid JSON of nbformat 4 and of Python.
     """
     if distributed is not None and not isinstance(distributed, Distribution):
         raise RunError(
@@ -449,6 +457,8 @@ def submit(
         raise RunError(f"--source-dir {source} is not a folder.")
     if script is not None:
         script = _script_in(source, script)
+        if is_notebook(script):
+            check_notebook(source / script, script)
     env = ws.environments.resolve(environment)
     config = RunConfig(
         script=script or CELL_SCRIPT,
@@ -466,6 +476,7 @@ def submit(
         timeout=timeout,
         target=ws.resolve_target(target),
         distributed=distributed,
+        parameters=parse_parameters(parameters),
     )
     run_id = f"{experiment}_{time.strftime('%Y%m%d-%H%M%S')}_{secrets.token_hex(3)}"
     paths = RunPaths(ws.path("runs", run_id))
@@ -513,7 +524,8 @@ def _script_in(source: Path, script: str) -> str:
     path = Path(script)
     full = (path if path.is_absolute() else source / path).resolve()
     if not full.is_file():
-        raise RunError(f"No script {script} in {source}: check the path or pass --source-dir.")
+        what = "notebook" if is_notebook(script) else "script"
+        raise RunError(f"No {what} {script} in {source}: check the path or pass --source-dir.")
     if source not in full.parents:
         raise RunError(
             f"The script {full} is outside the source folder {source}: pass --source-dir "
