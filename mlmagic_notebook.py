@@ -154,16 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     workdir = os.path.dirname(os.path.abspath(args.notebook))
 
     with _private_jupyter_dirs(deps) as kernel_name:
-        from jupyter_client.manager import KernelManager
+        from traitlets.config import Config
 
         # IPC sockets: no TCP port is opened (nor needs to be free) in the container.
-        manager = KernelManager(kernel_name=kernel_name, transport="ipc")
         client = _client_class(NotebookClient)(
             nb,
-            km=manager,
+            config=Config({"KernelManager": {"transport": "ipc"}}),
             kernel_name=kernel_name,
             timeout=None,
             allow_errors=False,
+            shutdown_kernel="immediate",
             resources={"metadata": {"path": workdir}},
         )
         return _execute(client, nb, writer, progress)
@@ -186,29 +186,28 @@ def _execute(client: Any, nb: Any, writer: _Writer, progress: str | None) -> int
         signal.signal(getattr(signal, name), stop)
 
     writer.write()
-    number = 0
-    try:
-        with client.setup_kernel():
+    number, failure = 0, ""
+    # The kernel is shut down when the block ends, before the last line is printed: a
+    # kernel that outlived this process would print after it, and the launcher keeps the
+    # last line as the run's error.
+    with client.setup_kernel():
+        try:
             for number, (index, cell) in enumerate(code, start=1):
                 print(f"{_PREFIX} cell {number}/{total}", flush=True)
                 _progress(progress, number, total)
                 client.execute_cell(cell, index, execution_count=number)
                 writer.write()
-    except CellExecutionError as exc:
-        line = _error_line(nb.cells[code[number - 1][0]], exc)
-        return _failed(writer, number, total, line)
-    except DeadKernelError as exc:
-        return _failed(writer, number, total, f"the kernel died ({exc})")
+        except CellExecutionError as exc:
+            failure = _error_line(nb.cells[code[number - 1][0]], exc)
+        except DeadKernelError:
+            failure = "the kernel died (it crashed, exited, or was killed for memory)"
+    if failure:
+        writer.finish("failed", number)
+        print(f"cell {number}/{total} failed: {failure}", file=sys.stderr, flush=True)
+        return 1
     writer.finish("completed", None)
     print(f"{_PREFIX} {total} cells ran", flush=True)
     return 0
-
-
-def _failed(writer: _Writer, number: int, total: int, line: str) -> int:
-    writer.finish("failed", number)
-    # The last line printed: the launcher keeps it as the run's error.
-    print(f"cell {number}/{total} failed: {line}", file=sys.stderr, flush=True)
-    return 1
 
 
 def _error_line(cell: Any, exc: Exception) -> str:

@@ -155,7 +155,11 @@ class MLMagics(Magics):
         return env
 
     @magic_arguments()
-    @argument("script", nargs="?", help="The script, relative to --source-dir (not with a cell).")
+    @argument(
+        "script",
+        nargs="?",
+        help="The script or notebook, relative to --source-dir (not with a cell).",
+    )
     @options.magic_options(options.SUBMIT)
     @line_cell_magic
     @_usage_errors
@@ -164,7 +168,9 @@ class MLMagics(Magics):
 
         ``%submit train.py --env digits-env -- --C 0.5`` runs a script of the source
         folder; ``%%submit --env digits-env`` runs the cell itself. Everything after ``--``
-        goes to the script. Returns the Run at once (``--wait`` blocks until it ends).
+        goes to the script. ``%submit train.ipynb --env digits-env -p lr=0.01`` runs a
+        notebook cell by cell with its parameters. Returns the Run at once (``--wait``
+        blocks until it ends).
         """
         words = shlex.split(line)
         script_args: list[str] = []

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlmagic.distributed.config import FRAMEWORKS, distribution
 from mlmagic.events import Status
+from mlmagic.run.notebook import parse_parameters
 from mlmagic.spec import FORMATS, SOLVERS
 from mlmagic.workspace import TARGETS
 
@@ -182,6 +183,25 @@ SUBMIT = (
     ),
     _option("--wait", action="store_true", help="Follow the run until it ends."),
     _TARGET,
+    # A notebook's parameters: -p (literals) and -r (text) make one ``parameters=``.
+    _option(
+        "--parameter",
+        "-p",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        keyword="parameters",
+        help="A notebook parameter, a Python literal: -p lr=0.01 -p \"opt='adam'\" (repeatable).",
+    ),
+    _option(
+        "--parameter-raw",
+        "-r",
+        action="append",
+        default=[],
+        metavar="NAME=TEXT",
+        keyword="parameters",
+        help="A notebook parameter taken as text, unparsed: -r opt=adam (repeatable).",
+    ),
     # A distributed run's layout: the six options make one ``distributed=`` (COMPOSITES).
     _option(
         "--distributed",
@@ -342,6 +362,8 @@ def _distributed(values: Mapping[str, Any]) -> Any:
 COMPOSITES: Mapping[str, Callable[[Mapping[str, Any]], Any]] = {
     # --distributed/--nodes/... -> a Distribution, or None for a single-node run.
     "distributed": _distributed,
+    # -p/-r -> {name: value} of a notebook's parameters.
+    "parameters": lambda values: parse_parameters(values["parameter"], values["parameter_raw"]),
 }
 
 

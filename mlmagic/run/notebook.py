@@ -28,6 +28,7 @@ __all__ = [
     "RUNNER_MODULE",
     "check_notebook",
     "check_parameters",
+    "default_parameters",
     "executed_copy",
     "is_notebook",
     "parse_parameters",
@@ -175,3 +176,34 @@ def _split(item: str, flag: str) -> tuple[str, str]:
     if not sep or not name.strip():
         raise RunError(f"{flag} {item!r}: write it as NAME=VALUE, like {flag} lr=0.01.")
     return name.strip(), value.strip()
+
+
+def default_parameters(path: Path) -> dict[str, str] | None:
+    """The assignments of the notebook's cell tagged ``parameters``, name → the value's
+    source text (``{"lr": "0.1"}``), for a form to start from; ``None`` without that cell.
+
+    Only plain ``name = value`` lines are read; a cell that does not parse gives ``{}``.
+    """
+    check_notebook(path, path.name)
+    nb = json.loads(path.read_bytes())
+    for cell in nb["cells"]:
+        tags = (cell.get("metadata") or {}).get("tags") or []
+        if cell.get("cell_type") == "code" and "parameters" in tags:
+            source = cell.get("source", "")
+            text = "".join(source) if isinstance(source, list) else str(source)
+            try:
+                tree = ast.parse(text)
+            except SyntaxError:
+                return {}
+            found = {}
+            for node in tree.body:
+                if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                    target: ast.expr = node.targets[0]
+                elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                    target = node.target
+                else:
+                    continue
+                if isinstance(target, ast.Name) and node.value is not None:
+                    found[target.id] = ast.get_source_segment(text, node.value) or ""
+            return found
+    return None

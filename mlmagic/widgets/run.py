@@ -80,6 +80,8 @@ class RunView(View):
         self.metrics = Metrics()
         self.exit_code: int | None = None
         self.message = ""
+        #: How far the Running stage is, in words (``cell 7/23``; ``""`` when unknown).
+        self.progress = ""
         self._on_cancel = on_cancel
         self._log_dirty = True
         self._metrics_dirty = True
@@ -176,6 +178,8 @@ class RunView(View):
             elif kind is RunEventKind.STAGE:
                 if event.stage is not None:
                     self.timeline.enter(event.stage, event.time)
+            elif kind is RunEventKind.PROGRESS:
+                self.progress = event.message
             elif kind is RunEventKind.BUILD:
                 line = build_event_line(event.build) if event.build is not None else None
                 if line is not None:
@@ -287,7 +291,11 @@ class RunView(View):
         self._take_lines()
         # The stepper changes with a stage; between stages only its clocks tick, and a
         # clock a second is enough (each redraw is a message and a browser layout).
-        stages = (self.status, tuple(self.timeline.state(stage) for stage in Stage))
+        stages = (
+            self.status,
+            tuple(self.timeline.state(stage) for stage in Stage),
+            self.progress,
+        )
         now = _monotonic()
         if stages != self._header_stages or now - self._header_at >= HEADER_INTERVAL:
             self._header.value = self._render_header(time.time())
@@ -309,7 +317,10 @@ class RunView(View):
         pills = []
         for stage in Stage:
             state = timeline.state(stage)
-            pills.append(_stage_pill(stage.value, state, timeline.duration(stage, now)))
+            name = stage.value
+            if stage is Stage.RUNNING and self.progress:
+                name = f"{name} · {self.progress}"
+            pills.append(_stage_pill(name, state, timeline.duration(stage, now)))
         status = self.status
         if status.is_terminal:
             end = status.value
