@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from functools import wraps
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from IPython.core.error import UsageError
@@ -27,6 +28,7 @@ from mlmagic import hints, options
 from mlmagic.environment import Environment
 from mlmagic.events import Status, drain
 from mlmagic.exceptions import BuildError, MlmagicError
+from mlmagic.run.notebook import is_notebook
 from mlmagic.summary import describe
 from mlmagic.workspace import Workspace
 
@@ -272,7 +274,14 @@ def show_run(run: Run, *, wait: bool, tail_lines: int = 200) -> None:
     """Display a run's widget fed by its event stream (in a thread unless ``wait``)."""
     from mlmagic.widgets import RunView
 
-    view = RunView(run.id, on_cancel=run.cancel, tail_lines=tail_lines, run_id=run.id)
+    script = run.record.config.script
+    view = RunView(
+        run.id,
+        on_cancel=run.cancel,
+        tail_lines=tail_lines,
+        run_id=run.id,
+        notebook=PurePosixPath(script).name if is_notebook(script) else None,
+    )
     display(view)
 
     def feed() -> None:

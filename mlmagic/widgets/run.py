@@ -15,6 +15,7 @@ from mlmagic.widgets.model import LogTail, Metrics, StageTimeline, build_event_l
 from mlmagic.widgets.render import (
     STYLE,
     badge,
+    executed_notebook_html,
     format_duration,
     full_log_html,
     lines_box,
@@ -50,6 +51,8 @@ class RunView(View):
     run_id
         Shown in a small text field, ready to be copied, next to a link to the run's whole
         log when the kernel was started by a Jupyter server with mlmagic's extension.
+    notebook
+        For a notebook run, the file name of its executed copy: a link opens it.
 
     Notes
     -----
@@ -68,6 +71,7 @@ class RunView(View):
         on_cancel: Callable[[], None] | None = None,
         tail_lines: int = 200,
         run_id: str | None = None,
+        notebook: str | None = None,
     ) -> None:
         super().__init__(title)
         self._tail = LogTail(tail_lines)
@@ -107,8 +111,11 @@ class RunView(View):
         self.run_id_field.observe(self._keep_run_id, names="value")
         self._run_id = run_id or ""
         self.full_log = ipywidgets.HTML(full_log_html(self._run_id))
+        self.executed_notebook = ipywidgets.HTML(
+            executed_notebook_html(self._run_id, notebook) if notebook else ""
+        )
         footer = ipywidgets.HBox(
-            [self.cancel_button, self.run_id_field, self.full_log],
+            [self.cancel_button, self.run_id_field, self.full_log, self.executed_notebook],
             layout=ipywidgets.Layout(align_items="center"),
         )
         # The style sheet is sent once, apart from the header that changes on every flush:

@@ -165,3 +165,25 @@ def test_submit_refuses_a_missing_or_broken_notebook_and_records_nothing(
         local_ws.submit("broken.ipynb", "no-env", source_dir=tmp_path)
     assert "broken.ipynb is not a notebook: it is not valid JSON" in _one_line(info)
     assert local_ws.store.runs() == []
+
+
+# -- the widget --------------------------------------------------------------------------
+
+
+def test_the_running_stage_shows_the_cell_and_a_link_opens_the_executed_copy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlmagic.events import RunEvent, RunEventKind, Stage
+    from mlmagic.widgets import RunView
+    from mlmagic.widgets.render import JUPYTER_BASE_URL_VARIABLE
+
+    monkeypatch.setenv(JUPYTER_BASE_URL_VARIABLE, "/base/")
+    view = RunView("train.ipynb", run_id="default_1", notebook="train.ipynb")
+    view.handle(RunEvent(RunEventKind.STAGE, stage=Stage.RUNNING, time=1000.0))
+    view.handle(RunEvent(RunEventKind.PROGRESS, step=7, total=23, message="cell 7/23"))
+    view.finish()
+    assert "Running · cell 7/23" in view._header.value
+    assert 'href="/base/lab/tree/mlmagic-run%3Adefault_1/train.ipynb"' in (
+        view.executed_notebook.value
+    )
+    assert RunView("train.py", run_id="default_2").executed_notebook.value == ""
