@@ -153,15 +153,21 @@ def main(argv: list[str] | None = None) -> int:
     progress = os.environ.get("MLMAGIC_PROGRESS_FILE") if rank0 else None
     workdir = os.path.dirname(os.path.abspath(args.notebook))
 
-    with _private_jupyter_dirs(deps) as kernel_name:
+    with _private_jupyter_dirs(deps) as (kernel_name, folder):
         from traitlets.config import Config
 
-        # IPC sockets: no TCP port is opened (nor needs to be free) in the container.
+        # IPC sockets: no TCP port is opened (nor needs to be free) in the container. They
+        # go in the private folder: by default they would be made in the working directory,
+        # which the nodes of a distributed run share.
+        sockets = {"transport": "ipc", "ip": os.path.join(folder, "runtime", "kernel")}
         client = _client_class(NotebookClient)(
             nb,
-            config=Config({"KernelManager": {"transport": "ipc"}}),
+            config=Config({"KernelManager": sockets}),
             kernel_name=kernel_name,
             timeout=None,
+            # A kernel starts in seconds, but a loaded machine or a slow disk can take
+            # minutes (nbclient's default gives up after one).
+            startup_timeout=600,
             allow_errors=False,
             shutdown_kernel="immediate",
             resources={"metadata": {"path": workdir}},
@@ -190,17 +196,24 @@ def _execute(client: Any, nb: Any, writer: _Writer, progress: str | None) -> int
     # The kernel is shut down when the block ends, before the last line is printed: a
     # kernel that outlived this process would print after it, and the launcher keeps the
     # last line as the run's error.
-    with client.setup_kernel():
-        try:
-            for number, (index, cell) in enumerate(code, start=1):
-                print(f"{_PREFIX} cell {number}/{total}", flush=True)
-                _progress(progress, number, total)
-                client.execute_cell(cell, index, execution_count=number)
-                writer.write()
-        except CellExecutionError as exc:
-            failure = _error_line(nb.cells[code[number - 1][0]], exc)
-        except DeadKernelError:
-            failure = "the kernel died (it crashed, exited, or was killed for memory)"
+    try:
+        with client.setup_kernel():
+            try:
+                for number, (index, cell) in enumerate(code, start=1):
+                    print(f"{_PREFIX} cell {number}/{total}", flush=True)
+                    _progress(progress, number, total)
+                    client.execute_cell(cell, index, execution_count=number)
+                    writer.write()
+            except CellExecutionError as exc:
+                failure = _error_line(nb.cells[code[number - 1][0]], exc)
+            except DeadKernelError:
+                failure = "the kernel died (it crashed, exited, or was killed for memory)"
+    except Exception as exc:
+        if number:
+            raise
+        writer.finish("failed", None)
+        print(f"the notebook's kernel did not start: {exc}", file=sys.stderr, flush=True)
+        return 1
     if failure:
         writer.finish("failed", number)
         print(f"cell {number}/{total} failed: {failure}", file=sys.stderr, flush=True)
@@ -338,7 +351,8 @@ def _private_jupyter_dirs(deps: str | None) -> Any:
                 "JUPYTER_PLATFORM_DIRS": "1",
             }
         )
-        yield name
+        os.makedirs(os.path.join(folder, "runtime"))
+        yield name, folder
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
  */
 import {
   ILayoutRestorer,
+  IRouter,
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
@@ -27,11 +28,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: 'mlmagic:plugin',
   description: 'A side panel of the environments, runs and services of an mlmagic workspace.',
   autoStart: true,
-  optional: [ILayoutRestorer, ICommandPalette],
+  optional: [ILayoutRestorer, ICommandPalette, IRouter],
   activate: (
     app: JupyterFrontEnd,
     restorer: ILayoutRestorer | null,
-    palette: ICommandPalette | null
+    palette: ICommandPalette | null,
+    router: IRouter | null
   ) => {
     const tracker = new WidgetTracker<MainAreaWidget<RunLogView>>({
       namespace: 'mlmagic-log'
@@ -61,7 +63,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
-    activateSubmit(app, palette);
+    activateSubmit(app, palette, router);
 
     const panel = new MlmagicPanel(app.commands);
     panel.id = 'mlmagic-panel';

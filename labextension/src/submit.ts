@@ -7,7 +7,7 @@
  * of the notebook's `parameters` cell) and submits with `POST notebook-runs`
  * (mlmagic/server/submit.py); the run then shows in the side panel and its log opens.
  */
-import { JupyterFrontEnd } from '@jupyterlab/application';
+import { IRouter, JupyterFrontEnd } from '@jupyterlab/application';
 import {
   Dialog,
   ICommandPalette,
@@ -227,7 +227,8 @@ function currentNotebook(app: JupyterFrontEnd): string | null {
 /** Add the commands, the toolbar button, the menu item and the drive to `app`. */
 export function activateSubmit(
   app: JupyterFrontEnd,
-  palette: ICommandPalette | null
+  palette: ICommandPalette | null,
+  router: IRouter | null
 ): void {
   app.serviceManager.contents.addDrive(new ExecutedNotebooks());
 
@@ -250,12 +251,17 @@ export function activateSubmit(
   app.commands.addCommand(OPEN_EXECUTED, {
     label: 'Open executed notebook',
     caption: 'The notebook as the run executed it (read-only)',
-    execute: args =>
-      app.commands.execute('docmanager:open', {
-        path: `${DRIVE}:${args.id}/${args.name}`,
+    execute: args => {
+      // From a link (the run widget's): `?mlmagic-run=<run id>/<name>` in the URL.
+      const linked = new URLSearchParams(String(args.search ?? '')).get(DRIVE);
+      const path = linked ?? `${args.id}/${args.name}`;
+      return app.commands.execute('docmanager:open', {
+        path: `${DRIVE}:${path}`,
         factory: 'Notebook'
-      })
+      });
+    }
   });
+  router?.register({ command: OPEN_EXECUTED, pattern: /[?&]mlmagic-run=/ });
 
   app.docRegistry.addWidgetExtension('Notebook', {
     createNew: (widget: DocumentWidget, context: DocumentRegistry.Context) => {

@@ -145,8 +145,9 @@ def full_log_html(run_id: str) -> str:
 
 
 def executed_notebook_html(run_id: str, name: str) -> str:
-    """A link that opens a notebook run's executed copy in JupyterLab (through the
-    labextension's read-only ``mlmagic-run:`` drive), else where the copy is."""
+    """A link that opens a notebook run's executed copy in JupyterLab (the labextension
+    routes ``?mlmagic-run=<run id>/<name>`` to its read-only ``mlmagic-run:`` drive), else
+    how to get the copy."""
     base = os.environ.get(JUPYTER_BASE_URL_VARIABLE)
     if not run_id or not name:
         return ""
@@ -155,8 +156,7 @@ def executed_notebook_html(run_id: str, name: str) -> str:
             '<span style="opacity:.7;font-size:12px">executed notebook: '
             f"<code>run.download({html.escape(repr(f'outputs/{name}'))})</code></span>"
         )
-    path = urllib.parse.quote(f"mlmagic-run:{run_id}/{name}")
-    url = f"{base.rstrip('/')}/lab/tree/{path}"
+    url = f"{base.rstrip('/')}/lab?" + urllib.parse.urlencode({"mlmagic-run": f"{run_id}/{name}"})
     return (
         f'<a href="{html.escape(url)}" target="_blank" rel="noopener" '
         'title="The notebook as the run executed it (read-only), in JupyterLab" '

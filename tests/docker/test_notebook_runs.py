@@ -148,3 +148,24 @@ def test_a_notebook_without_a_parameters_cell_gets_them_first_with_a_note(
     # The executed copy is a notebook JupyterLab opens: valid nbformat.
     nbformat.validate(_executed(run, "plain.ipynb"))
     assert json.loads((run.paths.outputs / "plain.ipynb").read_text())["nbformat"] == 4
+
+
+def test_a_distributed_notebook_runs_on_every_rank_and_keeps_rank_0s_copy(
+    workspace, env, tmp_path, target
+):
+    from mlmagic.distributed.config import distribution
+
+    name = _notebook(
+        tmp_path,
+        "ranks.ipynb",
+        "import os\nrank = os.environ['MLMAGIC_RANK']\nprint('notebook on rank', rank)",
+    )
+    run = workspace.submit(
+        name, env, source_dir=tmp_path, distributed=distribution("pytorch", nodes=2)
+    ).wait()
+    assert run.status is Status.COMPLETED, run.error
+    log = run.logs()
+    assert "notebook on rank 0" in log and "notebook on rank 1" in log
+    code = [c for c in _executed(run, "ranks.ipynb").cells if c.cell_type == "code"]
+    assert _text(code[0]) == "notebook on rank 0\n"
+    assert run.files() == ["outputs/ranks.ipynb"]

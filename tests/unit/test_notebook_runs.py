@@ -183,7 +183,5 @@ def test_the_running_stage_shows_the_cell_and_a_link_opens_the_executed_copy(
     view.handle(RunEvent(RunEventKind.PROGRESS, step=7, total=23, message="cell 7/23"))
     view.finish()
     assert "Running · cell 7/23" in view._header.value
-    assert 'href="/base/lab/tree/mlmagic-run%3Adefault_1/train.ipynb"' in (
-        view.executed_notebook.value
-    )
+    assert 'href="/base/lab?mlmagic-run=default_1%2Ftrain.ipynb"' in (view.executed_notebook.value)
     assert RunView("train.py", run_id="default_2").executed_notebook.value == ""
