@@ -127,9 +127,17 @@ def test_submit_the_open_notebook_from_its_toolbar_and_open_the_executed_copy(
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "jupyterlab-notebook-run.png"))
 
-    # The executed copy opens as a notebook, with the injected values and their output.
-    # As the run widget's "open executed notebook" link opens it.
-    page.goto(lab.url(f"/lab?mlmagic-run={run_id}/train.ipynb"))
+    # The executed copy opens from the panel as a notebook, with the injected values and
+    # their output.
+    row.locator("button", has_text="Notebook").click()
     executed = page.locator(".jp-NotebookPanel:visible")
     expect(executed).to_contain_text("trained with lr=0.5 for 3 epochs", timeout=60_000)
     expect(executed).to_contain_text("# Parameters")
+    expect(page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current")).to_contain_text(
+        "train.ipynb"
+    )
+
+    # And as the run widget's "open executed notebook" link opens it.
+    page.goto(lab.url(f"/lab?mlmagic-run={run_id}/train.ipynb"))
+    executed = page.locator(".jp-NotebookPanel:visible")
+    expect(executed).to_contain_text("trained with lr=0.5 for 3 epochs", timeout=60_000)
