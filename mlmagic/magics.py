@@ -179,7 +179,9 @@ class MLMagics(Magics):
         if "--" in words:
             at = words.index("--")
             words, script_args = words[:at], words[at + 1 :]
-        args = parse_argstring(self.submit, shlex.join(words))
+        # The words as split: joined again, IPython's splitter would lose the quotes of
+        # -p "opt='adam'".
+        args = self.submit.parser.parse_args(words)  # type: ignore[attr-defined]
         if cell is None and args.script is None:
             raise UsageError(
                 "Name the script to run (%submit train.py --env NAME), or use %%submit."

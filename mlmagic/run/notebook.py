@@ -78,7 +78,7 @@ def check_notebook(path: Path, shown: str) -> None:
     except ValueError as exc:
         raise RunError(
             f"{shown} is not a notebook: it is not valid JSON ({exc}); open it in Jupyter "
-            "and save it again, or submit the notebook file itself."
+            "and save it again."
         ) from None
     cells = nb.get("cells") if isinstance(nb, dict) else None
     if not isinstance(cells, list) or nb.get("nbformat") != 4:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -15,6 +16,7 @@ from mlmagic.magics import MLMagics  # noqa: F401  (the magic's options import c
 from mlmagic.options import SUBMIT, add_options, api_keywords
 from mlmagic.run.config import RunConfig
 from mlmagic.run.notebook import check_notebook, parse_parameters, runner_argv
+from tests.unit.test_magics import local_shell  # noqa: F401  (the fixture)
 
 
 def _one_line(info: pytest.ExceptionInfo[BaseException]) -> str:
@@ -185,3 +187,18 @@ def test_the_running_stage_shows_the_cell_and_a_link_opens_the_executed_copy(
     assert "Running · cell 7/23" in view._header.value
     assert 'href="/base/lab?mlmagic-run=default_1%2Ftrain.ipynb"' in (view.executed_notebook.value)
     assert RunView("train.py", run_id="default_2").executed_notebook.value == ""
+
+
+def test_the_submit_magic_refuses_bad_parameters_in_one_line(
+    local_shell: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from IPython.core.error import UsageError
+
+    _notebook(tmp_path / "train.ipynb", nbformat.v4.new_code_cell("print(lr)"))
+    with pytest.raises(UsageError) as info:
+        local_shell.run_line_magic("submit", "train.ipynb --env any -p lr=abc")
+    assert "'abc' is not a Python literal" in _one_line(info)
+    with pytest.raises(UsageError) as info:
+        local_shell.run_line_magic("submit", "train.ipynb --env any -p \"lr='a b'\" -p 2x=1")
+    assert "'2x' is not a Python variable name" in _one_line(info)
