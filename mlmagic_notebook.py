@@ -212,7 +212,8 @@ def _execute(client: Any, nb: Any, writer: _Writer, progress: str | None) -> int
         if number:
             raise
         writer.finish("failed", None)
-        print(f"the notebook's kernel did not start: {exc}", file=sys.stderr, flush=True)
+        why = next((line.strip() for line in str(exc).splitlines() if line.strip()), repr(exc))
+        print(f"the notebook's kernel did not start: {why}", file=sys.stderr, flush=True)
         return 1
     if failure:
         writer.finish("failed", number)
