@@ -3,8 +3,9 @@ toolbar with a changed parameter, see the run complete in the side panel, and op
 executed copy the run wrote.
 
 The server runs this checkout's labextension build (put first on ``JUPYTER_PATH``) and
-server extension, on the newest JupyterLab; the run goes to the local target (a uv venv
-and a real kernel of its Python), so no image is built here.
+server extension, on the lowest JupyterLab mlmagic declares and on the newest; the run
+goes to the local target (a uv venv and a real kernel of its Python), so no image is
+built here.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 
 from mlmagic import Environment, Workspace
 from tests.e2e.lab import JupyterLab, built_labextension, chromium, chromium_problem
+from tests.e2e.versions import lowest_lab_python
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -48,8 +50,11 @@ def _write_notebook(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
+@pytest.fixture(scope="module", params=["lowest", "newest"])
+def lab(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[JupyterLab]:
+    """JupyterLab on the lowest JupyterLab mlmagic declares and on the newest."""
     problem = chromium_problem()
     if problem:
         _unavailable(problem)
@@ -67,7 +72,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
         MLMAGIC_TARGET="local",
         MLMAGIC_VENV_DIR=str(tmp_path_factory.mktemp("venvs")),
     )
-    server = JupyterLab(project, tmp_path_factory.mktemp("jupyterlab"), python=sys.executable)
+    python = lowest_lab_python(labextension) if request.param == "lowest" else sys.executable
+    server = JupyterLab(project, tmp_path_factory.mktemp("jupyterlab"), python=python)
     try:
         # The environment the dialog offers, made as a notebook would make it.
         Environment.from_text("six-env", "six\n").build(
