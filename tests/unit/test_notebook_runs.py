@@ -202,3 +202,20 @@ def test_the_submit_magic_refuses_bad_parameters_in_one_line(
     with pytest.raises(UsageError) as info:
         local_shell.run_line_magic("submit", "train.ipynb --env any -p \"lr='a b'\" -p 2x=1")
     assert "'2x' is not a Python variable name" in _one_line(info)
+
+
+def test_the_terminal_shows_the_cell_a_notebook_run_is_at() -> None:
+    import io
+
+    from rich.console import Console
+
+    from mlmagic.cli.progress import RunProgress
+    from mlmagic.events import RunEvent, RunEventKind, Stage, Status
+
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=120, color_system=None)
+    with RunProgress("r1", console) as progress:
+        progress.handle(RunEvent(RunEventKind.STAGE, stage=Stage.RUNNING))
+        progress.handle(RunEvent(RunEventKind.PROGRESS, step=3, total=8, message="cell 3/8"))
+        progress.handle(RunEvent(RunEventKind.END, status=Status.COMPLETED, exit_code=0))
+    assert "Running cell 3/8" in screen.getvalue()
