@@ -138,6 +138,9 @@ class RunEventKind(str, Enum):
     LOG = "log"  #: one line printed by the script (stdout and stderr, in order)
     METRIC = "metric"  #: a metric value: ``name``, ``step``, ``value``
     END = "end"  #: the run ended: ``status``, ``exit_code``, ``message``
+    #: how far the Running stage is: ``step`` of ``total`` (a notebook's cells), ``message``
+    #: says it in words (``cell 7/23``)
+    PROGRESS = "progress"
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,8 @@ class RunEvent:
         The metric, for ``METRIC``.
     status, exit_code
         How the run ended, for ``END``.
+    total
+        How many steps there are, for ``PROGRESS`` (``step`` is the current one).
     time
         Wall-clock time the event was made.
     """
@@ -171,4 +176,5 @@ class RunEvent:
     value: float | None = None
     status: Status | None = None
     exit_code: int | None = None
+    total: int | None = None
     time: float = field(default_factory=time.time)

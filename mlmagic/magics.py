@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from functools import wraps
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from IPython.core.error import UsageError
@@ -27,6 +28,7 @@ from mlmagic import hints, options
 from mlmagic.environment import Environment
 from mlmagic.events import Status, drain
 from mlmagic.exceptions import BuildError, MlmagicError
+from mlmagic.run.notebook import is_notebook
 from mlmagic.summary import describe
 from mlmagic.workspace import Workspace
 
@@ -155,7 +157,11 @@ class MLMagics(Magics):
         return env
 
     @magic_arguments()
-    @argument("script", nargs="?", help="The script, relative to --source-dir (not with a cell).")
+    @argument(
+        "script",
+        nargs="?",
+        help="The script or notebook, relative to --source-dir (not with a cell).",
+    )
     @options.magic_options(options.SUBMIT)
     @line_cell_magic
     @_usage_errors
@@ -164,14 +170,18 @@ class MLMagics(Magics):
 
         ``%submit train.py --env digits-env -- --C 0.5`` runs a script of the source
         folder; ``%%submit --env digits-env`` runs the cell itself. Everything after ``--``
-        goes to the script. Returns the Run at once (``--wait`` blocks until it ends).
+        goes to the script. ``%submit train.ipynb --env digits-env -p lr=0.01`` runs a
+        notebook cell by cell with its parameters. Returns the Run at once (``--wait``
+        blocks until it ends).
         """
         words = shlex.split(line)
         script_args: list[str] = []
         if "--" in words:
             at = words.index("--")
             words, script_args = words[:at], words[at + 1 :]
-        args = parse_argstring(self.submit, shlex.join(words))
+        # The words as split: joined again, IPython's splitter would lose the quotes of
+        # -p "opt='adam'".
+        args = self.submit.parser.parse_args(words)  # type: ignore[attr-defined]
         if cell is None and args.script is None:
             raise UsageError(
                 "Name the script to run (%submit train.py --env NAME), or use %%submit."
@@ -266,7 +276,14 @@ def show_run(run: Run, *, wait: bool, tail_lines: int = 200) -> None:
     """Display a run's widget fed by its event stream (in a thread unless ``wait``)."""
     from mlmagic.widgets import RunView
 
-    view = RunView(run.id, on_cancel=run.cancel, tail_lines=tail_lines, run_id=run.id)
+    script = run.record.config.script
+    view = RunView(
+        run.id,
+        on_cancel=run.cancel,
+        tail_lines=tail_lines,
+        run_id=run.id,
+        notebook=PurePosixPath(script).name if is_notebook(script) else None,
+    )
     display(view)
 
     def feed() -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlmagic.distributed.config import FRAMEWORKS, distribution
 from mlmagic.events import Status
+from mlmagic.run.notebook import parse_parameters
 from mlmagic.spec import FORMATS, SOLVERS
 from mlmagic.workspace import TARGETS
 
@@ -190,6 +191,25 @@ SUBMIT = (
         metavar="NAME",
         keyword="compute",
         help="Run on this compute: a Ray cluster or a Docker engine (see: mlmagic compute list).",
+    ),
+    # A notebook's parameters: -p (literals) and -r (text) make one ``parameters=``.
+    _option(
+        "--parameter",
+        "-p",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        keyword="parameters",
+        help="A notebook parameter, a Python literal: -p lr=0.01 -p \"opt='adam'\" (repeatable).",
+    ),
+    _option(
+        "--parameter-raw",
+        "-r",
+        action="append",
+        default=[],
+        metavar="NAME=TEXT",
+        keyword="parameters",
+        help="A notebook parameter taken as text, unparsed: -r opt=adam (repeatable).",
     ),
     # A distributed run's layout: the seven options make one ``distributed=`` (COMPOSITES).
     _option(
@@ -446,6 +466,8 @@ def _distributed(values: Mapping[str, Any]) -> Any:
 COMPOSITES: Mapping[str, Callable[[Mapping[str, Any]], Any]] = {
     # --distributed/--nodes/... -> a Distribution, or None for a single-node run.
     "distributed": _distributed,
+    # -p/-r -> {name: value} of a notebook's parameters.
+    "parameters": lambda values: parse_parameters(values["parameter"], values["parameter_raw"]),
 }
 
 

@@ -213,8 +213,9 @@ class Workspace:
 
         Options: ``args``, ``source_dir``, ``experiment``, ``name``, ``tags``, ``gpus``
         (``none``, ``all``, ``auto``, a count or ids), ``data`` (name → folder, mounted
-        read-only), ``shm_size``, ``memory``, ``cpus``, ``timeout`` (seconds) and
-        ``script_text`` (run this text instead of a file). See :func:`mlmagic.run.run.submit`.
+        read-only), ``shm_size``, ``memory``, ``cpus``, ``timeout`` (seconds),
+        ``script_text`` (run this text instead of a file) and, for a ``.ipynb`` notebook,
+        ``parameters``. See :func:`mlmagic.run.run.submit`.
         """
         from mlmagic.run.run import submit
 

@@ -4,14 +4,16 @@
  */
 import {
   ILayoutRestorer,
+  IRouter,
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
+import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { RunLogView } from './log';
 import { MlmagicPanel, OPEN_LOG } from './panel';
+import { activateSubmit } from './submit';
 
 const ICON = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
   <g class="jp-icon3" fill="#616161">
@@ -26,8 +28,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: 'mlmagic:plugin',
   description: 'A side panel of the environments, runs and services of an mlmagic workspace.',
   autoStart: true,
-  optional: [ILayoutRestorer],
-  activate: (app: JupyterFrontEnd, restorer: ILayoutRestorer | null) => {
+  optional: [ILayoutRestorer, ICommandPalette, IRouter],
+  activate: (
+    app: JupyterFrontEnd,
+    restorer: ILayoutRestorer | null,
+    palette: ICommandPalette | null,
+    router: IRouter | null
+  ) => {
     const tracker = new WidgetTracker<MainAreaWidget<RunLogView>>({
       namespace: 'mlmagic-log'
     });
@@ -55,6 +62,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
         return widget;
       }
     });
+
+    activateSubmit(app, palette, router);
 
     const panel = new MlmagicPanel(app.commands);
     panel.id = 'mlmagic-panel';

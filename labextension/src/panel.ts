@@ -17,6 +17,7 @@ import { api, IEnvironment, IRun, IRunList, IService, RUNS_LIMIT } from './api';
 import { badge, element, formatDuration, formatTime } from './format';
 import { VisiblePoll } from './poll';
 import { KeyedTable } from './table';
+import { OPEN_EXECUTED } from './submit';
 
 /** Milliseconds between two polls of the runs. */
 export const RUNS_INTERVAL = 2000;
@@ -199,6 +200,16 @@ export class MlmagicPanel extends Widget {
         );
       });
       actions.append(cancel);
+    }
+    if (run.script.endsWith('.ipynb') && (run.started !== null || !run.live)) {
+      // A notebook run: its executed copy, read-only (written from its first cell on).
+      const name = run.script.split('/').pop() ?? run.script;
+      const open = button('Notebook', 'mlmagic-open-notebook', `Open the executed ${name}`);
+      open.addEventListener('click', event => {
+        event.stopPropagation();
+        void this.commands.execute(OPEN_EXECUTED, { id: run.id, name });
+      });
+      actions.append(open);
     }
     const status = run.cancel_requested && run.live ? 'Canceling' : run.status;
     row.append(cell(badge(status, run.status)), what, actions);

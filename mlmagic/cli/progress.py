@@ -188,6 +188,7 @@ class RunProgress(_Progress):
         self._stages = StageTimeline()
         self._metrics = Metrics()
         self._end: RunEvent | None = None
+        self._progress = ""  # how far Running is: a notebook's "cell 3/8"
 
     def handle(self, event: RunEvent) -> None:
         """Show one event of the run."""
@@ -204,6 +205,8 @@ class RunProgress(_Progress):
             elif event.kind is RunEventKind.END and event.status:
                 self._stages.end(event.status, event.time)
                 self._end = event
+            elif event.kind is RunEventKind.PROGRESS:
+                self._progress = event.message
             if not self.live and event.kind is not RunEventKind.BUILD:
                 self._print_plain(event)
 
@@ -232,6 +235,8 @@ class RunProgress(_Progress):
             took = self._stages.duration(stage, now)
             stages.append(" · " if index else "", style="dim")
             stages.append(f"{mark} {stage.value}", style=style)
+            if stage is Stage.RUNNING and self._progress:
+                stages.append(f" {self._progress}", style=style)
             if took is not None:
                 stages.append(f" {took:.1f} s", style="dim")
         lines = [head, stages]

@@ -198,9 +198,11 @@ def add_run_commands(groups: Any) -> None:
         commands,
         "submit",
         _submit,
-        help="Run a script in an environment; arguments after -- go to the script.",
+        help="Run a script or notebook in an environment; arguments after -- go to the script.",
         description="""
-        Run a script in an environment; arguments after -- go to the script.
+        Run a script in an environment; arguments after -- go to the script. A notebook
+        (.ipynb) runs cell by cell, its parameters given with -p/-r; the executed copy is
+        the run's outputs/NAME.ipynb.
 
         Prints the run's id at once. With --wait it follows the run (stages, build, metrics
         and log) and exits with the run's own exit code when the script fails.""",
@@ -208,9 +210,10 @@ def add_run_commands(groups: Any) -> None:
             "mlmagic run submit train.py --env digits-env",
             "mlmagic run submit train.py --env digits-env:2 --wait -- --C 0.5",
             "mlmagic run submit train.py --env torch-env --gpus all --data mnist=./data",
+            "mlmagic run submit train.ipynb --env torch-env -p lr=0.01 -p epochs=5 --wait",
         ],
     )
-    submit.add_argument("script", help="The script, relative to --source-dir.")
+    submit.add_argument("script", help="The script or notebook, relative to --source-dir.")
     options.add_options(submit, options.SUBMIT)
     completion.complete_with(_action(submit, "env"), completion.environments)
 

@@ -17,6 +17,7 @@ from typing import Any
 from mlmagic.distributed.config import Distribution
 from mlmagic.engine.base import GpuRequest
 from mlmagic.exceptions import RunError
+from mlmagic.run.notebook import is_notebook, runner_argv
 
 __all__ = [
     "MAX_EXPERIMENT_LENGTH",
@@ -68,6 +69,9 @@ class RunConfig:
     compute
         The compute (see :mod:`mlmagic.computes`) of a run on the ``ray`` target, or of one
         on ``docker@NAME`` (a Docker engine elsewhere).
+    parameters
+        For a notebook (``script`` ends in ``.ipynb``): the values injected after its
+        ``parameters`` cell (:mod:`mlmagic.run.notebook`).
     """
 
     script: str
@@ -86,6 +90,7 @@ class RunConfig:
     target: str = "docker"
     distributed: Distribution | None = None
     compute: str | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if (self.target == "ray") and self.compute is None:
@@ -97,6 +102,17 @@ class RunConfig:
             raise RunError(
                 "Distributed runs on a Ray compute are not supported yet: leave out "
                 "--compute to run the gang on the docker or local target."
+            )
+        if is_notebook(self.script):
+            if self.args:
+                raise RunError(
+                    f"{self.script} is a notebook, which takes no command-line arguments: "
+                    "give its values as parameters (-p name=value) instead of after --."
+                )
+        elif self.parameters:
+            raise RunError(
+                f"Parameters (-p) are for notebooks, and {self.script} is a script: pass its "
+                "arguments after -- instead."
             )
         parse_gpus(self.gpus)
         for value, what in ((self.shm_size, "--shm-size"), (self.memory, "--memory")):
@@ -113,11 +129,20 @@ class RunConfig:
                     f"{self.distributed.nodes} nodes; give a multiple of the node count."
                 )
 
+    @property
+    def argv(self) -> tuple[str, ...]:
+        """What the run's Python executes after ``python -u``: the script and its
+        arguments, or the notebook runner (:func:`~mlmagic.run.notebook.runner_argv`)."""
+        if is_notebook(self.script):
+            return runner_argv(self.script, self.parameters)
+        return (self.script, *self.args)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form, stored with the run."""
         data = asdict(self)
         data["args"] = list(self.args)
         data["distributed"] = self.distributed.to_dict() if self.distributed else None
+        data["parameters"] = dict(self.parameters)
         return data
 
     @classmethod

@@ -27,10 +27,11 @@ from mlmagic.distributed.resources import (
 )
 from mlmagic.engine.base import ContainerState, GpuRequest
 from mlmagic.events import BuildEvent, BuildEventKind, RunEvent, RunEventKind, Stage, Status, drain
-from mlmagic.exceptions import BuildError, EngineError, MlmagicError, SpecError
+from mlmagic.exceptions import BuildError, EngineError, MlmagicError, RunError, SpecError
 from mlmagic.records import RunRecord
 from mlmagic.run import journal
 from mlmagic.run.config import parse_gpus
+from mlmagic.run.notebook import is_notebook
 from mlmagic.run.paths import RunPaths
 from mlmagic.run.untrusted import read_exit
 from mlmagic.targets.base import Target
@@ -175,9 +176,29 @@ def _prepare(
             raise _Stop(Status.FAILED, problem, Stage.PREPARING)
     for note in target.notes(record.config):
         _note(paths, note)
+    if is_notebook(record.config.script):
+        _prepare_notebook(ws, record, paths, target, built)
     if record.config.distributed is not None:
         _check_gang(target, built, record, paths, gpus)
     return built, gpus
+
+
+def _prepare_notebook(
+    ws: Workspace, record: RunRecord, paths: RunPaths, target: Target, env: Environment
+) -> None:
+    """Make what executes the notebook (its own layer or folder), its events in the log."""
+
+    def record_event(event: BuildEvent) -> None:
+        journal.append(paths.events, RunEvent(RunEventKind.BUILD, build=event))
+        if event.kind is not BuildEventKind.LOG:
+            _check_canceled(ws, record.id, Stage.PREPARING)
+
+    try:
+        drain(target.prepare_notebook(env, paths), record_event)
+    except (BuildError, RunError, EngineError) as exc:
+        raise _Stop(
+            Status.FAILED, f"what runs the notebook could not be made: {exc}", Stage.PREPARING
+        ) from exc
 
 
 def _check_gang(

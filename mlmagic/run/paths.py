@@ -3,13 +3,14 @@
 On the host everything is under ``<workspace>/runs/<run id>/``::
 
     events.jsonl  the journal (stages, build, end), written by mlmagic on the host
+    notebook-layer.log  a notebook run's build of what executes it
     lib/          the local target's copy of mlmagic_run.py (a container mounts it instead)
     snapshot/     the source folder as it was at submit time (the working directory)
     outputs/      the script's ./outputs, written live through a bind mount
     logs/         the script's ./logs, likewise
     system/       written from inside the run (by the launcher and mlmagic_run):
                   output.log (every line the script printed), metrics.jsonl,
-                  params.json, exit.json
+                  params.json, exit.json, progress.jsonl (a notebook's cells)
 
 Once the script runs, mlmagic writes nothing on the host in the folders the run can write
 (``snapshot/``, ``outputs/``, ``logs/``, ``system/``): a script that replaces a file there
@@ -40,6 +41,10 @@ class _ContainerPaths:
     @property
     def helper(self) -> str:
         return f"{self.lib}/mlmagic_run.py"
+
+    @property
+    def notebook_runner(self) -> str:
+        return f"{self.lib}/mlmagic_notebook.py"
 
     def in_system(self, name: str) -> str:
         return f"{self.system}/{name}"
@@ -84,6 +89,11 @@ class RunPaths:
         return self.system / "params.json"
 
     @property
+    def progress(self) -> Path:
+        """Where a notebook's runner appends ``{"cell": K, "cells": N}`` per cell."""
+        return self.system / "progress.jsonl"
+
+    @property
     def exit_file(self) -> Path:
         return self.system / "exit.json"
 
@@ -91,6 +101,12 @@ class RunPaths:
     def events(self) -> Path:
         """The journal: written by mlmagic on the host, outside every folder the run sees."""
         return self.root / "events.jsonl"
+
+    @property
+    def notebook_log(self) -> Path:
+        """The build log of a notebook run's notebook layer (written before it starts,
+        beside the journal)."""
+        return self.root / "notebook-layer.log"
 
     @property
     def lib(self) -> Path:

@@ -27,6 +27,7 @@ from mlmagic.records import RunRecord
 from mlmagic.run import lifecycle, untrusted
 from mlmagic.run.config import RunConfig, parse_data, parse_tags
 from mlmagic.run.listing import Listings, epoch_seconds, read_params, status_name
+from mlmagic.run.notebook import check_notebook, is_notebook, parse_parameters
 from mlmagic.run.paths import RunPaths
 from mlmagic.run.snapshot import snapshot
 from mlmagic.run.stream import follow
@@ -436,6 +437,7 @@ def submit(
     target: str | None = None,
     distributed: Distribution | None = None,
     compute: str | None = None,
+    parameters: Mapping[str, Any] | Sequence[str] = (),
 ) -> Run:
     """Snapshot the source folder, record the run and start it; return at once.
 
@@ -446,6 +448,12 @@ def submit(
     ``PyTorchConfiguration(...)`` and its siblings make) runs it as a gang of nodes.
     ``compute`` names a compute (``ws.computes``): a Ray cluster the run goes to as a Ray
     job, or a Docker engine elsewhere.
+
+    A ``.ipynb`` script is a notebook, executed cell by cell with a kernel of the
+    environment's Python; ``parameters`` (a dict, or ``["name=literal", ...]``) are
+    injected after its cell tagged ``parameters``, and the executed copy is written to
+    ``outputs/<name>.ipynb`` as it runs (:mod:`mlmagic.run.notebook`). The notebook must
+    be valid JSON of nbformat 4 and of Python.
     """
     if distributed is not None and not isinstance(distributed, Distribution):
         raise RunError(
@@ -459,6 +467,8 @@ def submit(
         raise RunError(f"--source-dir {source} is not a folder.")
     if script is not None:
         script = _script_in(source, script)
+        if is_notebook(script):
+            check_notebook(source / script, script)
     env = ws.environments.resolve(environment)
     if compute is not None:
         target = ws.resolve_target(target, compute)  # an unknown compute is refused here
@@ -479,6 +489,7 @@ def submit(
         target=ws.resolve_target(target),
         distributed=distributed,
         compute=compute,
+        parameters=parse_parameters(parameters),
     )
     run_id = f"{experiment}_{time.strftime('%Y%m%d-%H%M%S')}_{secrets.token_hex(3)}"
     paths = RunPaths(ws.path("runs", run_id))
@@ -526,7 +537,8 @@ def _script_in(source: Path, script: str) -> str:
     path = Path(script)
     full = (path if path.is_absolute() else source / path).resolve()
     if not full.is_file():
-        raise RunError(f"No script {script} in {source}: check the path or pass --source-dir.")
+        what = "notebook" if is_notebook(script) else "script"
+        raise RunError(f"No {what} {script} in {source}: check the path or pass --source-dir.")
     if source not in full.parents:
         raise RunError(
             f"The script {full} is outside the source folder {source}: pass --source-dir "

@@ -1,13 +1,15 @@
 """Replay and follow a run's events from its files: the one event stream of a run.
 
-The stream reads the journal (stages, build, end), the script's output log and the
-metrics file from the start, then follows them while the run is live. Every view (the
-widget, ``run.wait(show_output=True)``, ``mlmagic run logs --follow``, the REST handler)
-consumes this iterator, in the submitting kernel or in any other process.
+The stream reads the journal (stages, build, end), the script's output log, the metrics
+file and a notebook's progress (one ``PROGRESS`` per cell) from the start, then follows
+them while the run is live. Every view (the widget, ``run.wait(show_output=True)``,
+``mlmagic run logs --follow``, the REST handler) consumes this iterator, in the
+submitting kernel or in any other process.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -60,6 +62,19 @@ class _Tail:
         return [line.decode("utf-8", errors="replace")] if line else []
 
 
+def _progress(line: str) -> RunEvent | None:
+    """The ``PROGRESS`` event of a line the notebook runner wrote; ``None`` for a line
+    that is not one (the run could write anything there)."""
+    try:
+        data = json.loads(line)
+        cell, cells = data["cell"], data["cells"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not all(type(n) is int for n in (cell, cells)) or not 0 < cell <= cells:
+        return None
+    return RunEvent(RunEventKind.PROGRESS, step=cell, total=cells, message=f"cell {cell}/{cells}")
+
+
 def follow(
     ws: Workspace,
     run_id: str,
@@ -82,6 +97,7 @@ def follow(
     legacy = not os.path.lexists(paths.events) and os.path.lexists(paths.legacy_events)
     events = _Tail(paths, paths.legacy_events if legacy else paths.events)
     output = _Tail(paths, paths.output_log)
+    progress = _Tail(paths, paths.progress)
     metrics_offset = 0
     end: RunEvent | None = None
     last_check = 0.0
@@ -105,6 +121,11 @@ def follow(
             busy = True
             for line in lines:
                 yield RunEvent(RunEventKind.LOG, message=line)
+        for line in progress.lines():
+            step = _progress(line)
+            if step is not None:
+                busy = True
+                yield step
         while True:
             records, offset = read_metrics(paths, metrics_offset, _CHUNK)
             if offset == metrics_offset:

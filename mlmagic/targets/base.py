@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from mlmagic.config import MLMagic
 from mlmagic.engine.base import ContainerEngine, ContainerState, GpuRequest
 from mlmagic.events import BuildEvent
+from mlmagic.exceptions import RunError
 
 if TYPE_CHECKING:
     from mlmagic.deploy.config import ServiceConfig
@@ -155,6 +156,19 @@ class Target(ABC):
         The script writes its output, metrics and exit file under ``paths``. Raises an
         :class:`~mlmagic.exceptions.MlmagicError` when it cannot start.
         """
+
+    def prepare_notebook(
+        self, env: Environment, paths: RunPaths
+    ) -> Generator[BuildEvent, None, None]:
+        """Make what executing a notebook in ``env`` needs (nbclient, ipykernel; see
+        :mod:`mlmagic.build.notebook`), yielding build events; called in Preparing, before
+        :meth:`start_run` of a notebook run, which then finds it made.
+
+        Raises :class:`~mlmagic.exceptions.BuildError` when it cannot be made, and
+        :class:`~mlmagic.exceptions.RunError` on a target that runs no notebooks.
+        """
+        raise RunError(f"The {self.name} target cannot run notebooks: use docker or local.")
+        yield  # a generator
 
     def has_command(self, env: Environment, command: str) -> bool:
         """Whether ``command`` is on the PATH of runs of ``env`` here (checked before a

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlmagic.build.context import resolve_base
 from mlmagic.build.image import build_image, resolved_packages
+from mlmagic.build.notebook import build_notebook_image
 from mlmagic.deploy.image import SERVE_PORT, build_inference_image
 from mlmagic.engine.base import (
     ContainerEngine,
@@ -25,15 +26,16 @@ from mlmagic.engine.base import (
     Mount,
     PortBinding,
 )
-from mlmagic.events import BuildEvent
+from mlmagic.events import BuildEvent, drain
 from mlmagic.exceptions import DeployError, MlmagicError
 from mlmagic.run.config import data_variable, parse_gpus
+from mlmagic.run.notebook import is_notebook
 from mlmagic.run.paths import CONTAINER, RunPaths
 from mlmagic.targets.base import Materialised, Target
 from mlmagic.targets.gang import DockerGang, is_gang
 from mlmagic.targets.gpu import environment_cuda, gpu_preflight
 from mlmagic.targets.image_user import give_run_folders, image_user
-from mlmagic.targets.labels import AZUREML_SHIM, HELPER, labels, workspace_id
+from mlmagic.targets.labels import AZUREML_SHIM, HELPER, NOTEBOOK_RUNNER, labels, workspace_id
 from mlmagic.targets.serving import server_settings
 
 if TYPE_CHECKING:
@@ -134,9 +136,19 @@ class DockerTarget(Target):
             owner = image_user(self.engine, env.image)
             if owner is not None:
                 give_run_folders(paths, *owner)
+        image = env.image
+        if is_notebook(record.config.script):
+            # Made in Preparing (prepare_notebook): one lookup finds it.
+            image = drain(build_notebook_image(self.engine, env.image, log_path=paths.notebook_log))
         if record.config.distributed is not None:
-            return DockerGang(self).start(record, paths, env.image, gpus, owner)
-        return self.engine.start(self.run_container(record, paths, env.image, gpus))
+            return DockerGang(self).start(record, paths, image, gpus, owner)
+        return self.engine.start(self.run_container(record, paths, image, gpus))
+
+    def prepare_notebook(
+        self, env: Environment, paths: RunPaths
+    ) -> Generator[BuildEvent, None, None]:
+        assert env.image is not None
+        yield from build_notebook_image(self.engine, env.image, log_path=paths.notebook_log)
 
     def run_container(
         self, record: RunRecord, paths: RunPaths, image: str, gpus: GpuRequest | None
@@ -151,12 +163,14 @@ class DockerTarget(Target):
             Mount(HELPER, CONTAINER.helper, read_only=True),
             # `from azureml.core import Run` with nothing installed (the real SDK wins).
             Mount(AZUREML_SHIM, f"{CONTAINER.lib}/azureml", read_only=True),
+            Mount(NOTEBOOK_RUNNER, CONTAINER.notebook_runner, read_only=True),
         ]
         environment = {
             "MLMAGIC_RUN_ID": record.id,
             "MLMAGIC_OUTPUT_DIR": CONTAINER.outputs,
             "MLMAGIC_METRICS_FILE": CONTAINER.in_system("metrics.jsonl"),
             "MLMAGIC_PARAMS_FILE": CONTAINER.in_system("params.json"),
+            "MLMAGIC_PROGRESS_FILE": CONTAINER.in_system("progress.jsonl"),
             "PYTHONUNBUFFERED": "1",
             "PYTHONPATH": CONTAINER.lib,
             "MLMAGIC_LOG_MAX_BYTES": str(self.context.config.run_log_max_bytes),
@@ -173,7 +187,7 @@ class DockerTarget(Target):
         shm_size = config.shm_size or (self.context.config.default_shm_size if gpus else None)
         return ContainerSpec(
             image=image,
-            command=["sh", "-c", _LAUNCH, "mlmagic-run", config.script, *config.args],
+            command=["sh", "-c", _LAUNCH, "mlmagic-run", *config.argv],
             labels=labels(self.context.root, "run", record.id),
             environment=environment,
             mounts=mounts,

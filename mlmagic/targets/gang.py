@@ -133,7 +133,7 @@ class DockerGang:
             plan_file,
             dist,
             nodes,
-            command=["-u", record.config.script, *record.config.args],
+            command=["-u", *record.config.argv],
             log=CONTAINER.in_system("output.log"),
             exits=CONTAINER.in_system("gang"),
             extra={"agent_port": AGENT_PORT, "master_port": MASTER_PORT, "run_id": record.id},

@@ -83,7 +83,7 @@ class LocalGang:
             plan_file,
             dist,
             nodes,
-            command=["-u", record.config.script, *record.config.args],
+            command=["-u", *record.config.argv],
             log=str(paths.output_log),
             exits=str(exits),
             extra={"master_port": ports[0], "run_id": record.id},

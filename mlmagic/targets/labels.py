@@ -10,14 +10,17 @@ from pathlib import Path
 
 import mlmagic_gang
 import mlmagic_mpi
+import mlmagic_notebook
 import mlmagic_run
 from mlmagic.azureml.shim import SHIM as AZUREML_SHIM
 
-__all__ = ["AZUREML_SHIM", "GANG_HELPERS", "HELPER", "labels", "workspace_id"]
+__all__ = ["AZUREML_SHIM", "GANG_HELPERS", "HELPER", "NOTEBOOK_RUNNER", "labels", "workspace_id"]
 
 #: The stdlib helper scripts import (and the launcher), mounted into every container and
 #: run from its place by local processes.
 HELPER = Path(mlmagic_run.__file__).resolve()
+#: The runner of notebooks (``python -m mlmagic_notebook``), mounted next to :data:`HELPER`.
+NOTEBOOK_RUNNER = Path(mlmagic_notebook.__file__).resolve()
 #: The node launcher of distributed runs and its MPI roles, mounted next to :data:`HELPER`.
 GANG_HELPERS = tuple(Path(str(module.__file__)).resolve() for module in (mlmagic_gang, mlmagic_mpi))
 

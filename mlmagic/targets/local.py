@@ -17,6 +17,7 @@ from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlmagic.build.notebook import DEPS_VARIABLE, notebook_deps
 from mlmagic.build.venv import (
     build_venv,
     check_local,
@@ -28,14 +29,15 @@ from mlmagic.build.venv import (
 )
 from mlmagic.deploy.staging import SERVE_REQUIREMENTS, model_subdir, stage_inference
 from mlmagic.engine.base import ContainerState, GpuRequest
-from mlmagic.events import BuildEvent, BuildEventKind
+from mlmagic.events import BuildEvent, BuildEventKind, drain
 from mlmagic.exceptions import DeployError, RunError
 from mlmagic.run.config import data_variable, parse_gpus
+from mlmagic.run.notebook import is_notebook
 from mlmagic.targets.base import Materialised, Target
 from mlmagic.targets.gang import is_gang
 from mlmagic.targets.gang_local import LocalGang
 from mlmagic.targets.gpu import environment_cuda, gpu_preflight
-from mlmagic.targets.labels import AZUREML_SHIM, HELPER
+from mlmagic.targets.labels import AZUREML_SHIM, HELPER, NOTEBOOK_RUNNER
 from mlmagic.targets.process import (
     ReadOnlyViewError,
     cuda_visible_devices,
@@ -128,8 +130,7 @@ class LocalTarget(Target):
             "--",
             python,
             "-u",
-            config.script,
-            *config.args,
+            *config.argv,
         ]
         return self.spawn(command, paths, record, environment)
 
@@ -157,6 +158,7 @@ class LocalTarget(Target):
             dirs_exist_ok=True,
             ignore=shutil.ignore_patterns("__pycache__"),
         )
+        shutil.copy2(NOTEBOOK_RUNNER, lib / "mlmagic_notebook.py")
         python = str(venv_python(Path(env.venv)))
         config = record.config
         environment = _python_environment()
@@ -166,6 +168,7 @@ class LocalTarget(Target):
                 "MLMAGIC_OUTPUT_DIR": str(paths.outputs),
                 "MLMAGIC_METRICS_FILE": str(paths.metrics),
                 "MLMAGIC_PARAMS_FILE": str(paths.params),
+                "MLMAGIC_PROGRESS_FILE": str(paths.progress),
                 "PYTHONUNBUFFERED": "1",
                 "PYTHONPATH": str(lib),
                 "MLMAGIC_LOG_MAX_BYTES": str(self.context.config.run_log_max_bytes),
@@ -175,10 +178,20 @@ class LocalTarget(Target):
         )
         for name, host_path in config.data.items():
             environment[data_variable(name)] = host_path
+        if is_notebook(config.script):
+            # Made in Preparing (prepare_notebook): found at once.
+            environment[DEPS_VARIABLE] = str(drain(notebook_deps(python)))
         devices = cuda_visible_devices(gpus)
         if devices is not None:
             environment["CUDA_VISIBLE_DEVICES"] = devices
         return python, environment, lib
+
+    def prepare_notebook(
+        self, env: Environment, paths: RunPaths
+    ) -> Generator[BuildEvent, None, None]:
+        if env.venv is None:
+            raise RunError(f"The environment {env.ref} has no virtual environment here.")
+        yield from notebook_deps(str(venv_python(Path(env.venv))))
 
     def has_command(self, env: Environment, command: str) -> bool:
         if env.venv and (venv_python(Path(env.venv)).parent / command).exists():

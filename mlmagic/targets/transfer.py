@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 
 from mlmagic.run.paths import CONTAINER, RunPaths
-from mlmagic.targets.labels import HELPER
+from mlmagic.targets.labels import AZUREML_SHIM, HELPER, NOTEBOOK_RUNNER
 
 __all__ = ["run_archive", "unpack"]
 
@@ -53,10 +53,31 @@ def run_archive(paths: RunPaths, data: Mapping[str, str], owner: tuple[int, int]
         _tree(tar, paths.snapshot, CONTAINER.src, uid, gid, writable=True)
         for folder in (CONTAINER.outputs, CONTAINER.logs, CONTAINER.system):
             _folder(tar, folder, uid, gid, 0o755)
+        # What a bind mount gives a run on this machine: the launcher, the notebook runner
+        # and the azureml shim (read-only, root's).
         tar.add(HELPER, arcname=_name(CONTAINER.helper), filter=_owned(0, 0, writable=False))
+        tar.add(
+            NOTEBOOK_RUNNER,
+            arcname=_name(CONTAINER.notebook_runner),
+            filter=_owned(0, 0, writable=False),
+        )
+        tar.add(
+            AZUREML_SHIM,
+            arcname=_name(f"{CONTAINER.lib}/azureml"),
+            filter=_no_cache(_owned(0, 0, writable=False)),
+        )
         for name, folder in sorted(data.items()):
             _tree(tar, Path(folder), f"{CONTAINER.data}/{name}", 0, 0, writable=False)
     return buffer.getvalue()
+
+
+def _no_cache(
+    change: Callable[[tarfile.TarInfo], tarfile.TarInfo],
+) -> Callable[[tarfile.TarInfo], tarfile.TarInfo | None]:
+    def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        return None if "__pycache__" in info.name.split("/") else change(info)
+
+    return keep
 
 
 def _name(path: str) -> str:

@@ -18,6 +18,7 @@ __all__ = [
     "JUPYTER_BASE_URL_VARIABLE",
     "STYLE",
     "badge",
+    "executed_notebook_html",
     "format_duration",
     "full_log_html",
     "full_log_url",
@@ -140,6 +141,27 @@ def full_log_html(run_id: str) -> str:
         f'<a href="{html.escape(url)}" target="_blank" rel="noopener" '
         'title="The whole log as plain text, in a new browser tab" '
         'style="font-size:12px;color:var(--jp-content-link-color, #1565c0)">full log ↗</a>'
+    )
+
+
+def executed_notebook_html(run_id: str, name: str) -> str:
+    """A link that opens a notebook run's executed copy in JupyterLab (the labextension
+    routes ``?mlmagic-run=<run id>/<name>`` to its read-only ``mlmagic-run:`` drive), else
+    how to get the copy."""
+    base = os.environ.get(JUPYTER_BASE_URL_VARIABLE)
+    if not run_id or not name:
+        return ""
+    if base is None:
+        return (
+            '<span style="opacity:.7;font-size:12px">executed notebook: '
+            f"<code>run.download({html.escape(repr(f'outputs/{name}'))})</code></span>"
+        )
+    url = f"{base.rstrip('/')}/lab?" + urllib.parse.urlencode({"mlmagic-run": f"{run_id}/{name}"})
+    return (
+        f'<a href="{html.escape(url)}" target="_blank" rel="noopener" '
+        'title="The notebook as the run executed it (read-only), in JupyterLab" '
+        'style="font-size:12px;color:var(--jp-content-link-color, #1565c0)">'
+        "open executed notebook ↗</a>"
     )
 
 

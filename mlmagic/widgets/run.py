@@ -15,6 +15,7 @@ from mlmagic.widgets.model import LogTail, Metrics, StageTimeline, build_event_l
 from mlmagic.widgets.render import (
     STYLE,
     badge,
+    executed_notebook_html,
     format_duration,
     full_log_html,
     lines_box,
@@ -51,6 +52,8 @@ class RunView(View):
     run_id
         Shown in a small text field, ready to be copied, next to a link to the run's whole
         log when the kernel was started by a Jupyter server with mlmagic's extension.
+    notebook
+        For a notebook run, the file name of its executed copy: a link opens it.
 
     Notes
     -----
@@ -69,6 +72,7 @@ class RunView(View):
         on_cancel: Callable[[], None] | None = None,
         tail_lines: int = 200,
         run_id: str | None = None,
+        notebook: str | None = None,
     ) -> None:
         super().__init__(title)
         self._tail = LogTail(tail_lines)
@@ -82,6 +86,8 @@ class RunView(View):
         self.metrics = Metrics()
         self.exit_code: int | None = None
         self.message = ""
+        #: How far the Running stage is, in words (``cell 7/23``; ``""`` when unknown).
+        self.progress = ""
         self._on_cancel = on_cancel
         self._log_dirty = True
         self._metrics_dirty = True
@@ -107,8 +113,11 @@ class RunView(View):
         self.run_id_field.observe(self._keep_run_id, names="value")
         self._run_id = run_id or ""
         self.full_log = ipywidgets.HTML(full_log_html(self._run_id))
+        self.executed_notebook = ipywidgets.HTML(
+            executed_notebook_html(self._run_id, notebook) if notebook else ""
+        )
         footer = ipywidgets.HBox(
-            [self.cancel_button, self.run_id_field, self.full_log],
+            [self.cancel_button, self.run_id_field, self.full_log, self.executed_notebook],
             layout=ipywidgets.Layout(align_items="center"),
         )
         # The style sheet is sent once, apart from the header that changes on every flush:
@@ -179,6 +188,8 @@ class RunView(View):
             elif kind is RunEventKind.STAGE:
                 if event.stage is not None:
                     self.timeline.enter(event.stage, event.time)
+            elif kind is RunEventKind.PROGRESS:
+                self.progress = event.message
             elif kind is RunEventKind.BUILD:
                 line = build_event_line(event.build) if event.build is not None else None
                 if line is not None:
@@ -292,7 +303,11 @@ class RunView(View):
         self._take_lines()
         # The stepper changes with a stage; between stages only its clocks tick, and a
         # clock a second is enough (each redraw is a message and a browser layout).
-        stages = (self.status, tuple(self.timeline.state(stage) for stage in Stage))
+        stages = (
+            self.status,
+            tuple(self.timeline.state(stage) for stage in Stage),
+            self.progress,
+        )
         now = _monotonic()
         if stages != self._header_stages or now - self._header_at >= HEADER_INTERVAL:
             self._header.value = self._render_header(time.time())
@@ -314,7 +329,10 @@ class RunView(View):
         pills = []
         for stage in Stage:
             state = timeline.state(stage)
-            pills.append(_stage_pill(stage.value, state, timeline.duration(stage, now)))
+            name = stage.value
+            if stage is Stage.RUNNING and self.progress:
+                name = f"{name} · {self.progress}"
+            pills.append(_stage_pill(name, state, timeline.duration(stage, now)))
         status = self.status
         if status.is_terminal:
             end = status.value

@@ -1,0 +1,286 @@
+/**
+ * "Submit as run…": run a notebook top to bottom as an mlmagic run, from the notebook's
+ * toolbar, the file browser's context menu or the command palette, and open the executed
+ * copy of a notebook run (read-only) through the `mlmagic-run:` drive.
+ *
+ * The dialog starts from `GET notebook-runs/defaults` (the environments, and the values
+ * of the notebook's `parameters` cell) and submits with `POST notebook-runs`
+ * (mlmagic/server/submit.py); the run then shows in the side panel and its log opens.
+ */
+import { IRouter, JupyterFrontEnd } from '@jupyterlab/application';
+import {
+  Dialog,
+  ICommandPalette,
+  ToolbarButton,
+  showDialog,
+  showErrorMessage
+} from '@jupyterlab/apputils';
+import { DocumentRegistry, DocumentWidget } from '@jupyterlab/docregistry';
+import { Contents, ServerConnection } from '@jupyterlab/services';
+import { ISignal, Signal } from '@lumino/signaling';
+import { Widget } from '@lumino/widgets';
+
+import { IEnvironment, IRun, request } from './api';
+import { OPEN_LOG } from './panel';
+
+/** The command that submits a notebook (`path`, else the current one). */
+export const SUBMIT_NOTEBOOK = 'mlmagic:submit-notebook';
+/** The command that opens the executed copy of a notebook run (`id`, `name`). */
+export const OPEN_EXECUTED = 'mlmagic:open-executed-notebook';
+/** The drive of executed copies: `mlmagic-run:<run id>/<name>.ipynb`. */
+export const DRIVE = 'mlmagic-run';
+
+interface IDefaults {
+  path: string;
+  parameters: Record<string, string> | null;
+  environments: IEnvironment[];
+}
+
+/** What the dialog gives back. */
+interface ISubmission {
+  environment: string;
+  experiment: string;
+  parameters: Record<string, string>;
+  gpus: string;
+  target: string;
+}
+
+/** The form of the dialog; `getValue` reads it. */
+class SubmitForm extends Widget implements Dialog.IBodyWidget<ISubmission> {
+  constructor(defaults: IDefaults) {
+    super();
+    this.addClass('mlmagic-submit-form');
+    const names = [...new Set(defaults.environments.map(e => e.name))];
+    const lines = Object.entries(defaults.parameters ?? {}).map(
+      ([name, value]) => `${name} = ${value}`
+    );
+    // Laid out here: the extension's style sheets are another module's.
+    this.node.style.cssText = 'display:grid;gap:8px;min-width:24em';
+    this.node.innerHTML = `
+      <label>Environment <select name="environment"></select></label>
+      <label>Experiment <input name="experiment" value="default"></label>
+      <label>Parameters <small>(one <code>name = literal</code> a line)</small>
+        <textarea name="parameters" rows="5"></textarea></label>
+      <label>GPUs <input name="gpus" value="none"></label>
+      <label>Target <select name="target">
+        <option value="">the workspace's</option>
+        <option value="docker">docker</option>
+        <option value="local">local</option></select></label>
+      <p class="mlmagic-submit-note"></p>`;
+    const select = this.field<HTMLSelectElement>('environment');
+    for (const name of names) {
+      const option = document.createElement('option');
+      option.value = option.textContent = name;
+      select.appendChild(option);
+    }
+    this.field<HTMLTextAreaElement>('parameters').value = lines.join('\n');
+    const note = this.node.querySelector('.mlmagic-submit-note') as HTMLElement;
+    note.textContent = !names.length
+      ? 'The workspace has no environment yet: make one with %%environment first.'
+      : defaults.parameters === null
+        ? "The notebook has no cell tagged 'parameters': parameters go into a new first cell."
+        : '';
+  }
+
+  getValue(): ISubmission {
+    const parameters: Record<string, string> = {};
+    for (const line of this.field<HTMLTextAreaElement>('parameters').value.split('\n')) {
+      const at = line.indexOf('=');
+      if (line.trim() && at > 0) {
+        parameters[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+      } else if (line.trim()) {
+        // The server refuses it in the user's words.
+        parameters[line.trim()] = '';
+      }
+    }
+    return {
+      environment: this.field<HTMLSelectElement>('environment').value,
+      experiment: this.field<HTMLInputElement>('experiment').value.trim(),
+      parameters,
+      gpus: this.field<HTMLInputElement>('gpus').value.trim(),
+      target: this.field<HTMLSelectElement>('target').value
+    };
+  }
+
+  private field<T extends HTMLElement>(name: string): T {
+    return this.node.querySelector(`[name="${name}"]`) as T;
+  }
+}
+
+/** Ask for the run's settings, submit `path`, and show the run; the run, or null. */
+export async function submitNotebook(
+  app: JupyterFrontEnd,
+  path: string
+): Promise<IRun | null> {
+  let defaults: IDefaults;
+  try {
+    defaults = await request<IDefaults>(['notebook-runs', 'defaults'], {}, { path });
+  } catch (error) {
+    void showErrorMessage('Submit as run', (error as Error).message);
+    return null;
+  }
+  const result = await showDialog<ISubmission>({
+    title: `Submit ${path} as a run`,
+    body: new SubmitForm(defaults),
+    buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Submit' })]
+  });
+  if (!result.button.accept || result.value === null) {
+    return null;
+  }
+  try {
+    const run = await request<IRun>(['notebook-runs'], {
+      method: 'POST',
+      body: JSON.stringify({ path, ...result.value })
+    });
+    app.shell.activateById('mlmagic-panel');
+    void app.commands.execute(OPEN_LOG, { id: run.id });
+    return run;
+  } catch (error) {
+    void showErrorMessage('Submit as run', (error as Error).message);
+    return null;
+  }
+}
+
+/** Read-only executed copies of notebook runs, as JupyterLab opens documents. */
+export class ExecutedNotebooks implements Contents.IDrive {
+  readonly name = DRIVE;
+  readonly serverSettings = ServerConnection.makeSettings();
+  private _changed = new Signal<this, Contents.IChangedArgs>(this);
+  private _disposed = false;
+
+  get fileChanged(): ISignal<this, Contents.IChangedArgs> {
+    return this._changed;
+  }
+
+  get isDisposed(): boolean {
+    return this._disposed;
+  }
+
+  dispose(): void {
+    this._disposed = true;
+    Signal.clearData(this);
+  }
+
+  async get(localPath: string): Promise<Contents.IModel> {
+    const id = localPath.split('/')[0];
+    const model = await request<Contents.IModel>(['runs', id, 'notebook']);
+    return { ...model, path: `${DRIVE}:${model.path}` } as Contents.IModel;
+  }
+
+  async getDownloadUrl(localPath: string): Promise<string> {
+    return this.readOnly();
+  }
+
+  newUntitled(): Promise<Contents.IModel> {
+    return this.readOnly();
+  }
+
+  delete(): Promise<void> {
+    return this.readOnly();
+  }
+
+  rename(): Promise<Contents.IModel> {
+    return this.readOnly();
+  }
+
+  save(): Promise<Contents.IModel> {
+    return this.readOnly();
+  }
+
+  copy(): Promise<Contents.IModel> {
+    return this.readOnly();
+  }
+
+  async createCheckpoint(): Promise<Contents.ICheckpointModel> {
+    return { id: 'executed', last_modified: new Date().toISOString() };
+  }
+
+  async listCheckpoints(): Promise<Contents.ICheckpointModel[]> {
+    return [];
+  }
+
+  restoreCheckpoint(): Promise<void> {
+    return this.readOnly();
+  }
+
+  deleteCheckpoint(): Promise<void> {
+    return this.readOnly();
+  }
+
+  private async readOnly(): Promise<never> {
+    throw new Error(
+      'The executed copy of a run is read-only: save it elsewhere with File › Save As… ' +
+        'or download it with run.download().'
+    );
+  }
+}
+
+/** The path of the notebook shown in the main area, or null. */
+function currentNotebook(app: JupyterFrontEnd): string | null {
+  const widget = app.shell.currentWidget;
+  if (widget instanceof DocumentWidget && widget.context.path.endsWith('.ipynb')) {
+    return widget.context.path;
+  }
+  return null;
+}
+
+/** Add the commands, the toolbar button, the menu item and the drive to `app`. */
+export function activateSubmit(
+  app: JupyterFrontEnd,
+  palette: ICommandPalette | null,
+  router: IRouter | null
+): void {
+  app.serviceManager.contents.addDrive(new ExecutedNotebooks());
+
+  app.commands.addCommand(SUBMIT_NOTEBOOK, {
+    label: 'Submit as run…',
+    caption: 'Run this notebook top to bottom as an mlmagic run, with parameters',
+    isEnabled: args =>
+      !!args.path || !!args.fromBrowser || currentNotebook(app) !== null,
+    execute: async args => {
+      let path = (args.path as string) || currentNotebook(app);
+      if (!path && args.fromBrowser) {
+        // The file browser's selection opens first; its document names the path.
+        await app.commands.execute('filebrowser:open');
+        path = currentNotebook(app);
+      }
+      return path ? submitNotebook(app, path) : null;
+    }
+  });
+
+  app.commands.addCommand(OPEN_EXECUTED, {
+    label: 'Open executed notebook',
+    caption: 'The notebook as the run executed it (read-only)',
+    execute: args => {
+      // From a link (the run widget's): `?mlmagic-run=<run id>/<name>` in the URL.
+      const linked = new URLSearchParams(String(args.search ?? '')).get(DRIVE);
+      const path = linked ?? `${args.id}/${args.name}`;
+      return app.commands.execute('docmanager:open', {
+        path: `${DRIVE}:${path}`,
+        factory: 'Notebook'
+      });
+    }
+  });
+  router?.register({ command: OPEN_EXECUTED, pattern: /[?&]mlmagic-run=/ });
+
+  app.docRegistry.addWidgetExtension('Notebook', {
+    createNew: (widget: DocumentWidget, context: DocumentRegistry.Context) => {
+      const button = new ToolbarButton({
+        className: 'mlmagic-submit-button',
+        label: 'Submit as run…',
+        tooltip: 'Run this notebook as an mlmagic run, with parameters',
+        onClick: () => void submitNotebook(app, context.path)
+      });
+      widget.toolbar.insertItem(10, 'mlmagicSubmit', button);
+      return button;
+    }
+  } as DocumentRegistry.WidgetExtension);
+
+  app.contextMenu.addItem({
+    command: SUBMIT_NOTEBOOK,
+    args: { fromBrowser: true },
+    selector: '.jp-DirListing-item[data-file-type="notebook"]',
+    rank: 12
+  });
+  palette?.addItem({ command: SUBMIT_NOTEBOOK, category: 'mlmagic' });
+}
