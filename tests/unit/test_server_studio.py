@@ -21,16 +21,13 @@ from mlmagic import Environment, Workspace
 from mlmagic.run.paths import RunPaths
 from mlmagic.server.run_files import BadFileName, content_headers, plain_name
 from mlmagic.server.studio import lab_path
-from tests.unit.test_server import (  # noqa: F401 (fixtures)
-    _error,
-    add_run,
-    add_service,
-    api,
-    jp_server_config,
-    ws,
-)
+from tests.unit import test_server as base
+from tests.unit.test_server import _error, add_run, add_service
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+# The extension's server, its workspace and the JSON caller of the panel's own tests.
+jp_server_config, ws, api = base.jp_server_config, base.ws, base.api
 
 DONE = "digits_20240101-120000_aaaaaa"
 LIVE = "digits_20240101-120100_bbbbbb"
