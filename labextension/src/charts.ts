@@ -46,12 +46,19 @@ export function metricSpec(
     ]
   };
   if (several) {
-    encoding.color = { field: 'series', type: 'nominal', title: seriesTitle };
+    // Below the plot, so that long run ids do not take the plot's width.
+    encoding.color = {
+      field: 'series',
+      type: 'nominal',
+      title: seriesTitle,
+      legend: { orient: 'bottom', direction: 'vertical', labelLimit: 0 }
+    };
   }
   return {
     width,
     height: 150,
-    autosize: { type: 'fit', contains: 'padding' },
+    // The width is the chart's room; the height is the plot's, a legend adds to it.
+    autosize: { type: 'fit-x', contains: 'padding' },
     background: null,
     data: { values: points },
     mark: { type: 'line', point: points.length <= MAX_MARKS, interpolate: 'linear' },
@@ -80,6 +87,15 @@ export class MetricChart {
     const caption = element('figcaption', 'mlmagic-chart-title', name);
     this.node.append(caption, this._host);
     charts.add(this);
+    // Drawn at the width the chart has: again when that changes (the tab was hidden
+    // when the values came, or the main area was resized).
+    this._resize = new ResizeObserver(() => {
+      const width = this.node.clientWidth;
+      if (width > 0 && Math.abs(width - this._drawnWidth) > 16) {
+        void this._draw();
+      }
+    });
+    this._resize.observe(this.node);
   }
 
   /** Draw the chart with these values (null values are left out). */
@@ -102,6 +118,7 @@ export class MetricChart {
 
   dispose(): void {
     charts.delete(this);
+    this._resize.disconnect();
     this._renderer?.dispose();
     this._renderer = null;
     this._disposed = true;
@@ -142,8 +159,19 @@ export class MetricChart {
       );
       return;
     }
-    // The room the chart has now (a fixed size: a hidden tab measures as zero).
-    const width = Math.max(240, (this.node.clientWidth || 460) - 60);
+    if (this.node.clientWidth === 0) {
+      // Hidden (drawn by the observer once it has a width again), or measured in the
+      // middle of a theme's change of stylesheets: look again at the next frame.
+      this._drawnWidth = 0;
+      requestAnimationFrame(() => {
+        if (this.node.clientWidth > 0 && this._drawnWidth === 0) {
+          void this._draw();
+        }
+      });
+      return;
+    }
+    this._drawnWidth = this.node.clientWidth;
+    const width = Math.max(200, this._drawnWidth - 40);
     const model = new MimeModel({
       data: {
         [VEGALITE_MIME]: metricSpec(this.name, points, this.seriesTitle, width) as any
@@ -174,6 +202,8 @@ export class MetricChart {
   private readonly _host = element('div', 'mlmagic-chart-host');
   private _renderer: IRenderMime.IRenderer | null = null;
   private _points: IPoint[] = [];
+  private readonly _resize: ResizeObserver;
+  private _drawnWidth = 0;
   private _drawing = false;
   private _again = false;
   private _disposed = false;

@@ -104,14 +104,17 @@ export class RunDetailsView extends Panel {
     const files = this._count++ % FILES_EVERY === 0;
     let overview: IRunOverview;
     try {
+      // Each part is shown as soon as it comes: a slow one holds back no other.
       const [first, chunk, listing] = await Promise.all([
-        api.overview(this.runId),
+        api.overview(this.runId).then(reply => {
+          this._showOverview(reply);
+          return reply;
+        }),
         api.metrics(this.runId, this._cursor),
         files ? api.files(this.runId) : Promise.resolve(null)
       ]);
       overview = first;
       this._showError(null);
-      this._showOverview(overview);
       this._addMetrics(chunk.metrics);
       this._cursor = chunk.cursor;
       if (listing) {
