@@ -72,6 +72,14 @@ abstract class RecordView<T> extends Widget {
     void this.refresh();
   }
 
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    // Attached already shown (as JupyterLab restores its layout): no show comes.
+    if (this.isVisible) {
+      void this.refresh();
+    }
+  }
+
   async refresh(): Promise<void> {
     try {
       this.render(await this.load());
@@ -227,7 +235,9 @@ export class EnvironmentView extends RecordView<IEnvironmentDetails> {
         output.replaceChildren();
         return;
       }
-      api.environmentDiff(env.name, env.version, other).then(
+      // From the older version to the newer, whichever is this one.
+      const [older, newer] = [Math.min(env.version, other), Math.max(env.version, other)];
+      api.environmentDiff(env.name, newer, older).then(
         diff => {
           output.replaceChildren(
             diffBlock('packages', diff.packages),

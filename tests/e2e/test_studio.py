@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 import mlmagic_run
-from mlmagic import Workspace
+from mlmagic import Environment, Workspace
 from mlmagic.run.paths import RunPaths
 from tests.e2e.lab import (
     JupyterLab,
@@ -93,6 +93,10 @@ def ws_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace
     (done.logs / "train.log").write_text("epoch 1\n")
     ws.runs.get(DONE).register_model("digits", "outputs/model.pkl")
     add_service(ws, "digits-svc")  # serves digits:1
+    # A second version of the environment, with its resolved packages, to diff with.
+    ws.environments.register(Environment.from_text("six-env", "six\nrequests\n"))
+    ws.store.update_environment("six-env", 1, packages=["numpy==1.26.0", "six==1.16.0"])
+    ws.store.update_environment("six-env", 2, packages=["numpy==1.26.0", "six==1.17.0"])
     # This checkout's labextension first; hidden folders (.mlmagic) in the file browser.
     extra = tmp_path_factory.mktemp("jupyter-path")
     (extra / "labextensions").mkdir()
@@ -218,6 +222,9 @@ def test_compare_two_runs(page: Any) -> None:
     panel = page.locator("#mlmagic-panel")
     for run_id in (DONE, OTHER):
         panel.locator(f'.mlmagic-run[data-run-id="{run_id}"] input.mlmagic-pick').check()
+    # A run row opens from the keyboard too.
+    panel.locator(f'.mlmagic-run[data-run-id="{OTHER}"]').press("Enter")
+    expect(page.locator(f'.mlmagic-details[data-run-id="{OTHER}"]')).to_be_visible()
     panel.locator("button.mlmagic-compare-button").click()
     compare = page.locator(f'.mlmagic-compare[data-runs="{DONE},{OTHER}"]')
     table = compare.locator(".mlmagic-compare-table")
@@ -258,6 +265,10 @@ def test_from_a_service_to_its_run_and_environment(page: Any) -> None:
     env = page.locator('.mlmagic-environment-view[data-environment="six-env:1"]')
     expect(env.locator(".mlmagic-dockerfile")).to_contain_text("FROM")
     expect(env.locator(f'.mlmagic-environment-runs button[data-run="{OTHER}"]')).to_be_visible()
+    env.locator("select.mlmagic-diff-with").select_option("2")
+    packages = env.locator('.mlmagic-diff-text[data-what="packages"]')
+    expect(packages.locator(".mlmagic-diff-removed")).to_have_text("-six==1.16.0")
+    expect(packages.locator(".mlmagic-diff-added")).to_have_text("+six==1.17.0")
     _shot(page, "studio-environment.png")
     # Back the other way: the models section of the panel links to the run.
     page.locator('#mlmagic-panel .mlmagic-model[data-model="digits:1"] button').first.click()
