@@ -86,3 +86,41 @@ export function terminalLine(line: string): string {
   const cut = trimmed.lastIndexOf('\r');
   return cut < 0 ? trimmed : trimmed.slice(cut + 1);
 }
+
+/** `512 B`, `3.4 KiB`, `12 MiB`, `1.2 GiB`. */
+export function formatBytes(bytes: number | null): string {
+  if (bytes === null) {
+    return '';
+  }
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${value} B` : `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
+
+/** A value of a param or metric as a table shows it. */
+export function formatValue(value: unknown): string {
+  if (value === null || value === undefined) {
+    return '';
+  }
+  if (typeof value === 'number') {
+    return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(6)));
+  }
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+/** A button that reads as a link (keyboard reachable like any button). */
+export function linkButton(label: string, title: string, action: () => void): HTMLButtonElement {
+  const control = element('button', 'mlmagic-link', label);
+  control.type = 'button';
+  control.title = title;
+  control.addEventListener('click', event => {
+    event.stopPropagation();
+    action();
+  });
+  return control;
+}

@@ -14,6 +14,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { RunLogView } from './log';
 import { MlmagicPanel, OPEN_LOG } from './panel';
 import { activateSubmit } from './submit';
+import { studioPlugin } from './studio';
 
 const ICON = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
   <g class="jp-icon3" fill="#616161">
@@ -82,4 +83,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+export default [plugin, studioPlugin(mlmagicIcon)];

@@ -53,6 +53,14 @@ export class RunLogView extends Widget {
     }
   }
 
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    // Moved in the layout (as JupyterLab restores it): detaching stopped the poll.
+    if (!this._complete && this.isVisible) {
+      this._poll.start();
+    }
+  }
+
   protected onAfterHide(msg: Message): void {
     super.onAfterHide(msg);
     this._poll.stop();

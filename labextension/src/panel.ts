@@ -1,20 +1,25 @@
 /**
- * The side panel: environments, runs and services of the server's workspace.
+ * The side panel: environments, runs, models and services of the server's workspace.
  *
- * It polls the API itself while it is visible (runs every 2 s, environments and services
- * every 10 s: a service's state is a request to its container) and not at all while it
- * is hidden. A poll of the runs asks only for those changed since the previous one and
- * merges them into the list it keeps, so an idle workspace costs the server next to
- * nothing however many runs it holds. Selecting a run opens its log; live runs have a Cancel button, services a
- * Delete button.
+ * It polls the API itself while it is visible (runs every 2 s, environments, models and
+ * services every 10 s: a service's state is a request to its container) and not at all
+ * while it is hidden. A poll of the runs asks only for those changed since the previous
+ * one and merges them into the list it keeps, so an idle workspace costs the server next
+ * to nothing however many runs it holds.
+ *
+ * Selecting a run opens its details; ticking runs and pressing Compare opens a
+ * comparison; live runs have a Cancel button. An environment version opens its details,
+ * a service its lineage, and a model links to the run that made it and the services
+ * that use it. Rows are reachable with Tab and open with Enter.
  */
 import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { CommandRegistry } from '@lumino/commands';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { api, IEnvironment, IRun, IRunList, IService, RUNS_LIMIT } from './api';
-import { badge, element, formatDuration, formatTime } from './format';
+import { api, IEnvironment, IModel, IRun, IRunList, IService, RUNS_LIMIT } from './api';
+import { COMPARE_RUNS, OPEN_ENVIRONMENT, OPEN_LINEAGE, OPEN_RUN } from './commands';
+import { badge, element, formatDuration, formatTime, linkButton } from './format';
 import { VisiblePoll } from './poll';
 import { KeyedTable } from './table';
 import { OPEN_EXECUTED } from './submit';
@@ -40,9 +45,14 @@ export class MlmagicPanel extends Widget {
       header,
       this._error,
       this._section('Environments', this._environments.node, 'mlmagic-environments'),
-      this._section('Runs', this._runs.node, 'mlmagic-runs'),
+      this._section('Runs', this._runs.node, 'mlmagic-runs', this._compare),
+      this._section('Models', this._models.node, 'mlmagic-models'),
       this._section('Services', this._services.node, 'mlmagic-services')
     );
+    this._compare.disabled = true;
+    this._compare.addEventListener('click', () => {
+      void this.commands.execute(COMPARE_RUNS, { ids: [...this._selected] });
+    });
     this._poll = new VisiblePoll(this, () => this._tick());
   }
 
@@ -74,9 +84,18 @@ export class MlmagicPanel extends Widget {
     super.onBeforeDetach(msg);
   }
 
-  private _section(title: string, body: HTMLElement, name: string): HTMLElement {
+  private _section(
+    title: string,
+    body: HTMLElement,
+    name: string,
+    action: HTMLElement | null = null
+  ): HTMLElement {
     const section = element('section', `mlmagic-section ${name}`);
-    section.append(element('h3', 'mlmagic-section-title', title), body);
+    const heading = element('h3', 'mlmagic-section-title', title);
+    if (action) {
+      heading.append(action);
+    }
+    section.append(heading, body);
     return section;
   }
 
@@ -89,7 +108,8 @@ export class MlmagicPanel extends Widget {
     if (slow) {
       work.push(
         api.environments().then(r => this._showEnvironments(r.environments)),
-        api.services().then(r => this._showServices(r.services))
+        api.services().then(r => this._showServices(r.services)),
+        api.models().then(r => this._models.show(r.models))
       );
       if (!this._workspace.textContent) {
         work.push(
@@ -140,11 +160,16 @@ export class MlmagicPanel extends Widget {
     this._runList = new Map(runs.map(run => [run.id, run]));
     this._cursor = list.cursor;
     this._runs.show(runs);
+    this._showSelection();
   }
 
   private _environmentRow(env: IEnvironment): HTMLTableRowElement {
     const row = element('tr', 'mlmagic-environment');
-    row.title = env.image;
+    row.title = `${env.image}\nOpen to see its Dockerfile, packages and runs.`;
+    row.dataset.environment = `${env.name}:${env.version}`;
+    opens(row, () =>
+      this.commands.execute(OPEN_ENVIRONMENT, { name: env.name, version: env.version })
+    );
     row.append(
       element('td', 'mlmagic-name', env.name),
       element('td', 'mlmagic-version', `v${env.version}`),
@@ -168,7 +193,7 @@ export class MlmagicPanel extends Widget {
       `started ${new Date((run.started ?? run.created) * 1000).toLocaleString()}`,
       run.exit_code !== null ? `exit code ${run.exit_code}` : '',
       run.error ?? '',
-      'Click to open its log.'
+      'Open it to see its details: metrics, files, models and log.'
     ]
       .filter(Boolean)
       .join('\n');
@@ -212,10 +237,64 @@ export class MlmagicPanel extends Widget {
       actions.append(open);
     }
     const status = run.cancel_requested && run.live ? 'Canceling' : run.status;
-    row.append(cell(badge(status, run.status)), what, actions);
-    row.addEventListener('click', () => {
-      void this.commands.execute(OPEN_LOG, { id: run.id });
+    const pick = element('input', 'mlmagic-pick');
+    pick.type = 'checkbox';
+    pick.checked = this._selected.has(run.id);
+    pick.title = `Tick runs to compare them (${run.id})`;
+    pick.setAttribute('aria-label', `Compare run ${run.id}`);
+    pick.addEventListener('click', event => event.stopPropagation());
+    pick.addEventListener('change', () => {
+      if (pick.checked) {
+        this._selected.add(run.id);
+      } else {
+        this._selected.delete(run.id);
+      }
+      this._showSelection();
     });
+    row.append(cell(pick), cell(badge(status, run.status)), what, actions);
+    opens(row, () => this.commands.execute(OPEN_RUN, { id: run.id }));
+    return row;
+  }
+
+  private _showSelection(): void {
+    // Runs that fell off the list are no longer offered.
+    for (const id of this._selected) {
+      if (!this._runList.has(id)) {
+        this._selected.delete(id);
+      }
+    }
+    this._compare.disabled = this._selected.size < 2;
+    this._compare.textContent = `Compare${this._selected.size ? ` (${this._selected.size})` : ''}`;
+  }
+
+  private _modelRow(model: IModel): HTMLTableRowElement {
+    const row = element('tr', 'mlmagic-model');
+    row.dataset.model = model.ref;
+    const what = element('td', 'mlmagic-model-what');
+    const title = element('div');
+    title.append(element('span', 'mlmagic-name', model.name), element('span', 'mlmagic-version', ` v${model.version}`));
+    const from = element('div', 'mlmagic-model-lineage');
+    if (model.run_id) {
+      const runId = model.run_id;
+      from.append(
+        linkButton(`run ${model.experiment ?? runId}`, `Open run ${runId}, which made it`, () => {
+          void this.commands.execute(OPEN_RUN, { id: runId });
+        })
+      );
+    } else {
+      from.append(element('span', 'mlmagic-version', 'from a file'));
+    }
+    for (const service of model.services) {
+      from.append(
+        ' → ',
+        linkButton(service, `The lineage of service ${service}, which serves it`, () => {
+          void this.commands.execute(OPEN_LINEAGE, { service });
+        })
+      );
+    }
+    what.append(title, from);
+    row.title = `${model.ref} · ${model.file}`;
+    row.append(what);
     return row;
   }
 
@@ -235,7 +314,11 @@ export class MlmagicPanel extends Widget {
     remove.addEventListener('click', () => void this._delete(service.name, remove));
     const what = element('td', 'mlmagic-service-what');
     what.append(element('div', 'mlmagic-name', service.name), link);
+    link.addEventListener('click', event => event.stopPropagation());
+    remove.addEventListener('click', event => event.stopPropagation());
     row.append(cell(badge(service.state)), what, cell(remove));
+    row.title += '\nOpen to see its lineage: models, runs, environments, images.';
+    opens(row, () => this.commands.execute(OPEN_LINEAGE, { service: service.name }));
     return row;
   }
 
@@ -265,8 +348,20 @@ export class MlmagicPanel extends Widget {
     key: env => `${env.name}:${env.version}`,
     render: env => this._environmentRow(env)
   });
+  private readonly _compare = button(
+    'Compare',
+    'mlmagic-compare-button',
+    'Compare the ticked runs: params, last metrics and overlaid charts'
+  );
+  private readonly _selected = new Set<string>();
+  private readonly _models = new KeyedTable<IModel>({
+    headings: ['Model'],
+    empty: 'No models: run.register_model(NAME, "outputs/model.pkl") registers one.',
+    key: model => model.ref,
+    render: model => this._modelRow(model)
+  });
   private readonly _runs = new KeyedTable<IRun>({
-    headings: ['Status', 'Run', ''],
+    headings: ['', 'Status', 'Run', ''],
     empty: 'No runs yet: %submit train.py --env NAME runs a script.',
     key: run => run.id,
     render: run => this._runRow(run),
@@ -289,6 +384,19 @@ export class MlmagicPanel extends Widget {
   private _cursor: number | null = null;
   private _count = 0;
   private _failures = 0;
+}
+
+/** Make a row open something on a click, or on Enter or Space once it has the focus. */
+function opens(row: HTMLTableRowElement, open: () => unknown): void {
+  row.tabIndex = 0;
+  row.classList.add('mlmagic-opens');
+  row.addEventListener('click', () => void open());
+  row.addEventListener('keydown', event => {
+    if ((event.key === 'Enter' || event.key === ' ') && event.target === row) {
+      event.preventDefault();
+      void open();
+    }
+  });
 }
 
 function cell(child: HTMLElement): HTMLTableCellElement {

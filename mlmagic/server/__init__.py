@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from traitlets import Bool, Unicode
 from traitlets.config import Configurable
 
+from mlmagic.server import studio
 from mlmagic.server.handlers import WorkspaceAccess, handlers
 from mlmagic.server.submit import notebook_handlers
 from mlmagic.widgets.render import JUPYTER_BASE_URL_VARIABLE
@@ -64,9 +65,10 @@ def _load_jupyter_server_extension(server_app: ServerApp) -> None:
     # A kernel's widgets link to the full log of a run through this server.
     os.environ[JUPYTER_BASE_URL_VARIABLE] = server_app.base_url
     web_app = server_app.web_app
-    access = WorkspaceAccess(root)
-    web_app.add_handlers(".*$", handlers(web_app.settings["base_url"], access))
-    web_app.add_handlers(
-        ".*$", notebook_handlers(web_app.settings["base_url"], access, server_app.root_dir)
-    )
+    base_url, access = web_app.settings["base_url"], WorkspaceAccess(root)
+    # The studio's file links open in JupyterLab only where its file browser reaches.
+    allow_hidden = bool(getattr(server_app.contents_manager, "allow_hidden", False))
+    routes = studio.handlers(base_url, access, server_app.root_dir, allow_hidden)
+    routes += notebook_handlers(base_url, access, server_app.root_dir)
+    web_app.add_handlers(".*$", handlers(base_url, access) + routes)
     server_app.log.info("mlmagic: the panel shows the workspace %s", root)
