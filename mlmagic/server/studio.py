@@ -212,7 +212,7 @@ class CompareHandler(_StudioHandler):
             for run_id in dict.fromkeys(ids):
                 run = self.access.run(run_id)
                 record = run.record
-                columns = summarize(run.paths, record.config.name)["columns"]
+                columns = summarize(run.paths)
                 rows.append(
                     {
                         **run_row(record, now),
