@@ -72,6 +72,7 @@ def render(env_image: str, entry_script: str, models: Sequence[Model]) -> str:
             "COPY uv /usr/local/bin/mlmagic-uv",
             f"RUN --mount=type=cache,id=mlmagic-uv,target=/root/.cache/uv {secrets} {install}",
             "COPY lib/mlmagic_serve /opt/mlmagic/lib/mlmagic_serve",
+            "COPY lib/azureml /opt/mlmagic/lib/azureml",
             f"COPY models {MODEL_DIR}",
             f"COPY app {APP_DIR}",
             f'ENV PYTHONPATH=/opt/mlmagic/lib MLMAGIC_ENTRY_SCRIPT="{entry}" '

@@ -3,6 +3,7 @@
 ::
 
     lib/mlmagic_serve/              the scoring server (:mod:`mlmagic.serve`)
+    lib/azureml/                    azureml.core's Model.get_model_path for Azure's scripts
     models/<name>/<version>/...     each model version's files
     app/                            the entry script's source folder, copied like a
                                     run's snapshot (ignore files honoured)
@@ -17,6 +18,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from mlmagic.azureml.shim import SHIM
 from mlmagic.exceptions import DeployError
 from mlmagic.models import Model
 from mlmagic.run.snapshot import snapshot
@@ -70,6 +72,9 @@ def stage_inference(
     shutil.copytree(
         _SERVE_SOURCE, dest / "lib" / "mlmagic_serve", ignore=shutil.ignore_patterns("__pycache__")
     )
+    # A scoring script written for Azure calls azureml.core's Model.get_model_path with
+    # nothing installed (an image with the real SDK keeps it: see the shim's __init__).
+    shutil.copytree(SHIM, dest / "lib" / "azureml", ignore=shutil.ignore_patterns("__pycache__"))
     for model in models:
         shutil.copytree(model.folder, dest / "models" / model.name / str(model.version))
     (dest / "models").mkdir(exist_ok=True)

@@ -126,7 +126,10 @@ VERSION = "first"
 
 def init():
     global weights
-    with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "weights.json")) as f:
+    # Azure's way to find the model, with nothing of the SDK in the environment.
+    from azureml.core.model import Model
+
+    with open(Model.get_model_path("dot")) as f:
         weights = json.load(f)
     print("loaded weights", weights)
 

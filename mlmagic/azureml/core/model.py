@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlmagic.azureml.core.model_deploy import InferenceConfig, deploy
 from mlmagic.azureml.core.workspace import Workspace
+from mlmagic.azureml.shim.azureml.core.model import find_model_path
 from mlmagic.exceptions import MlmagicError, NotFoundError
 from mlmagic.models import Model as RegisteredModel
 
@@ -292,28 +293,14 @@ def _has(tags: Mapping[str, str], key: str, value: str | None) -> bool:
 
 
 def _in_service(model_dir: Path, name: str, version: int | None) -> Path:
-    """The model's file or folder under ``AZUREML_MODEL_DIR``.
-
-    With one model that folder is the version's own (``<name>/<version>``); with several
-    it holds ``<name>/<version>/`` for each.
-    """
-    if (model_dir / name).is_dir():
-        versions = sorted(
-            (int(p.name) for p in (model_dir / name).iterdir() if p.name.isdigit()), reverse=True
-        )
-        chosen = version if version is not None else (versions[0] if versions else None)
-        folder = model_dir / name / str(chosen)
-    elif model_dir.parent.name == name and (version is None or model_dir.name == str(version)):
-        folder = model_dir
-    else:
-        folder = None
-    entries = sorted(folder.iterdir()) if folder is not None and folder.is_dir() else []
-    if not entries:
+    """The model's file or folder under ``AZUREML_MODEL_DIR`` (see the shim's
+    :func:`~mlmagic.azureml.shim.azureml.core.model.find_model_path`, which a scoring
+    script's own ``Model.get_model_path`` uses inside the service)."""
+    found = find_model_path(model_dir, name, version)
+    if found is None:
         which = f"{name}:{version}" if version is not None else name
         raise NotFoundError(
             f"This service was not deployed with the model {which} (AZUREML_MODEL_DIR is "
             f"{model_dir}): pass it in Model.deploy(..., models=[...])."
         )
-    assert folder is not None  # else there are no entries
-    # A version holds the one file or folder that was registered.
-    return entries[0] if len(entries) == 1 else folder
+    return found
