@@ -294,6 +294,12 @@ DEPLOY = (
     ),
     _option("--port", type=int, keyword="port", help="Port to publish (default: a free one)."),
     _option("--host", keyword="host", help="Address to publish on (default 127.0.0.1)."),
+    _option(
+        "--publish-host",
+        metavar="ADDRESS",
+        keyword="publish_host",
+        help="Remote engine: publish on this address of its host (0.0.0.0: all), not SSH.",
+    ),
     _option("--workers", type=int, default=1, keyword="workers", help="Server processes."),
     _option("--auth", action="store_true", keyword="auth", help="Require a key to score."),
     _option("--gpus", keyword="gpus", help="none, all, a count or device ids."),

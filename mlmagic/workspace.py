@@ -202,7 +202,8 @@ class Workspace:
 
         Options: ``models`` (``["name:version", ...]``), ``entry_script``, ``environment``,
         ``source_dir``, ``port``, ``host``, ``workers``, ``auth``, ``gpus``, ``memory``,
-        ``cpus``. See :meth:`mlmagic.deploy.service.Services.deploy`.
+        ``cpus``, ``compute``, ``publish_host``. See
+        :meth:`mlmagic.deploy.service.Services.deploy`.
         """
         from mlmagic.events import drain
 

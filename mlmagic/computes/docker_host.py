@@ -17,6 +17,8 @@ copies files in and out through the engine's API.
 
 from __future__ import annotations
 
+import ipaddress
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +39,7 @@ __all__ = [
     "describe",
     "docker_compute",
     "endpoint",
+    "published_url",
     "shares_files",
     "target_name",
 ]
@@ -194,3 +197,39 @@ def compute_target(compute: Compute, root: Path, config: MLMagic) -> Target:
     if shares_files(compute):
         return DockerTarget(context)
     return RemoteDockerTarget(context, compute.address)
+
+
+def published_url(compute: Compute | None, publish_host: str, port: int, service: str) -> str:
+    """The URL of a service published on ``publish_host:port`` of the compute's engine
+    host (``docker -p HOST_IP:PORT:...``), with no SSH forward; says once on stderr that
+    the network reaches it.
+
+    A specific address is the URL's host; ``0.0.0.0`` or ``::`` (every interface) gives the
+    host name of the engine's address.
+
+    Raises
+    ------
+    MlmagicError
+        ``publish_host`` is not an IP address, or there is no remote engine to publish on
+        (no compute, or one on this machine's socket: ``--host`` is for this machine).
+    """
+    try:
+        address = ipaddress.ip_address(publish_host)
+    except ValueError:
+        raise MlmagicError(
+            f"--publish-host {publish_host!r} is not an IP address: give one of the engine "
+            "host's addresses, or 0.0.0.0 for all of its interfaces."
+        ) from None
+    if compute is None or compute.kind != KIND or compute.address.startswith("unix://"):
+        raise MlmagicError(
+            "--publish-host is for a service on another host's Docker engine (--compute "
+            "NAME); on this machine, publish on an interface with --host ADDRESS."
+        )
+    where = urlsplit(compute.address).hostname if address.is_unspecified else str(address)
+    shown = f"[{where}]" if where and ":" in where else where
+    print(
+        f"mlmagic: {service} is published on {publish_host}:{port} of {compute.name}'s host, "
+        "so the network reaches it: add --auth to require a key.",
+        file=sys.stderr,
+    )
+    return f"http://{shown}:{port}"

@@ -1,10 +1,12 @@
-"""A compute: a named Ray cluster that runs can be sent to, as the workspace stores it.
+"""A compute: a named Ray cluster or Docker engine that runs can be sent to, as the
+workspace stores it.
 
-A compute is either *attached* (a cluster someone else runs: its Jobs API address) or
-*made* by ``%compute up`` (containers of an environment's image on this engine). Either
-way the record holds where to reach it and how to authenticate, but never a token: only
-the name of the environment variable that holds one (``token_env``), or for a made
-cluster the file in the workspace mlmagic wrote it to (``token_file``, mode 0600).
+A Ray compute is either *attached* (a cluster someone else runs: its Jobs API address) or
+*made* by ``%compute up`` (containers of an environment's image on this engine); a Docker
+one is an attached engine (:mod:`.docker_host`). Either way the record holds where to
+reach it and how to authenticate, but never a token or a key: only the name of the
+environment variable that holds one (``token_env``), for a made cluster the file in the
+workspace mlmagic wrote it to (``token_file``, mode 0600), or a TLS file's path.
 """
 
 from __future__ import annotations
@@ -78,9 +80,10 @@ class Compute:
     name
         What runs name with ``--compute``.
     kind
-        ``ray``.
+        ``ray`` or ``docker`` (:data:`.docker_host.KIND`).
     address
-        The Jobs API (dashboard) URL, e.g. ``http://127.0.0.1:8265``.
+        A Ray cluster's Jobs API (dashboard) URL, e.g. ``http://127.0.0.1:8265``; a Docker
+        engine's ``ssh://``, ``tcp://`` or ``unix://`` address.
     token_env
         The environment variable that holds the cluster's token, if it asks for one.
     token_file
@@ -109,6 +112,9 @@ class Compute:
         For a made cluster: how many worker containers it has.
     created
         When it was attached or made (seconds since 1970).
+    extra
+        Settings of a Docker engine (its TLS files' paths, whether it shares this
+        machine's files).
     """
 
     name: str

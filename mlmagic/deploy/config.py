@@ -24,7 +24,11 @@ class ServiceConfig:
     environment
         ``name:version`` of the environment.
     port, host
-        Where the server listens (published on ``host`` for a container).
+        Where the server listens (published on ``host`` for a container); on a remote
+        engine, the local end of the SSH forward.
+    publish_host
+        On a remote engine: the address of its host the service is published on,
+        reached directly rather than forwarded (``None``: that host's loopback).
     workers
         Server worker processes.
     auth
@@ -41,6 +45,7 @@ class ServiceConfig:
     environment: str
     port: int
     host: str = "127.0.0.1"
+    publish_host: str | None = None
     workers: int = 1
     auth: bool = False
     gpus: str | None = None

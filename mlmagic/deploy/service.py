@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlmagic import hints
+from mlmagic.computes.docker_host import published_url
 from mlmagic.deploy.config import ServiceConfig
 from mlmagic.deploy.keys import KeyRing, check_key_name, digest
 from mlmagic.deploy.rollout import check_entry, healthy, resolve_models, restart, rollout
@@ -328,12 +329,16 @@ class Services:
         cpus: float | None = None,
         target: str | None = None,
         compute: str | None = None,
+        publish_host: str | None = None,
     ) -> Generator[BuildEvent, None, Service]:
         """Build what the service runs from, start it and wait until it is ready.
 
         ``compute`` deploys on that compute's Docker engine; on an ``ssh://`` one the
         server is published on the host's 127.0.0.1 only and this machine's ``port``
-        (the service's URL) is forwarded there over SSH.
+        (the service's URL) is forwarded there over SSH. ``publish_host`` instead
+        publishes it on that address of the engine's host (``0.0.0.0``: every interface),
+        at ``port`` there, reached directly (``http://ADDRESS:PORT``, or the engine's host
+        name for every interface); it needs a remote engine (``host`` is this machine's).
 
         Raises
         ------
@@ -357,11 +362,23 @@ class Services:
             raise DeployError("--workers must be 1 or more.")
         parse_gpus(gpus or "none")
         env = self._ws.environments.resolve(environment)
+        resolved = self._ws.resolve_target(target, compute)
+        if publish_host is not None:
+            if host is not None:
+                raise DeployError(
+                    "--host is this machine's address and --publish-host the engine host's: "
+                    "give only --publish-host for a service on a remote engine."
+                )
+            port = port or free_port()  # checked by the engine there, not here
+            on = self._ws.computes.get(compute) if compute is not None else None
+            url = published_url(on, publish_host, port, name)
         host = host or self._ws.config.service_host
         if port is None:
             port = free_port(host)
-        else:
+        elif publish_host is None:
             _check_port(host, port)
+        if publish_host is None:
+            url = f"http://{host}:{port}"
         config = ServiceConfig(
             models=tuple(m.ref for m in resolve_models(self._ws, models)),
             entry_script=entry_script,
@@ -374,7 +391,8 @@ class Services:
             gpus=gpus,
             memory=memory,
             cpus=cpus,
-            target=self._ws.resolve_target(target, compute),
+            target=resolved,
+            publish_host=publish_host,
         )
         check_entry(config)
         key_hashes = {}
@@ -385,7 +403,7 @@ class Services:
                 name=name,
                 state="Transitioning",
                 config=config,
-                url=f"http://{host}:{port}",
+                url=url,
                 key_hashes=key_hashes,
             )
         )

@@ -266,6 +266,13 @@ class DockerTarget(Target):
 
     def start_service(self, record: ServiceRecord) -> str:
         config = record.config
+        host = config.publish_host or config.host  # publish_host: an engine elsewhere's
+        return self.publish_service(record, PortBinding(SERVE_PORT, config.port, host))
+
+    def publish_service(self, record: ServiceRecord, binding: PortBinding) -> str:
+        """Start the service's container published at ``binding``; the server answers
+        the ``Host`` of ``record``'s own address (:func:`.serving.server_settings`)."""
+        config = record.config
         assert record.image is not None
         gpus = parse_gpus(config.gpus or "none")
         spec = ContainerSpec(
@@ -277,7 +284,7 @@ class DockerTarget(Target):
             gpus=gpus if isinstance(gpus, GpuRequest) else None,
             memory=config.memory,
             cpus=config.cpus,
-            ports=[PortBinding(SERVE_PORT, config.port, config.host)],
+            ports=[binding],
         )
         try:
             return self.engine.start(spec)
@@ -285,8 +292,8 @@ class DockerTarget(Target):
             message = str(exc)
             if "allocated" in message or "address already in use" in message:
                 message = (
-                    f"Port {config.port} on {config.host} is taken: choose another with "
-                    "--port, or leave it out to pick a free one."
+                    f"Port {binding.host_port} on {binding.host_ip} is taken: choose another "
+                    "with --port, or leave it out to pick a free one."
                 )
             raise DeployError(message) from exc
 

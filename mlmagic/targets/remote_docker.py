@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlmagic.deploy.image import SERVE_PORT
-from mlmagic.engine.base import ContainerState, GpuRequest
+from mlmagic.engine.base import ContainerState, GpuRequest, PortBinding
 from mlmagic.exceptions import DeployError, EngineError, RunError
 from mlmagic.run.paths import CONTAINER, RunPaths
 from mlmagic.targets import tunnel
@@ -56,7 +56,8 @@ class RemoteDockerTarget(DockerTarget):
 
     def __init__(self, context: TargetContext, address: str) -> None:
         super().__init__(context)
-        #: The engine's address (``ssh://``: services are reached through a forward).
+        #: The engine's address (``ssh://``: services are reached through a forward
+        #: unless published on an address of the host).
         self.address = address
         self._relays: dict[str, EngineLogRelay] = {}
         self._unanswered: dict[str, tuple[float, str]] = {}
@@ -205,24 +206,28 @@ class RemoteDockerTarget(DockerTarget):
 
     def start_service(self, record: ServiceRecord) -> str:
         """Publish on the engine host's 127.0.0.1 only, at a port the engine picks, and
-        forward the service's own port here to it over SSH."""
+        forward the service's own port here to it over SSH; or, with ``publish_host``, on
+        that address of the host at the service's port, reached directly."""
+        config = record.config
+        if config.publish_host is not None:
+            return self.publish_service(
+                record, PortBinding(SERVE_PORT, config.port, config.publish_host)
+            )
         if self.address.startswith("unix://"):
             return super().start_service(record)  # this machine's loopback is the host's
         if not self.address.startswith("ssh://"):
             raise DeployError(
                 f"A service on {self.address} would be reachable only on that host's "
-                "loopback, and a tcp:// engine has no SSH to forward it over: attach the "
-                "host as ssh://user@host to deploy there."
+                "loopback, and a tcp:// engine has no SSH to forward it over: deploy with "
+                "--publish-host ADDRESS (one of that host's), or attach it as ssh://user@host."
             )
-        remote = replace(record, config=replace(record.config, port=0, host="127.0.0.1"))
-        handle = super().start_service(remote)
+        # The server answers the forwarded address's Host, this machine's port.
+        handle = self.publish_service(record, PortBinding(SERVE_PORT, 0, "127.0.0.1"))
         try:
             port = self.engine.published_port(handle, SERVE_PORT)
             if port is None:
                 raise DeployError(f"The engine at {self.address} published no port for it.")
-            tunnel.open_tunnel(
-                self.address, record.config.port, port, self._service_folder(record.name)
-            )
+            tunnel.open_tunnel(self.address, config.port, port, self._service_folder(record.name))
         except BaseException:
             super().stop_service(handle)
             raise

@@ -34,7 +34,7 @@ def server_settings(record: ServiceRecord) -> dict[str, str]:
     config = record.config
     settings = {
         "MLMAGIC_WORKERS": str(config.workers),
-        ENV_ALLOWED_HOSTS: allowed_hosts(config.host, config.port),
+        ENV_ALLOWED_HOSTS: allowed_hosts(config.publish_host or config.host, config.port),
     }
     if record.key_hashes:
         settings[ENV_AUTH_KEYS] = ",".join(record.key_hashes.values())

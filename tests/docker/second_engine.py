@@ -33,6 +33,8 @@ class SecondEngine:
         self.folder = Path(tempfile.mkdtemp(prefix="mlm-eng2-", dir="/tmp"))
         self.host = f"unix://{self.folder}/docker.sock"
         self.bridge = f"mlm2br{secrets.token_hex(3)}"
+        #: The bridge's address on this machine (set by :meth:`start`).
+        self.address = ""
         self.log = self.folder / "dockerd.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._bridge_made = False
@@ -53,6 +55,7 @@ class SecondEngine:
         _ip("link", "add", "name", self.bridge, "type", "bridge")
         self._bridge_made = True
         _ip("addr", "add", str(subnet), "dev", self.bridge)
+        self.address = str(subnet.ip)
         _ip("link", "set", self.bridge, "up")
         command = [
             "dockerd",

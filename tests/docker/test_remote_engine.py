@@ -18,6 +18,7 @@ import sys
 import textwrap
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import docker
@@ -25,6 +26,7 @@ import pytest
 from IPython.core.error import UsageError
 
 from mlmagic import Environment, Workspace
+from mlmagic.computes.docker_host import published_url
 from mlmagic.deploy.config import ServiceConfig
 from mlmagic.deploy.image import SERVE_PORT
 from mlmagic.deploy.service import free_port
@@ -32,6 +34,7 @@ from mlmagic.engine.base import BuildRequest
 from mlmagic.events import Status, drain
 from mlmagic.exceptions import MlmagicError, NotFoundError
 from mlmagic.records import ServiceRecord
+from mlmagic.serve.hosts import ENV_ALLOWED_HOSTS
 from mlmagic.targets import remote_docker
 from tests.conftest import BASE_IMAGE, _unavailable
 from tests.docker import test_docker_context
@@ -86,6 +89,20 @@ def _wait_for(condition, what: str, limit: float = 120) -> None:  # type: ignore
         if time.monotonic() > deadline:
             raise AssertionError(f"never saw {what}")
         time.sleep(0.2)
+
+
+def _answers(url: str) -> bool:
+    """Whether ``url`` answers 200 now (the proxy accepts before the server listens)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def _env(engine: docker.DockerClient, handle: str) -> str:
+    """The container's environment, one ``NAME=value`` a line."""
+    return "\n".join(engine.containers.get(handle).attrs["Config"]["Env"])
 
 
 def _handle(ws: Workspace, run_id: str) -> str:
@@ -277,6 +294,8 @@ def test_a_service_on_an_ssh_engine_is_reached_through_a_forwarded_port(
     try:
         binding = second.containers.get(handle).attrs["HostConfig"]["PortBindings"]
         assert [b["HostIp"] for b in binding[f"{SERVE_PORT}/tcp"]] == ["127.0.0.1"]
+        # The server answers the Host of the forwarded address, not the remote port's.
+        assert f"{ENV_ALLOWED_HOSTS}=127.0.0.1:{port}," in _env(second, handle)
         remote_port = target.engine.published_port(handle, SERVE_PORT)
         assert remote_port and remote_port != port
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as answer:
@@ -285,6 +304,21 @@ def test_a_service_on_an_ssh_engine_is_reached_through_a_forwarded_port(
         target.stop_service(handle)
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    # --publish-host: on that address of the engine's host (its bridge), reached directly.
+    engine = second_engine[0]
+    port = free_port(engine.address)
+    url = published_url(workspace.computes.get("web-box"), engine.address, port, "web")
+    assert url == f"http://{engine.address}:{port}"
+    published = replace(record, config=replace(config, port=port, publish_host=engine.address))
+    handle = target.start_service(published)
+    try:
+        binding = second.containers.get(handle).attrs["HostConfig"]["PortBindings"]
+        assert binding[f"{SERVE_PORT}/tcp"] == [{"HostIp": engine.address, "HostPort": str(port)}]
+        assert not (workspace.path("services", "web") / "tunnel.pid").exists()
+        assert f"{engine.address}:{port}" in _env(second, handle)
+        _wait_for(lambda: _answers(f"{url}/"), f"an answer at {url}/")
+    finally:
+        target.stop_service(handle)
     second.images.remove("mlmagic-test-web:remote", force=True)
 
 
