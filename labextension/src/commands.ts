@@ -6,6 +6,10 @@
 
 /** Open a run's details tab: `{ id }`. */
 export const OPEN_RUN = 'mlmagic:open-run';
+/** Re-run a run's snapshot with its options, changed in the submit dialog: `{ id }`. */
+export const RERUN_RUN = 'mlmagic:rerun';
+/** The URL query that opens a run's details (the run widget's link): `?mlmagic-details=<id>`. */
+export const DETAILS_QUERY = 'mlmagic-details';
 /** Ask for a run id, then open its details ("Open run…"). */
 export const OPEN_RUN_PROMPT = 'mlmagic:open-run-prompt';
 /** Open a comparison of runs: `{ ids: string[] }`. */

@@ -2,7 +2,7 @@
  * A run's details, in a main-area tab: its header (status, duration, experiment,
  * environment version, image, target, tags), the stage timeline, a chart per metric,
  * params, the files of outputs/ and logs/, the models registered from it, and its log
- * (the log view, as the last section).
+ * (the log view, as the last section); Cancel while it is live, and Re-run….
  *
  * While the run is live and the tab visible it asks every 2 s for its overview, the
  * metric values logged since the last request (the metrics `since` cursor) and, every
@@ -20,7 +20,8 @@ import {
   environmentArgs,
   OPEN_DOCUMENT,
   OPEN_ENVIRONMENT,
-  OPEN_LINEAGE
+  OPEN_LINEAGE,
+  RERUN_RUN
 } from './commands';
 import {
   badge,
@@ -196,6 +197,11 @@ export class RunDetailsView extends Panel {
       });
       title.append(cancel);
     }
+    const rerun = element('button', 'jp-Button jp-mod-styled mlmagic-button mlmagic-rerun');
+    rerun.textContent = 'Re-run…';
+    rerun.title = `Run the code of run ${run.id} again, with its options`;
+    rerun.addEventListener('click', () => void this.commands.execute(RERUN_RUN, { id: run.id }));
+    title.append(rerun);
     const facts = element('dl', 'mlmagic-facts');
     const fact = (term: string, value: string | HTMLElement | null): void => {
       if (value === null || value === '') {

@@ -5,6 +5,7 @@
  */
 import {
   ILayoutRestorer,
+  IRouter,
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
@@ -15,6 +16,7 @@ import { Widget } from '@lumino/widgets';
 
 import {
   COMPARE_RUNS,
+  DETAILS_QUERY,
   environmentArgs,
   OPEN_ENVIRONMENT,
   OPEN_LINEAGE,
@@ -64,12 +66,13 @@ export function studioPlugin(icon: LabIcon): JupyterFrontEndPlugin<void> {
     id: 'mlmagic:studio',
     description: 'Run details, run comparison, lineage and environment versions in tabs.',
     autoStart: true,
-    optional: [IRenderMimeRegistry, ILayoutRestorer, ICommandPalette],
+    optional: [IRenderMimeRegistry, ILayoutRestorer, ICommandPalette, IRouter],
     activate: (
       app: JupyterFrontEnd,
       rendermime: IRenderMimeRegistry | null,
       restorer: ILayoutRestorer | null,
-      palette: ICommandPalette | null
+      palette: ICommandPalette | null,
+      router: IRouter | null
     ) => {
       const { commands } = app;
       const runs = new Tabs<RunDetailsView>(app, 'run', icon);
@@ -81,7 +84,9 @@ export function studioPlugin(icon: LabIcon): JupyterFrontEndPlugin<void> {
         label: args => (args.id ? `Run ${args.id}` : 'Run details'),
         caption: "Open a run's details: status, stages, metric charts, files, models, log",
         execute: args => {
-          const id = String(args.id);
+          // From the run widget's link, `?mlmagic-details=<id>`, through the router.
+          const linked = new URLSearchParams(String(args.search ?? '')).get(DETAILS_QUERY);
+          const id = String(args.id ?? linked);
           return runs.open(id, id, `The details of run ${id}`, () =>
             new RunDetailsView(id, commands, rendermime)
           );
@@ -136,6 +141,24 @@ export function studioPlugin(icon: LabIcon): JupyterFrontEndPlugin<void> {
         }
       });
       palette?.addItem({ command: OPEN_RUN_PROMPT, category: 'mlmagic' });
+      router?.register({ command: OPEN_RUN, pattern: new RegExp(`[?&]${DETAILS_QUERY}=`) });
+      // The widget's link, clicked in this page, opens the tab here rather than a second
+      // JupyterLab in a new browser tab (a modified or middle click still does that).
+      document.addEventListener('click', event => {
+        const link = (event.target as Element | null)?.closest?.('a[href]');
+        if (!(link instanceof HTMLAnchorElement) || event.button !== 0) {
+          return;
+        }
+        if (event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) {
+          return;
+        }
+        const url = new URL(link.href);
+        const id = url.searchParams.get(DETAILS_QUERY);
+        if (id && url.origin === window.location.origin) {
+          event.preventDefault();
+          void commands.execute(OPEN_RUN, { id });
+        }
+      });
 
       if (restorer) {
         /** The key a tab was opened with (kept on its content's node). */

@@ -6,6 +6,11 @@
  * The dialog starts from `GET notebook-runs/defaults` (the environments, and the values
  * of the notebook's `parameters` cell) and submits with `POST notebook-runs`
  * (mlmagic/server/submit.py); the run then shows in the side panel and its log opens.
+ *
+ * "Re-run…" (a run's details) uses the same dialog, started from `GET runs/<id>/rerun`
+ * (the run's options; arguments instead of parameters for a script, and its tags) and
+ * submitted with `POST runs/<id>/rerun` (mlmagic/server/rerun.py): a new run of the code
+ * that ran, whose details tab then opens.
  */
 import { IRouter, JupyterFrontEnd } from '@jupyterlab/application';
 import {
@@ -21,6 +26,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { IEnvironment, IRun, request } from './api';
+import { OPEN_RUN, RERUN_RUN } from './commands';
 import { OPEN_LOG } from './panel';
 
 /** The command that submits a notebook (`path`, else the current one). */
@@ -30,76 +36,131 @@ export const OPEN_EXECUTED = 'mlmagic:open-executed-notebook';
 /** The drive of executed copies: `mlmagic-run:<run id>/<name>.ipynb`. */
 export const DRIVE = 'mlmagic-run';
 
+/** What the dialog starts from: a notebook's defaults, or a run's options to re-run. */
 interface IDefaults {
-  path: string;
-  parameters: Record<string, string> | null;
   environments: IEnvironment[];
+  /** A notebook's values (`name: literal`); null: a notebook with no parameters cell. */
+  parameters: Record<string, string> | null;
+  /** False for a script: arguments instead of parameters. */
+  notebook?: boolean;
+  /** The rest are a run's options (`GET runs/<id>/rerun`). */
+  environment?: string;
+  experiment?: string;
+  args?: string;
+  gpus?: string;
+  target?: string;
+  compute?: string | null;
+  tags?: Record<string, string>;
 }
 
-/** What the dialog gives back. */
-interface ISubmission {
-  environment: string;
-  experiment: string;
-  parameters: Record<string, string>;
-  gpus: string;
-  target: string;
+/** What the dialog gives back: only the fields it shows. */
+type Submission = Record<string, string | Record<string, string>>;
+
+/** `name = value` lines → `{ name: value }`; a line with no `=` is sent as a name alone
+ * for the server to refuse in the user's words. */
+function parseLines(text: string): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const at = line.indexOf('=');
+    if (line.trim() && at > 0) {
+      values[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+    } else if (line.trim()) {
+      values[line.trim()] = '';
+    }
+  }
+  return values;
 }
 
-/** The form of the dialog; `getValue` reads it. */
-class SubmitForm extends Widget implements Dialog.IBodyWidget<ISubmission> {
-  constructor(defaults: IDefaults) {
+function lines(values: Record<string, string>): string {
+  return Object.entries(values)
+    .map(([name, value]) => `${name} = ${value}`)
+    .join('\n');
+}
+
+/** The form of the submit and re-run dialogs; `getValue` reads it. */
+class SubmitForm extends Widget implements Dialog.IBodyWidget<Submission> {
+  constructor(defaults: IDefaults, rerun: boolean) {
     super();
     this.addClass('mlmagic-submit-form');
+    const notebook = defaults.notebook ?? true;
     const names = [...new Set(defaults.environments.map(e => e.name))];
-    const lines = Object.entries(defaults.parameters ?? {}).map(
-      ([name, value]) => `${name} = ${value}`
-    );
+    // A re-run starts from the version that ran; a name alone means its newest.
+    const choices = defaults.environment ? [defaults.environment, ...names] : names;
     // Laid out here: the extension's style sheets are another module's.
     this.node.style.cssText = 'display:grid;gap:8px;min-width:24em';
     this.node.innerHTML = `
       <label>Environment <select name="environment"></select></label>
-      <label>Experiment <input name="experiment" value="default"></label>
-      <label>Parameters <small>(one <code>name = literal</code> a line)</small>
-        <textarea name="parameters" rows="5"></textarea></label>
-      <label>GPUs <input name="gpus" value="none"></label>
+      <label>Experiment <input name="experiment"></label>
+      ${
+        notebook
+          ? `<label>Parameters <small>(one <code>name = literal</code> a line)</small>
+        <textarea name="parameters" rows="5"></textarea></label>`
+          : '<label>Arguments <input name="args"></label>'
+      }
+      <label>GPUs <input name="gpus"></label>
       <label>Target <select name="target">
         <option value="">the workspace's</option>
         <option value="docker">docker</option>
         <option value="local">local</option></select></label>
+      ${defaults.compute ? '<label>Compute <input name="compute"></label>' : ''}
+      ${
+        rerun
+          ? `<label>Tags <small>(one <code>key = value</code> a line)</small>
+        <textarea name="tags" rows="3"></textarea></label>`
+          : ''
+      }
       <p class="mlmagic-submit-note"></p>`;
     const select = this.field<HTMLSelectElement>('environment');
-    for (const name of names) {
+    for (const name of new Set(choices)) {
       const option = document.createElement('option');
       option.value = option.textContent = name;
       select.appendChild(option);
     }
-    this.field<HTMLTextAreaElement>('parameters').value = lines.join('\n');
+    const target = this.field<HTMLSelectElement>('target');
+    if (defaults.target && !target.querySelector(`option[value="${defaults.target}"]`)) {
+      const option = document.createElement('option');
+      option.value = option.textContent = defaults.target;
+      target.appendChild(option);
+    }
+    target.value = defaults.target ?? '';
+    this.field<HTMLInputElement>('experiment').value = defaults.experiment ?? 'default';
+    this.field<HTMLInputElement>('gpus').value = defaults.gpus ?? 'none';
+    this.setField('parameters', lines(defaults.parameters ?? {}));
+    this.setField('args', defaults.args ?? '');
+    this.setField('compute', defaults.compute ?? '');
+    this.setField('tags', lines(defaults.tags ?? {}));
     const note = this.node.querySelector('.mlmagic-submit-note') as HTMLElement;
-    note.textContent = !names.length
+    note.textContent = !choices.length
       ? 'The workspace has no environment yet: make one with %%environment first.'
-      : defaults.parameters === null
-        ? "The notebook has no cell tagged 'parameters': parameters go into a new first cell."
-        : '';
+      : rerun
+        ? 'Runs the code of that run again (its snapshot), not the folder as it is now.'
+        : defaults.parameters === null
+          ? "The notebook has no cell tagged 'parameters': parameters go into a new first cell."
+          : '';
   }
 
-  getValue(): ISubmission {
-    const parameters: Record<string, string> = {};
-    for (const line of this.field<HTMLTextAreaElement>('parameters').value.split('\n')) {
-      const at = line.indexOf('=');
-      if (line.trim() && at > 0) {
-        parameters[line.slice(0, at).trim()] = line.slice(at + 1).trim();
-      } else if (line.trim()) {
-        // The server refuses it in the user's words.
-        parameters[line.trim()] = '';
+  getValue(): Submission {
+    const value: Submission = {};
+    for (const name of ['environment', 'experiment', 'gpus', 'target', 'args', 'compute']) {
+      const field = this.node.querySelector(`[name="${name}"]`) as HTMLInputElement | null;
+      if (field) {
+        value[name] = field.value.trim();
       }
     }
-    return {
-      environment: this.field<HTMLSelectElement>('environment').value,
-      experiment: this.field<HTMLInputElement>('experiment').value.trim(),
-      parameters,
-      gpus: this.field<HTMLInputElement>('gpus').value.trim(),
-      target: this.field<HTMLSelectElement>('target').value
-    };
+    for (const name of ['parameters', 'tags']) {
+      const field = this.node.querySelector(`[name="${name}"]`) as HTMLTextAreaElement | null;
+      if (field) {
+        value[name] = parseLines(field.value);
+      }
+    }
+    return value;
+  }
+
+  private setField(name: string, value: string): void {
+    const field = this.node.querySelector(`[name="${name}"]`) as HTMLInputElement | null;
+    if (field) {
+      field.value = value;
+    }
   }
 
   private field<T extends HTMLElement>(name: string): T {
@@ -107,36 +168,71 @@ class SubmitForm extends Widget implements Dialog.IBodyWidget<ISubmission> {
   }
 }
 
-/** Ask for the run's settings, submit `path`, and show the run; the run, or null. */
-export async function submitNotebook(
-  app: JupyterFrontEnd,
-  path: string
+/** Show the dialog from `defaults`, then POST its values to `route`; the run, or null. */
+async function submitFromDialog(
+  title: string,
+  defaults: IDefaults,
+  route: string[],
+  extra: Record<string, string>,
+  rerun: boolean
 ): Promise<IRun | null> {
-  let defaults: IDefaults;
-  try {
-    defaults = await request<IDefaults>(['notebook-runs', 'defaults'], {}, { path });
-  } catch (error) {
-    void showErrorMessage('Submit as run', (error as Error).message);
-    return null;
-  }
-  const result = await showDialog<ISubmission>({
-    title: `Submit ${path} as a run`,
-    body: new SubmitForm(defaults),
+  const result = await showDialog<Submission>({
+    title,
+    body: new SubmitForm(defaults, rerun),
     buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Submit' })]
   });
   if (!result.button.accept || result.value === null) {
     return null;
   }
+  return request<IRun>(route, {
+    method: 'POST',
+    body: JSON.stringify({ ...extra, ...result.value })
+  });
+}
+
+/** Ask for the run's settings, submit `path`, and show the run; the run, or null. */
+export async function submitNotebook(
+  app: JupyterFrontEnd,
+  path: string
+): Promise<IRun | null> {
   try {
-    const run = await request<IRun>(['notebook-runs'], {
-      method: 'POST',
-      body: JSON.stringify({ path, ...result.value })
-    });
-    app.shell.activateById('mlmagic-panel');
-    void app.commands.execute(OPEN_LOG, { id: run.id });
+    const defaults = await request<IDefaults>(['notebook-runs', 'defaults'], {}, { path });
+    const run = await submitFromDialog(
+      `Submit ${path} as a run`,
+      defaults,
+      ['notebook-runs'],
+      { path },
+      false
+    );
+    if (run) {
+      app.shell.activateById('mlmagic-panel');
+      void app.commands.execute(OPEN_LOG, { id: run.id });
+    }
     return run;
   } catch (error) {
     void showErrorMessage('Submit as run', (error as Error).message);
+    return null;
+  }
+}
+
+/** Ask for changes to run `id`'s options, re-run its snapshot, and open the new run's
+ * details; the new run, or null. */
+export async function rerunRun(app: JupyterFrontEnd, id: string): Promise<IRun | null> {
+  try {
+    const defaults = await request<IDefaults & { script: string }>(['runs', id, 'rerun']);
+    const run = await submitFromDialog(
+      `Re-run ${defaults.script} of ${id}`,
+      defaults,
+      ['runs', id, 'rerun'],
+      {},
+      true
+    );
+    if (run) {
+      void app.commands.execute(OPEN_RUN, { id: run.id });
+    }
+    return run;
+  } catch (error) {
+    void showErrorMessage('Re-run', (error as Error).message);
     return null;
   }
 }
@@ -262,6 +358,12 @@ export function activateSubmit(
     }
   });
   router?.register({ command: OPEN_EXECUTED, pattern: /[?&]mlmagic-run=/ });
+
+  app.commands.addCommand(RERUN_RUN, {
+    label: 'Re-run…',
+    caption: "Run a run's code again (its snapshot) with its options, changed in a dialog",
+    execute: args => rerunRun(app, String(args.id))
+  });
 
   app.docRegistry.addWidgetExtension('Notebook', {
     createNew: (widget: DocumentWidget, context: DocumentRegistry.Context) => {

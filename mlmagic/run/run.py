@@ -284,6 +284,16 @@ class Run:
         """Stop the run: a queued or preparing run never starts; a running one is stopped."""
         lifecycle.cancel(self._ws, self.id)
 
+    def rerun(self, **overrides: Any) -> Run:
+        """Run this run's code again (its snapshot, not the folder as it is now) with its
+        options, those in ``overrides`` changed; return the new run at once.
+
+        See :func:`mlmagic.run.rerun.rerun` for what may change.
+        """
+        from mlmagic.run.rerun import rerun
+
+        return rerun(self._ws, self.id, **overrides)
+
     def register_model(
         self,
         name: str,
@@ -370,6 +380,12 @@ class Runs:
         run = Run(self._ws, run_id)
         lifecycle.watch(self._ws, run_id)
         return run
+
+    def rerun(self, run_id: str, **overrides: Any) -> Run:
+        """A new run of ``run_id``'s snapshot with its options; see :meth:`Run.rerun`."""
+        from mlmagic.run.rerun import rerun
+
+        return rerun(self._ws, run_id, **overrides)
 
     def records(
         self,

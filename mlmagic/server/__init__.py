@@ -22,6 +22,7 @@ from traitlets.config import Configurable
 
 from mlmagic.server import studio
 from mlmagic.server.handlers import WorkspaceAccess, handlers
+from mlmagic.server.rerun import rerun_handlers
 from mlmagic.server.submit import notebook_handlers
 from mlmagic.widgets.render import JUPYTER_BASE_URL_VARIABLE
 from mlmagic.workspace import find_workspace
@@ -70,5 +71,6 @@ def _load_jupyter_server_extension(server_app: ServerApp) -> None:
     allow_hidden = bool(getattr(server_app.contents_manager, "allow_hidden", False))
     routes = studio.handlers(base_url, access, server_app.root_dir, allow_hidden)
     routes += notebook_handlers(base_url, access, server_app.root_dir)
+    routes += rerun_handlers(base_url, access)
     web_app.add_handlers(".*$", handlers(base_url, access) + routes)
     server_app.log.info("mlmagic: the panel shows the workspace %s", root)

@@ -24,6 +24,7 @@ __all__ = [
     "full_log_url",
     "lines_box",
     "log_box",
+    "run_details_html",
     "sparkline_svg",
 ]
 
@@ -141,6 +142,21 @@ def full_log_html(run_id: str) -> str:
         f'<a href="{html.escape(url)}" target="_blank" rel="noopener" '
         'title="The whole log as plain text, in a new browser tab" '
         'style="font-size:12px;color:var(--jp-content-link-color, #1565c0)">full log ↗</a>'
+    )
+
+
+def run_details_html(run_id: str) -> str:
+    """A link that opens the run's details tab in JupyterLab (the labextension routes
+    ``?mlmagic-details=<run id>``: in the page it is clicked in, else in a new one), or
+    ``""`` where no Jupyter server is known."""
+    base = os.environ.get(JUPYTER_BASE_URL_VARIABLE)
+    if not run_id or base is None:
+        return ""
+    url = f"{base.rstrip('/')}/lab?" + urllib.parse.urlencode({"mlmagic-details": run_id})
+    return (
+        f'<a href="{html.escape(url)}" target="_blank" rel="noopener" class="mlmagic-details-link" '
+        f'title="Open run {html.escape(run_id)} in a tab: stages, metric charts, files, models" '
+        'style="font-size:12px;color:var(--jp-content-link-color, #1565c0)">run details ↗</a>'
     )
 
 

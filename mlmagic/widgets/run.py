@@ -20,6 +20,7 @@ from mlmagic.widgets.render import (
     full_log_html,
     lines_box,
     log_box,
+    run_details_html,
     sparkline_svg,
 )
 
@@ -112,12 +113,19 @@ class RunView(View):
         # The field is there to be copied from; an edit in the browser is put back.
         self.run_id_field.observe(self._keep_run_id, names="value")
         self._run_id = run_id or ""
+        self.details_link = ipywidgets.HTML(run_details_html(self._run_id))
         self.full_log = ipywidgets.HTML(full_log_html(self._run_id))
         self.executed_notebook = ipywidgets.HTML(
             executed_notebook_html(self._run_id, notebook) if notebook else ""
         )
         footer = ipywidgets.HBox(
-            [self.cancel_button, self.run_id_field, self.full_log, self.executed_notebook],
+            [
+                self.cancel_button,
+                self.run_id_field,
+                self.details_link,
+                self.full_log,
+                self.executed_notebook,
+            ],
             layout=ipywidgets.Layout(align_items="center"),
         )
         # The style sheet is sent once, apart from the header that changes on every flush:
@@ -139,6 +147,7 @@ class RunView(View):
         self._run_id = value
         self.run_id_field.value = value
         self.run_id_field.layout.display = "" if value else "none"
+        self.details_link.value = run_details_html(value)
         self.full_log.value = full_log_html(value)
 
     @property

@@ -292,3 +292,79 @@ def test_a_live_runs_chart_grows(page: Any, ws_lab: tuple[Workspace, JupyterLab]
     _shot(page, "studio-live-run.png")
     ws.store.update_run(LIVE, status="Completed", ended=time.time(), exit_code=0)
     expect(details.locator(".mlmagic-details-header")).to_contain_text("Completed")
+
+
+def test_rerun_a_finished_run_from_its_details(
+    page: Any, ws_lab: tuple[Workspace, JupyterLab], tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    from mlmagic.config import MLMagic
+
+    ws, _ = ws_lab
+    # A real run on the local target (a venv and a process), made through the API.
+    config = MLMagic()
+    config.target = "local"
+    local = Workspace(ws.root, config=config)
+    env = Environment.from_text("rerun-env", "six\n").build(local, show_output=False)
+    script = tmp_path / "train.py"
+    script.write_text("import sys\nprint('first code', sys.argv[1:])\n")
+    first = local.submit(
+        "train.py", env, source_dir=tmp_path, experiment="again", args=["--seed", "1"]
+    ).wait(timeout=240)
+    assert first.status.value == "Completed", first.error
+    # The folder changes afterwards: the re-run runs the code that ran.
+    script.write_text("print('changed code')\n")
+
+    details = _open_details(page, first.id)
+    expect(details.locator(".mlmagic-details-header")).to_contain_text("Completed")
+    details.locator("button.mlmagic-rerun").click()
+    dialog = page.locator(".jp-Dialog")
+    expect(dialog).to_contain_text(f"Re-run train.py of {first.id}")
+    # Pre-filled with the run's options; a script takes arguments, not parameters.
+    expect(dialog.locator("select[name=environment]")).to_have_value(f"rerun-env:{env.version}")
+    expect(dialog.locator("input[name=experiment]")).to_have_value("again")
+    expect(dialog.locator("select[name=target]")).to_have_value("local")
+    expect(dialog.locator("textarea[name=parameters]")).to_have_count(0)
+    arguments = dialog.locator("input[name=args]")
+    expect(arguments).to_have_value("--seed 1")
+    arguments.fill("--seed 2")
+    _shot(page, "studio-rerun-dialog.png")
+    dialog.locator("button", has_text="Submit").click()
+
+    # The new run's details tab opens, and it completes with the first run's code.
+    new = page.locator(f'.mlmagic-details:visible:not([data-run-id="{first.id}"])')
+    expect(new).to_have_count(1)
+    new_id = new.get_attribute("data-run-id")
+    assert new_id and new_id.startswith("again_") and new_id != first.id
+    expect(new.locator(".mlmagic-details-header")).to_contain_text("Completed", timeout=240_000)
+    expect(new.locator(".mlmagic-log-text")).to_contain_text("first code ['--seed', '2']")
+    expect(new.locator(".mlmagic-log-text")).not_to_contain_text("changed code")
+    assert ws.runs.get(new_id).record.config.args == ("--seed", "2")
+
+
+def test_the_widgets_run_link_opens_the_details_tab(
+    page: Any, ws_lab: tuple[Workspace, JupyterLab]
+) -> None:
+    from playwright.sync_api import expect
+
+    from mlmagic.widgets.render import JUPYTER_BASE_URL_VARIABLE, run_details_html
+
+    _, lab = ws_lab
+    # The widget's link, as a kernel started by this server renders it, clicked in the page:
+    # the tab opens here, not in a second JupyterLab.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(JUPYTER_BASE_URL_VARIABLE, "/")
+        link = run_details_html(OTHER)
+    page.evaluate(
+        "html => { const div = document.createElement('div'); div.innerHTML = html;"
+        " div.style.cssText = 'position:fixed;top:40%;left:40%;z-index:10000';"
+        " document.body.append(div); }",
+        link,
+    )
+    page.locator("a.mlmagic-details-link").click()
+    expect(page.locator(f'.mlmagic-details[data-run-id="{OTHER}"]')).to_be_visible()
+    assert len(page.context.pages) == 1
+    # Opened in a new browser tab, JupyterLab's router opens it there.
+    page.goto(lab.url(f"/lab?mlmagic-details={DONE}"))
+    expect(page.locator(f'.mlmagic-details[data-run-id="{DONE}"]')).to_be_visible()

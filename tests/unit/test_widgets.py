@@ -557,6 +557,19 @@ def test_the_full_log_link_goes_to_the_jupyter_server(monkeypatch: pytest.Monkey
     assert full_log_url("r1") == "/mlmagic/api/runs/r1/log"
 
 
+def test_the_run_id_links_to_the_run_details_tab(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(JUPYTER_BASE_URL_VARIABLE, "/user/ann/")
+    view = RunView("train.py")
+    assert view.details_link.value == ""
+    view.run_id = "digits_20240101-120000_ab12cd"
+    link = view.details_link.value
+    assert 'href="/user/ann/lab?mlmagic-details=digits_20240101-120000_ab12cd"' in link
+    assert "run details" in link
+    monkeypatch.delenv(JUPYTER_BASE_URL_VARIABLE)
+    view.run_id = "digits_1"
+    assert view.details_link.value == ""
+
+
 def test_without_the_server_the_widget_says_how_to_read_the_log(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
