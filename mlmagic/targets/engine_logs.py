@@ -18,18 +18,15 @@ the CLI) goes on where the last one stopped without writing a line twice.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import json
 import os
 import threading
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 from mlmagic.engine.base import ContainerEngine
 from mlmagic.exceptions import MlmagicError
 from mlmagic.run.paths import RunPaths
-from mlmagic_run import METRIC_MARKER, PARAMS_MARKER
+from mlmagic.targets.relayed import Progress, write_lines
 
 __all__ = ["EngineLogRelay"]
 
@@ -50,7 +47,7 @@ class EngineLogRelay:
     def __init__(self, engine: ContainerEngine, handle: str, paths: RunPaths) -> None:
         self.engine, self.handle, self.paths = engine, handle, paths
         self._lock_file = paths.root / "engine-log.lock"
-        self._count_file = paths.root / "engine-log.lines"
+        self._progress = Progress(paths.root / "engine-log.lines")
         self.thread: threading.Thread | None = None
         #: Why the stream broke, when it did (the engine stopped answering).
         self.error = ""
@@ -84,12 +81,12 @@ class EngineLogRelay:
 
     def _relay(self, fd: int, follow: bool) -> None:
         try:
-            done = self._read_count()
+            done = self._progress.read()
             lines = self.engine.logs(self.handle, follow=follow)
             for line in _skip(lines, done):
-                self._write([line])
+                write_lines(self.paths, [line])
                 done += 1
-                self._save_count(done)
+                self._progress.save(done)
         except (MlmagicError, OSError) as exc:
             self.error = str(exc)
         except Exception as exc:  # the HTTP stream of a vanished engine breaks mid-read
@@ -97,63 +94,8 @@ class EngineLogRelay:
         finally:
             os.close(fd)  # releases the lock
 
-    def _write(self, lines: list[str]) -> None:
-        log: list[str] = []
-        metrics: list[str] = []
-        params: dict[str, object] = {}
-        for line in lines:
-            bare = line.rstrip("\r")
-            if bare.startswith(METRIC_MARKER):
-                metrics.append(bare[len(METRIC_MARKER) :])
-            elif bare.startswith(PARAMS_MARKER):
-                with contextlib.suppress(ValueError):
-                    values = json.loads(bare[len(PARAMS_MARKER) :])
-                    if isinstance(values, dict):
-                        params.update(values)
-            else:
-                log.append(line)
-        if log:
-            _append(self.paths.output_log, "".join(f"{line}\n" for line in log))
-        if metrics:
-            _append(self.paths.metrics, "".join(f"{line}\n" for line in metrics))
-        if params:
-            _merge_params(self.paths.params, params)
-
-    def _read_count(self) -> int:
-        try:
-            return int(self._count_file.read_text().strip() or 0)
-        except (OSError, ValueError):
-            return 0
-
-    def _save_count(self, count: int) -> None:
-        temporary = self._count_file.with_suffix(".tmp")
-        temporary.write_text(str(count))
-        os.replace(temporary, self._count_file)
-
 
 def _skip(lines: Iterable[str], count: int) -> Iterator[str]:
     for index, line in enumerate(lines):
         if index >= count:
             yield line
-
-
-def _append(path: Path, text: str) -> None:
-    # The run is on another engine: nothing but this relay writes these files here.
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    try:
-        os.write(fd, text.encode("utf-8"))
-    finally:
-        os.close(fd)
-
-
-def _merge_params(path: Path, values: dict[str, object]) -> None:
-    try:
-        current = json.loads(path.read_text())
-    except (OSError, ValueError):
-        current = {}
-    if not isinstance(current, dict):
-        current = {}
-    current.update(values)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(current, indent=1, ensure_ascii=False))
-    os.replace(temporary, path)

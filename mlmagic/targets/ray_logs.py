@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import threading
 import time
-from pathlib import Path
 
 from mlmagic.computes.client import JobInfo, RayJobs
 from mlmagic.exceptions import MlmagicError
 from mlmagic.run.paths import RunPaths
-from mlmagic_run import METRIC_MARKER, PARAMS_MARKER
+from mlmagic.targets.relayed import Progress, write_lines
 
 __all__ = ["LogPump"]
 
@@ -50,7 +48,7 @@ class LogPump:
     def __init__(self, jobs: RayJobs, submission_id: str, paths: RunPaths) -> None:
         self.jobs, self.job, self.paths = jobs, submission_id, paths
         self._lock_file = paths.root / "ray-pump.lock"
-        self._offset_file = paths.root / "ray-pump.offset"
+        self._progress = Progress(paths.root / "ray-pump.offset")
         self._lock_fd: int | None = None
         self.thread: threading.Thread | None = None
         #: The last error of the stream, for a run whose cluster stopped answering.
@@ -81,7 +79,7 @@ class LogPump:
 
     def _run(self) -> None:
         try:
-            consumed = self._read_offset()
+            consumed = self._progress.read()
             pending = ""
             while True:
                 seen = 0
@@ -93,7 +91,7 @@ class LogPump:
                         pending += chunk[skip:]
                         pending = self._write_lines(pending)[0]
                         consumed = max(consumed, seen - len(pending))
-                        self._save_offset(consumed)
+                        self._progress.save(consumed)
                     info = self.jobs.info(self.job)
                     if info is None or info.ended:
                         break
@@ -113,7 +111,7 @@ class LogPump:
             pending = self._write_lines(pending)[0]
             if pending:
                 self._write_lines(pending + "\n")
-            self._save_offset(consumed)
+            self._progress.save(consumed)
         finally:
             if self._lock_fd is not None:
                 os.close(self._lock_fd)  # releases the lock
@@ -124,40 +122,9 @@ class LogPump:
         *lines, rest = text.split("\n")
         if not lines:
             return rest, 0
-        log: list[str] = []
-        metrics: list[str] = []
-        params: dict[str, object] = {}
-        for line in lines:
-            bare = line.rstrip("\r")
-            if bare.startswith(self._ray_banner):
-                continue  # Ray's own line, with the launcher's whole command
-            if bare.startswith(METRIC_MARKER):
-                metrics.append(bare[len(METRIC_MARKER) :])
-            elif bare.startswith(PARAMS_MARKER):
-                with contextlib.suppress(ValueError):
-                    values = json.loads(bare[len(PARAMS_MARKER) :])
-                    if isinstance(values, dict):
-                        params.update(values)
-            else:
-                log.append(line)
-        if log:
-            _append(self.paths.output_log, "".join(f"{line}\n" for line in log))
-        if metrics:
-            _append(self.paths.metrics, "".join(f"{line}\n" for line in metrics))
-        if params:
-            _merge_params(self.paths.params, params)
+        # Ray's own line, with the launcher's whole command, is not the run's.
+        write_lines(self.paths, (line for line in lines if not line.startswith(self._ray_banner)))
         return rest, len(lines)
-
-    def _read_offset(self) -> int:
-        try:
-            return int(self._offset_file.read_text().strip() or 0)
-        except (OSError, ValueError):
-            return 0
-
-    def _save_offset(self, consumed: int) -> None:
-        temporary = self._offset_file.with_suffix(".tmp")
-        temporary.write_text(str(consumed))
-        os.replace(temporary, self._offset_file)
 
 
 def _safe_info(jobs: RayJobs, job: str) -> JobInfo | None:
@@ -165,25 +132,3 @@ def _safe_info(jobs: RayJobs, job: str) -> JobInfo | None:
         return jobs.info(job)
     except MlmagicError:
         return None
-
-
-def _append(path: Path, text: str) -> None:
-    # The run is on the cluster: nothing but this pump writes these files here.
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    try:
-        os.write(fd, text.encode("utf-8"))
-    finally:
-        os.close(fd)
-
-
-def _merge_params(path: Path, values: dict[str, object]) -> None:
-    try:
-        current = json.loads(path.read_text())
-    except (OSError, ValueError):
-        current = {}
-    if not isinstance(current, dict):
-        current = {}
-    current.update(values)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(current, indent=1, ensure_ascii=False))
-    os.replace(temporary, path)
