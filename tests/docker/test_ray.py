@@ -325,6 +325,37 @@ def test_a_canceled_notebook_on_ray_keeps_the_cells_that_ran(cluster, ws):
     assert metadata["mlmagic"]["status"] == "canceled"
 
 
+def test_a_notebook_on_the_cluster_attached_by_address(cluster, ws, monkeypatch):
+    # An attached cluster whose nodes have nbclient and ipykernel (checked at job start).
+    _, env, compute, project = cluster
+    monkeypatch.setenv("LAB_TOKEN", Path(compute.token_file).read_text().strip())
+    ws.computes.attach(
+        "nb-by-address",
+        ray_address=compute.address,
+        token_env="LAB_TOKEN",
+        storage=compute.storage,
+        cluster_storage=CLUSTER_STORAGE,
+        python=compute.python,
+        environment=env,
+    )
+    try:
+        run = ws.submit(
+            "train.ipynb",
+            env,
+            compute="nb-by-address",
+            source_dir=project,
+            parameters={"epochs": 2, "name": "attached"},
+        ).wait()
+        assert ws.store.run(run.id).status is Status.COMPLETED, run.error
+        metadata, code = _executed_cells(ws, run.id, "train.ipynb")
+        assert metadata["mlmagic"]["status"] == "completed"
+        assert "name = 'attached'" in "".join(code[1]["source"])
+        assert _stream(code[2]).startswith("lr=0.1 epochs=2 name=attached on ray-")
+        assert list(run.metrics["value"]) == [0.1, 0.05]
+    finally:
+        ws.computes.detach("nb-by-address")
+
+
 def test_a_run_whose_head_is_killed_fails_and_says_why(cluster, ws, docker_engine):
     # Last: it takes the shared cluster down.
     run = _submit(cluster, "slow.py")
