@@ -21,7 +21,8 @@ What it does, in order:
 3. runs the code cells in order, printing ``[mlmagic] cell K/N`` as each starts and the
    cell's stdout, stderr and results as they arrive (so they stream into the run's log),
    appending ``{"cell": K, "cells": N}`` to ``MLMAGIC_PROGRESS_FILE`` (the widget's
-   "cell K/N");
+   "cell K/N"); ``-`` prints it instead as one line starting with :data:`PROGRESS_MARKER`
+   (where the log is the only channel back, as on Ray, and the host takes it out);
 4. after every cell, and when stopped by a signal, writes the executed notebook to
    ``OUT.ipynb`` (whole, through a rename), so a failed or canceled run keeps every
    output up to where it stopped.
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import re
@@ -48,12 +50,14 @@ import tempfile
 import time
 from typing import Any
 
-__all__ = ["inject_parameters", "main"]
+__all__ = ["PROGRESS_MARKER", "inject_parameters", "main"]
 
 _PREFIX = "[mlmagic]"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _PARAMETERS = "parameters"
 _INJECTED = "injected-parameters"
+#: Starts a progress line printed to stdout when ``MLMAGIC_PROGRESS_FILE`` is ``-``.
+PROGRESS_MARKER = "@mlmagic:progress "
 
 
 def inject_parameters(nb: Any, parameters: dict[str, Any]) -> str:
@@ -128,10 +132,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import nbformat
         from nbclient import NotebookClient
+
+        if importlib.util.find_spec("ipykernel") is None:  # the kernel's, found not loaded
+            raise ImportError("No module named 'ipykernel'", name="ipykernel")
     except ImportError as exc:
+        # The last line printed is the run's error: one line, the cause, then the fix.
+        if deps:
+            fix = f"mlmagic puts them in {deps}, which lacks it: build the environment again"
+        else:
+            # Where mlmagic did not add them (a Ray cluster it did not make).
+            fix = "install them where the run executes, e.g. pip install nbclient ipykernel"
         print(
-            f"{_PREFIX} cannot run a notebook: {exc}. The environment needs nbclient, "
-            "nbformat and ipykernel (mlmagic adds them; was MLMAGIC_NOTEBOOK_DEPS removed?)",
+            f"cannot run a notebook: {sys.executable} has no module {exc.name or exc} (it "
+            f"needs nbclient, nbformat and ipykernel): {fix}",
             file=sys.stderr,
         )
         return 1
@@ -275,6 +288,11 @@ def _progress(path: str | None, number: int, total: int) -> None:
     if not path:
         return
     line = json.dumps({"cell": number, "cells": total, "time": time.time()}) + "\n"
+    if path == "-":
+        # One write of the whole line, behind what print() holds, so it starts a line.
+        sys.stdout.flush()
+        os.write(sys.stdout.fileno(), (PROGRESS_MARKER + line).encode())
+        return
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:

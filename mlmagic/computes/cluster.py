@@ -1,9 +1,10 @@
 """A Ray cluster of containers on this engine (``%compute up`` / ``%compute down``).
 
 The head and each worker are containers of the environment's image with ``ray[default]``
-added at this client's Ray version (a derived image, built once per environment version
-and Ray version), so a job runs in exactly the environment, Dockerfile and apt steps
-included. The containers are safe by default:
+added at this client's Ray version, on top of the notebook layer (a derived image, built
+once per environment version and Ray version), so a job runs in exactly the environment,
+Dockerfile and apt steps included, and a notebook runs there as on the docker target.
+The containers are safe by default:
 
 - they share a network of their own; only the head's dashboard / Jobs API is published,
   on 127.0.0.1 at a free port;
@@ -33,6 +34,7 @@ from pathlib import Path, PurePosixPath
 from mlmagic.build.context import write_build_secrets
 from mlmagic.build.dockerfile import BUILD_SETTINGS_SECRET, CA_SECRET, UV_FILE
 from mlmagic.build.image import logged_build
+from mlmagic.build.notebook import build_notebook_image
 from mlmagic.computes.client import RayJobs, client_version
 from mlmagic.computes.record import Compute
 from mlmagic.engine.base import BuildRequest, ContainerEngine, ContainerSpec, Mount, PortBinding
@@ -61,13 +63,19 @@ _LOG_TAIL = 15
 def ray_image(
     engine: ContainerEngine, env_image: str, *, log_path: Path
 ) -> Generator[BuildEvent, None, str]:
-    """Build the environment's image with ``ray[default]`` added, yielding build events.
+    """Build the environment's image with the notebook layer and ``ray[default]`` added,
+    yielding build events.
 
-    The generator returns the derived image's tag; nothing is built when it exists.
+    The notebook layer is the docker target's own
+    (:func:`~mlmagic.build.notebook.build_notebook_image`: nbclient and ipykernel in a
+    folder of their own, so the environment's pins win): notebooks run on the cluster too.
+    The generator returns the derived image's tag, named by the environment's image, the
+    notebook layer and the Ray version; nothing is built when it exists.
     """
     version = client_version()
+    base = yield from build_notebook_image(engine, env_image, log_path=log_path)
     tag = f"{env_image.replace(':', '-ray:', 1) if ':' in env_image else env_image + '-ray:latest'}"
-    tag = f"{tag}-{version}"
+    tag = f"{tag}-{version}-nb{base.rpartition(':')[2][:8]}"
     if engine.image_info(tag) is not None:
         return tag
     with tempfile.TemporaryDirectory(prefix="mlmagic-ray-image-") as tmp:
@@ -84,7 +92,7 @@ def ray_image(
         # The environment's own interpreter gets Ray, so `ray start` and the jobs both run
         # in it; --break-system-packages lets an image's system Python take it too.
         (context / "Dockerfile").write_text(
-            f"FROM {env_image}\n"
+            f"FROM {base}\n"
             "USER root\n"
             f"COPY {UV_FILE} /tmp/mlmagic-uv\n"
             f"RUN {mounts} . /run/secrets/{BUILD_SETTINGS_SECRET} && "
@@ -162,6 +170,7 @@ def up(
         image=image,
         network=network,
         workers=workers,
+        notebooks=True,
         created=time.time(),
     )
     mounts = [Mount(token_file, _TOKEN, read_only=True), Mount(storage, CLUSTER_STORAGE)]

@@ -110,6 +110,9 @@ class Compute:
         For a made cluster: the engine network of its containers.
     workers
         For a made cluster: how many worker containers it has.
+    notebooks
+        For a made cluster: its image has what runs a notebook (the notebook layer;
+        ``False`` for one made before mlmagic added it).
     created
         When it was attached or made (seconds since 1970).
     extra
@@ -130,6 +133,7 @@ class Compute:
     image: str | None = None
     network: str | None = None
     workers: int = 0
+    notebooks: bool = False
     created: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -3,16 +3,18 @@
 The run's id is the job's ``submission_id``, so any process re-attaches to it; its
 metadata carry the run id and experiment. The snapshot is the job's ``working_dir``; the
 launcher (``mlmagic_run``, sent as a ``py_modules`` package) runs the script with the
-environment's interpreter, by absolute path on a cluster mlmagic made. The handle is
-``ray:<compute>:<run id>``.
+environment's interpreter, by absolute path on a cluster mlmagic made; a notebook runs
+under ``mlmagic_notebook``, sent the same way (see :meth:`RayTarget.prepare_notebook`).
+The handle is ``ray:<compute>:<run id>``.
 
 What comes back, and how:
 
-- logs, metrics and params: the job's log, copied into the run's files as it comes by a
-  :class:`~mlmagic.targets.ray_logs.LogPump` (metrics and params travel in it as marker
-  lines, taken out on this side);
+- logs, metrics, params and a notebook's cells: the job's log, copied into the run's
+  files as it comes by a :class:`~mlmagic.targets.ray_logs.LogPump` (metrics, params and
+  progress travel in it as marker lines, taken out on this side);
 - outputs: ``./outputs`` on the node is the run's folder in the compute's storage (a
-  folder both sides see); they are copied into the run when the job ends;
+  folder both sides see), so a notebook's executed copy is written there as it goes;
+  they are copied into the run when the job ends, however it ends;
 - the outcome: Ray's job status (PENDING is the run's Starting stage, RUNNING its
   Running, SUCCEEDED / FAILED / STOPPED its end), the driver's exit code and Ray's message.
 
@@ -36,11 +38,11 @@ from mlmagic.computes.client import JobInfo, RayJobs
 from mlmagic.computes.cluster import WORKER_RESOURCE
 from mlmagic.computes.record import Compute
 from mlmagic.engine.base import ContainerState, GpuRequest
-from mlmagic.events import BuildEvent
+from mlmagic.events import BuildEvent, BuildEventKind
 from mlmagic.exceptions import DeployError, MlmagicError, RunError
 from mlmagic.run.paths import RunPaths
 from mlmagic.targets.base import Materialised, Target, TargetContext
-from mlmagic.targets.labels import HELPER
+from mlmagic.targets.labels import HELPER, NOTEBOOK_RUNNER
 from mlmagic.targets.ray_logs import LogPump
 from mlmagic_run import _script_error
 
@@ -59,6 +61,8 @@ _UNREACHABLE_GRACE = 30.0
 _TAIL_BYTES = 65536
 # A package Ray ships to the node as py_modules: `import mlmagic_run` and the launcher.
 _PACKAGE = "mlmagic_run"
+# The notebook runner, sent the same way for a notebook run: `python -m mlmagic_notebook`.
+_NOTEBOOK_PACKAGE = "mlmagic_notebook"
 
 
 class RayTarget(Target):
@@ -163,11 +167,12 @@ class RayTarget(Target):
             "MLMAGIC_RUN_ID": paths.root.name,
             "MLMAGIC_METRICS_FILE": "-",
             "MLMAGIC_PARAMS_FILE": "-",
+            "MLMAGIC_PROGRESS_FILE": "-",
             "PYTHONUNBUFFERED": "1",
         }
         runtime: dict = {
             "working_dir": str(paths.snapshot),
-            "py_modules": [str(package)],
+            "py_modules": [str(package), *_notebook_runner(paths)],
             "env_vars": variables,
         }
         if compute.env_image is None:
@@ -187,7 +192,7 @@ class RayTarget(Target):
         run_dir = self._run_storage(compute, record.id, on_cluster=True)
         python = shlex.quote(compute.python)
         launch = f"{python} -m {_PACKAGE} exec --log /dev/null -- {python} -u " + " ".join(
-            shlex.quote(a) for a in (record.config.script, *record.config.args)
+            shlex.quote(a) for a in record.config.argv
         )
         if run_dir is None:
             return launch
@@ -240,6 +245,35 @@ class RayTarget(Target):
             if self._store.cancel_requested(record.id):
                 return handle
             time.sleep(_POLL)
+
+    def prepare_notebook(
+        self, env: Environment, paths: RunPaths
+    ) -> Generator[BuildEvent, None, None]:
+        """Ship the notebook runner with the job (:meth:`start_run` finds it made); build
+        nothing.
+
+        A cluster made by ``%compute up`` has nbclient and ipykernel in its image (the
+        notebook layer, :func:`~mlmagic.computes.cluster.ray_image`); on an attached
+        cluster the runner checks for them when the job starts and fails saying what to
+        install. A made cluster whose image predates the layer is refused here.
+        """
+        record = self._store.run(paths.root.name)
+        assert record is not None and record.config.compute is not None
+        compute = self._compute(record.config.compute)
+        if compute.made and not compute.notebooks:
+            raise RunError(
+                f"the compute {compute.name!r} was started by an mlmagic that did not add "
+                "nbclient and ipykernel to its image: start it again (%compute down "
+                f"{compute.name}, then %compute up {compute.name} --env {compute.environment})."
+            )
+        package = paths.root / "ray" / _NOTEBOOK_PACKAGE
+        package.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(NOTEBOOK_RUNNER, package / "__init__.py")
+        (package / "__main__.py").write_text(
+            f"import sys\n\nfrom {_NOTEBOOK_PACKAGE} import main\n\nsys.exit(main())\n"
+        )
+        where = "in the compute's image" if compute.made else "checked on the node at start"
+        yield BuildEvent(BuildEventKind.DONE, cached=True, message=f"notebook layer: {where}")
 
     def _pump(self, handle: str, jobs: RayJobs | None = None) -> LogPump | None:
         """This process's pump of the run ``handle``; ``None`` when another process has it."""
@@ -371,6 +405,13 @@ class RayTarget(Target):
 
     def discard_service(self, name: str, artefact: str) -> None:
         """Nothing was made."""
+
+
+def _notebook_runner(paths: RunPaths) -> list[str]:
+    """The notebook runner's package when :meth:`RayTarget.prepare_notebook` made it (a
+    notebook run), for the job's ``py_modules``; ``[]`` for a script."""
+    package = paths.root / "ray" / _NOTEBOOK_PACKAGE
+    return [str(package)] if package.is_dir() else []
 
 
 def _gpu_count(gpus: GpuRequest) -> int:

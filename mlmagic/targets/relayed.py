@@ -2,9 +2,11 @@
 into the run's files, as the launcher writes them on a shared filesystem.
 
 A relay sees the launcher's stdout only: ``mlmagic_run`` prints metrics and params as
-marker lines there (``MLMAGIC_METRICS_FILE=-``), and :func:`write_lines` sorts them back
-into ``metrics.jsonl`` and ``params.json``; the rest is the log. :class:`Progress` keeps
-how far a relay got, so a re-attaching process resumes without duplicates.
+marker lines there (``MLMAGIC_METRICS_FILE=-``), as the notebook runner does its cells'
+progress (``MLMAGIC_PROGRESS_FILE=-``), and :func:`write_lines` sorts them back into
+``metrics.jsonl``, ``params.json`` and ``progress.jsonl``; the rest is the log.
+:class:`Progress` keeps how far a relay got, so a re-attaching process resumes without
+duplicates.
 """
 
 from __future__ import annotations
@@ -16,20 +18,25 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from mlmagic.run.paths import RunPaths
+from mlmagic_notebook import PROGRESS_MARKER
 from mlmagic_run import METRIC_MARKER, PARAMS_MARKER
 
 __all__ = ["Progress", "write_lines"]
 
 
 def write_lines(paths: RunPaths, lines: Iterable[str]) -> None:
-    """Append ``lines`` (without their newlines) to the run's log, metrics and params."""
+    """Append ``lines`` (without their newlines) to the run's log, metrics, params and
+    notebook progress."""
     log: list[str] = []
     metrics: list[str] = []
+    progress: list[str] = []
     params: dict[str, object] = {}
     for line in lines:
         bare = line.rstrip("\r")
         if bare.startswith(METRIC_MARKER):
             metrics.append(bare[len(METRIC_MARKER) :])
+        elif bare.startswith(PROGRESS_MARKER):
+            progress.append(bare[len(PROGRESS_MARKER) :])
         elif bare.startswith(PARAMS_MARKER):
             with contextlib.suppress(ValueError):
                 values = json.loads(bare[len(PARAMS_MARKER) :])
@@ -41,6 +48,8 @@ def write_lines(paths: RunPaths, lines: Iterable[str]) -> None:
         _append(paths.output_log, "".join(f"{line}\n" for line in log))
     if metrics:
         _append(paths.metrics, "".join(f"{line}\n" for line in metrics))
+    if progress:
+        _append(paths.progress, "".join(f"{line}\n" for line in progress))
     if params:
         _merge_params(paths.params, params)
 

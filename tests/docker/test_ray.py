@@ -52,6 +52,7 @@ def cluster(tmp_path_factory, docker_engine):
     project.mkdir()
     for name, text in (("train.py", TRAIN), ("fail.py", FAIL), ("slow.py", SLOW)):
         (project / name).write_text(text)
+    _write_notebooks(project)
     try:
         yield ws, env, compute, project
     finally:
@@ -219,6 +220,140 @@ def test_the_magics_attach_list_and_submit(cluster, ws, monkeypatch):
     assert run.status is Status.COMPLETED and "args ['--m']" in run.logs()
     with pytest.raises(UsageError, match="has no node with 1 GPUs"):
         shell.run_line_magic("submit", f"train.py --env {env.ref} --compute lab --gpus 1 --wait")
+
+
+# -- notebooks as runs on the Ray compute ------------------------------------------------
+
+
+def _write_notebooks(project: Path) -> None:
+    """The notebooks the tests below submit, written into the fixture's project."""
+    import nbformat
+
+    notebooks = {
+        "train.ipynb": [
+            ("lr = 0.1\nepochs = 1\nname = 'sgd'", "parameters"),
+            "import socket\nimport mlmagic_run as run\nrun.log_params(name=name)\n"
+            "for epoch in range(epochs):\n    run.log('loss', lr / (epoch + 1))\n"
+            "print(f'lr={lr} epochs={epochs} name={name} on {socket.gethostname()}')",
+            "import sys\nprint('to stderr', file=sys.stderr)\n6 * 7",
+        ],
+        "fails.ipynb": [
+            "print('first ran')",
+            "raise ValueError('lr must be positive')",
+            "print('never runs')",
+        ],
+        "slow.ipynb": [
+            "print('first ran')",
+            "import time\nprint('second started', flush=True)\ntime.sleep(300)",
+            "print('never runs')",
+        ],
+    }
+    for name, cells in notebooks.items():
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "P"}
+        for cell in cells:
+            source, tag = cell if isinstance(cell, tuple) else (cell, None)
+            nb.cells.append(
+                nbformat.v4.new_code_cell(source, metadata={"tags": [tag]} if tag else {})
+            )
+        nbformat.write(nb, project / name)
+
+
+def _executed_cells(ws, run_id: str, name: str) -> tuple[dict, list[dict]]:
+    """The executed copy's metadata and code cells, from the run's outputs here."""
+    nb = json.loads(ws.path("runs", run_id, "outputs", name).read_text())
+    return nb["metadata"], [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def _stream(cell: dict) -> str:
+    return "".join("".join(o["text"]) for o in cell["outputs"] if o["output_type"] == "stream")
+
+
+def test_a_notebook_runs_on_ray_with_parameters_progress_and_metrics(cluster, ws):
+    from mlmagic.events import RunEventKind
+
+    run = _submit(cluster, "train.ipynb", parameters={"lr": 0.01, "epochs": 3, "name": "adam"})
+    events = list(run.events())
+    record = ws.store.run(run.id)
+    assert record.status is Status.COMPLETED, record.error
+    # The cells' progress came back through the job's log: the Running stage's "cell K/N".
+    progress = [(e.step, e.total) for e in events if e.kind is RunEventKind.PROGRESS]
+    assert progress == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    log = run.logs()
+    assert "[mlmagic] cell 3/4" in log and "to stderr" in log and "42" in log
+    assert "lr=0.01 epochs=3 name=adam on ray-worker-1" in log
+    assert "@mlmagic:" not in log
+    # The executed copy, written on the node into the compute's storage, is the run's.
+    metadata, code = _executed_cells(ws, run.id, "train.ipynb")
+    assert code[1]["metadata"]["tags"] == ["injected-parameters"]
+    assert "lr = 0.01" in "".join(code[1]["source"])
+    assert _stream(code[2]) == "lr=0.01 epochs=3 name=adam on ray-worker-1\n"
+    assert "@mlmagic:" not in json.dumps(code)
+    assert [c["execution_count"] for c in code] == [1, 2, 3, 4]
+    assert metadata["mlmagic"]["status"] == "completed"
+    # mlmagic_run inside the notebook's kernel logs as in a script.
+    assert list(run.metrics["value"]) == [0.01, 0.005, 0.01 / 3]
+    assert run.params == {"name": "adam"}
+
+
+def test_a_failing_notebook_cell_on_ray_fails_the_run_naming_it(cluster, ws):
+    run = _submit(cluster, "fails.ipynb")
+    run.wait()
+    record = ws.store.run(run.id)
+    assert record.status is Status.FAILED
+    assert "cell 2/3 failed: ValueError: lr must be positive" in (record.error or "")
+    metadata, code = _executed_cells(ws, run.id, "fails.ipynb")
+    assert _stream(code[0]) == "first ran\n"
+    assert [o["ename"] for o in code[1]["outputs"] if o["output_type"] == "error"] == ["ValueError"]
+    assert code[2]["outputs"] == [] and code[2]["execution_count"] is None
+    assert metadata["mlmagic"]["failed_cell"] == 2
+
+
+def test_a_canceled_notebook_on_ray_keeps_the_cells_that_ran(cluster, ws):
+    run = _submit(cluster, "slow.ipynb")
+    log = ws.path("runs", run.id, "system", "output.log")
+    deadline = time.monotonic() + 120
+    while "second started" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "second started" in log.read_text()
+    run.cancel()
+    assert ws.store.run(run.id).status is Status.CANCELED
+    metadata, code = _executed_cells(ws, run.id, "slow.ipynb")
+    assert _stream(code[0]) == "first ran\n"
+    assert _stream(code[1]) == "second started\n"
+    assert code[2]["outputs"] == []
+    assert metadata["mlmagic"]["status"] == "canceled"
+
+
+def test_a_notebook_on_the_cluster_attached_by_address(cluster, ws, monkeypatch):
+    # An attached cluster whose nodes have nbclient and ipykernel (checked at job start).
+    _, env, compute, project = cluster
+    monkeypatch.setenv("LAB_TOKEN", Path(compute.token_file).read_text().strip())
+    ws.computes.attach(
+        "nb-by-address",
+        ray_address=compute.address,
+        token_env="LAB_TOKEN",
+        storage=compute.storage,
+        cluster_storage=CLUSTER_STORAGE,
+        python=compute.python,
+        environment=env,
+    )
+    try:
+        run = ws.submit(
+            "train.ipynb",
+            env,
+            compute="nb-by-address",
+            source_dir=project,
+            parameters={"epochs": 2, "name": "attached"},
+        ).wait()
+        assert ws.store.run(run.id).status is Status.COMPLETED, run.error
+        metadata, code = _executed_cells(ws, run.id, "train.ipynb")
+        assert metadata["mlmagic"]["status"] == "completed"
+        assert "name = 'attached'" in "".join(code[1]["source"])
+        assert _stream(code[2]).startswith("lr=0.1 epochs=2 name=attached on ray-")
+        assert list(run.metrics["value"]) == [0.1, 0.05]
+    finally:
+        ws.computes.detach("nb-by-address")
 
 
 def test_a_run_whose_head_is_killed_fails_and_says_why(cluster, ws, docker_engine):
