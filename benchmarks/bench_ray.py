@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from report import machine, update_row, update_section
+from report import Pair, machine, report_ratios
 
 from mlmagic import Environment, Workspace
 from mlmagic.computes.record import Compute
@@ -102,30 +101,29 @@ def main() -> None:
                 times["rend"].append(end)
         finally:
             ws.computes.down("bench")
-    med = {k: statistics.median(v) for k, v in times.items()}
-    best = {k: min(v) for k, v in times.items()}
-    lines = [
-        "| path | median s | best s | ratio (median) |",
-        "|---|---|---|---|",
-        f"| `ws.submit(..., compute=)` → first line | {med['m1']:.2f} | {best['m1']:.2f} | "
-        f"**{med['m1'] / med['r1']:.2f}** |",
-        f"| `ray job submit` → first line | {med['r1']:.2f} | {best['r1']:.2f} | 1 |",
-        f"| `ws.submit(..., compute=)` → run closed | {med['mend']:.2f} | {best['mend']:.2f} | "
-        f"**{med['mend'] / med['rend']:.2f}** |",
-        f"| `ray job submit` → exits | {med['rend']:.2f} | {best['rend']:.2f} | 1 |",
-        "",
+    report_ratios(
+        "ray",
+        times,
+        [
+            Pair(
+                "`ws.submit(..., compute=)` → first line",
+                "m1",
+                "`ray job submit` → first line",
+                "r1",
+                "bench_ray.py first line",
+            ),
+            Pair(
+                "`ws.submit(..., compute=)` → run closed",
+                "mend",
+                "`ray job submit` → exits",
+                "rend",
+                "bench_ray.py completion",
+            ),
+        ],
         f"{args.repeat} runs each, alternating, on a compute of a head and one worker "
         f"container; goal ≤ 1.2x. Machine: {machine()} (load {load_before:.1f} at the "
         "start; shared).",
-    ]
-    text = "\n".join(lines)
-    print(text)
-    out = Path(__file__).parent / "results" / "ray.md"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(f"# bench_ray\n\n{text}\n")
-    update_row("bench_ray.py first line", f"{med['m1'] / med['r1']:.2f}x")
-    update_row("bench_ray.py completion", f"{med['mend'] / med['rend']:.2f}x")
-    update_section("bench_ray", text)
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import io
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from report import machine, update_row, update_section
+from report import Pair, machine, report_ratios
 
 from mlmagic import Environment, Workspace
 from mlmagic.events import RunEventKind
@@ -124,30 +123,30 @@ def main() -> None:
             times["cell"].append(cell_whole(shell, project))
             times["run"].append(docker_whole(env.image, project))
         os.chdir(Path(tmp).parent)
-    median = {k: statistics.median(v) for k, v in times.items()}
-    best = {k: min(v) for k, v in times.items()}
-    lines = [
-        "| path | median s | best s | ratio (median) |",
-        "|---|---|---|---|",
-        f"| `%submit first.py --wait`, whole cell (widget included) | {median['cell']:.3f} | "
-        f"{best['cell']:.3f} | **{median['cell'] / median['run']:.2f}** |",
-        f"| `docker run --rm` until it exits | {median['run']:.3f} | {best['run']:.3f} | 1 |",
-        f"| `ws.submit` → first line | {median['first']:.3f} | {best['first']:.3f} | "
-        f"{median['first'] / median['docker first']:.2f} |",
-        f"| `docker run` → first line | {median['docker first']:.3f} | "
-        f"{best['docker first']:.3f} | 1 |",
-        "",
+    report_ratios(
+        "submit",
+        times,
+        [
+            Pair(
+                "`%submit first.py --wait`, whole cell (widget included)",
+                "cell",
+                "`docker run --rm` until it exits",
+                "run",
+                "bench_submit.py whole cell",
+            ),
+            Pair(
+                "`ws.submit` → first line",
+                "first",
+                "`docker run` → first line",
+                "docker first",
+                "bench_submit.py first line",
+                goal=False,
+            ),
+        ],
         f"{args.repeat} runs each, alternating; goal: whole cell ≤ 1.3x. Machine: "
         f"{machine()} (load {load_before:.1f} at the start; shared).",
-    ]
-    text = "\n".join(lines)
-    print(text)
-    out = Path(__file__).parent / "results" / "submit.md"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(f"# bench_submit\n\n{text}\n")
-    update_row("bench_submit.py whole cell", f"{median['cell'] / median['run']:.2f}x")
-    update_row("bench_submit.py first line", f"{median['first'] / median['docker first']:.2f}x")
-    update_section("bench_submit", text)
+        places=3,
+    )
 
 
 if __name__ == "__main__":

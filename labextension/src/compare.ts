@@ -10,7 +10,6 @@
  */
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { CommandRegistry } from '@lumino/commands';
-import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { api, ICompared } from './api';
@@ -47,33 +46,13 @@ export class CompareView extends Widget {
       element('h3', 'mlmagic-section-title', 'Metrics'),
       this._charts.node
     );
-    this._poll = new VisiblePoll(this, () => this._tick());
+    // It follows this view (shown, hidden, disposed) through a message hook on it.
+    new VisiblePoll(this, () => this._tick());
   }
 
   dispose(): void {
-    this._poll.stop();
     this._charts.dispose();
     super.dispose();
-  }
-
-  protected onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    if (!this._complete) {
-      this._poll.start();
-    }
-  }
-
-  protected onAfterAttach(msg: Message): void {
-    super.onAfterAttach(msg);
-    // Moved in the layout (as JupyterLab restores it): detaching stopped the poll.
-    if (!this._complete && this.isVisible) {
-      this._poll.start();
-    }
-  }
-
-  protected onAfterHide(msg: Message): void {
-    super.onAfterHide(msg);
-    this._poll.stop();
   }
 
   private async _tick(): Promise<number | null> {
@@ -109,7 +88,6 @@ export class CompareView extends Widget {
         if (more) {
           return 0;
         }
-        this._complete = true;
         return null;
       }
     } catch (error) {
@@ -217,14 +195,12 @@ export class CompareView extends Widget {
   private readonly _error = element('div', 'mlmagic-error');
   private readonly _table = element('table', 'mlmagic-table mlmagic-compare-table');
   private readonly _charts: ChartGrid;
-  private readonly _poll: VisiblePoll;
   private readonly _cursors = new Map<string, number>();
   private readonly _series = new Map<string, IPoint[]>();
   private _runs: ICompared[] = [];
   private _sortBy: string | null = null;
   private _sortDirection = 1;
   private _drawn = false;
-  private _complete = false;
 }
 
 /** Numbers by value, missing values last, anything else as text. */

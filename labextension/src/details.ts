@@ -11,7 +11,6 @@
  */
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { CommandRegistry } from '@lumino/commands';
-import { Message } from '@lumino/messaging';
 import { Panel, Widget } from '@lumino/widgets';
 
 import { api, IMetricPoint, IRunFile, IRunFiles, IRunOverview, runFileUrl } from './api';
@@ -75,38 +74,12 @@ export class RunDetailsView extends Panel {
 
   /** The run has ended and everything about it has been read. */
   get complete(): boolean {
-    return this._complete;
+    return this._poll.done;
   }
 
   dispose(): void {
-    this._poll.stop();
     this._charts.dispose();
     super.dispose();
-  }
-
-  protected onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    if (!this._complete) {
-      this._poll.start();
-    }
-  }
-
-  protected onAfterAttach(msg: Message): void {
-    super.onAfterAttach(msg);
-    // Moved in the layout (as JupyterLab restores it): detaching stopped the poll.
-    if (!this._complete && this.isVisible) {
-      this._poll.start();
-    }
-  }
-
-  protected onAfterHide(msg: Message): void {
-    super.onAfterHide(msg);
-    this._poll.stop();
-  }
-
-  protected onBeforeDetach(msg: Message): void {
-    this._poll.stop();
-    super.onBeforeDetach(msg);
   }
 
   private async _tick(): Promise<number | null> {
@@ -137,7 +110,6 @@ export class RunDetailsView extends Panel {
           this._count = 0; // one last look at the files the run left
           return 0;
         }
-        this._complete = true;
         return null;
       }
     } catch (error) {
@@ -391,7 +363,6 @@ export class RunDetailsView extends Panel {
   private _count = 0;
   private _signature = '';
   private _filesSignature = '';
-  private _complete = false;
 }
 
 function section(title: string, body: HTMLElement, name: string): HTMLElement {

@@ -6,7 +6,6 @@
  * to read, and not at all once the run has ended and its whole log is shown. The view
  * follows the tail unless the user scrolled up.
  */
-import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { api, apiUrl, ILogChunk } from './api';
@@ -38,37 +37,7 @@ export class RunLogView extends Widget {
 
   /** The whole log has been read and the run has ended. */
   get complete(): boolean {
-    return this._complete;
-  }
-
-  dispose(): void {
-    this._poll.stop();
-    super.dispose();
-  }
-
-  protected onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    if (!this._complete) {
-      this._poll.start();
-    }
-  }
-
-  protected onAfterAttach(msg: Message): void {
-    super.onAfterAttach(msg);
-    // Moved in the layout (as JupyterLab restores it): detaching stopped the poll.
-    if (!this._complete && this.isVisible) {
-      this._poll.start();
-    }
-  }
-
-  protected onAfterHide(msg: Message): void {
-    super.onAfterHide(msg);
-    this._poll.stop();
-  }
-
-  protected onBeforeDetach(msg: Message): void {
-    this._poll.stop();
-    super.onBeforeDetach(msg);
+    return this._poll.done;
   }
 
   private async _tick(): Promise<number | null> {
@@ -88,7 +57,6 @@ export class RunLogView extends Widget {
       return 0; // more is written already
     }
     if (!chunk.live) {
-      this._complete = true;
       this._partialText = '';
       return null;
     }
@@ -144,5 +112,4 @@ export class RunLogView extends Widget {
   private readonly _poll: VisiblePoll;
   private _offset = 0;
   private _partialText = '';
-  private _complete = false;
 }

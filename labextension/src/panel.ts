@@ -64,24 +64,9 @@ export class MlmagicPanel extends Widget {
     }
   }
 
-  dispose(): void {
-    this._poll.stop();
-    super.dispose();
-  }
-
   protected onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
-    this.refresh();
-  }
-
-  protected onAfterHide(msg: Message): void {
-    super.onAfterHide(msg);
-    this._poll.stop();
-  }
-
-  protected onBeforeDetach(msg: Message): void {
-    this._poll.stop();
-    super.onBeforeDetach(msg);
+    this._count = 0; // everything again when shown: the poll starts after this
   }
 
   private _section(

@@ -5,7 +5,8 @@ On the host everything is under ``<workspace>/runs/<run id>/``::
     events.jsonl  the journal (stages, build, end), written by mlmagic on the host
     notebook-layer.log  a notebook run's build of what executes it
     lib/          the local target's copy of mlmagic_run.py (a container mounts it instead)
-    snapshot/     the source folder as it was at submit time (the working directory)
+    snapshot/     the source folder as it was at submit time (never seen by the run)
+    working/      the run's working directory: a copy of snapshot/ made at its start
     outputs/      the script's ./outputs, written live through a bind mount
     logs/         the script's ./logs, likewise
     system/       written from inside the run (by the launcher and mlmagic_run):
@@ -13,7 +14,7 @@ On the host everything is under ``<workspace>/runs/<run id>/``::
                   params.json, exit.json, progress.jsonl (a notebook's cells)
 
 Once the script runs, mlmagic writes nothing on the host in the folders the run can write
-(``snapshot/``, ``outputs/``, ``logs/``, ``system/``): a script that replaces a file there
+(``working/``, ``outputs/``, ``logs/``, ``system/``): a script that replaces a file there
 with a link can only mislead readers, which is why every host-side read of them goes
 through :mod:`mlmagic.run.untrusted`. The journal lies beside them, where no container
 sees it.
@@ -63,6 +64,12 @@ class RunPaths:
     @property
     def snapshot(self) -> Path:
         return self.root / "snapshot"
+
+    @property
+    def working(self) -> Path:
+        """The script's working directory: a writable copy of :attr:`snapshot` (see
+        :mod:`mlmagic.run.working`)."""
+        return self.root / "working"
 
     @property
     def outputs(self) -> Path:

@@ -2,8 +2,9 @@
 
 Every container carries the workspace's labels (:func:`~mlmagic.targets.labels.labels`),
 mounts the helper module read-only, and is answered for by its container id. A run
-container keeps the ``USER`` its image sets (:mod:`mlmagic.targets.image_user`), and the
-engine keeps only a tail of its output: the launcher writes the whole log.
+container works in a copy of its snapshot (:mod:`mlmagic.run.working`), keeps the
+``USER`` its image sets (:mod:`mlmagic.targets.image_user`), and the engine keeps only a
+tail of its output: the launcher writes the whole log.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from mlmagic.exceptions import DeployError, MlmagicError
 from mlmagic.run.config import data_variable, parse_gpus
 from mlmagic.run.notebook import is_notebook
 from mlmagic.run.paths import CONTAINER, RunPaths
+from mlmagic.run.working import working_copy
 from mlmagic.targets.base import Materialised, Target
 from mlmagic.targets.gang import DockerGang, is_gang
 from mlmagic.targets.gpu import environment_cuda, gpu_preflight
@@ -124,10 +126,12 @@ class DockerTarget(Target):
         self, record: RunRecord, paths: RunPaths, env: Environment, gpus: GpuRequest | None
     ) -> str:
         assert env.image is not None
-        # The mount points inside the snapshot's mount, made now as this user: the engine
-        # would make them as root, and a non-root user could not own or remove them.
+        working = working_copy(paths)
+        # The mount points inside the working directory's mount, made now as this user:
+        # the engine would make them as root, and a non-root user could not own or remove
+        # them.
         for nested in (CONTAINER.outputs, CONTAINER.logs):
-            (paths.snapshot / PurePosixPath(nested).relative_to(CONTAINER.src)).mkdir(exist_ok=True)
+            (working / PurePosixPath(nested).relative_to(CONTAINER.src)).mkdir(exist_ok=True)
         owner = None
         if os.getuid() == 0:
             # Root's folders are not writable by an image's own non-root USER, which the
@@ -156,7 +160,8 @@ class DockerTarget(Target):
         """The container of a run on ``image`` (pure: nothing is started)."""
         config = record.config
         mounts = [
-            Mount(paths.snapshot, CONTAINER.src),
+            # The snapshot stays as submitted: the script works in a copy of it.
+            Mount(paths.working, CONTAINER.src),
             Mount(paths.outputs, CONTAINER.outputs),
             Mount(paths.logs, CONTAINER.logs),
             Mount(paths.system, CONTAINER.system),

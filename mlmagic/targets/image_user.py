@@ -65,7 +65,7 @@ def give_run_folders(paths: RunPaths, uid: int, gid: int) -> None:
     Called before the container starts, on folders mlmagic has just made, so nothing
     the run wrote can be in them; links are changed themselves, never followed.
     """
-    for top in (paths.snapshot, paths.outputs, paths.logs, paths.system):
+    for top in (paths.working, paths.outputs, paths.logs, paths.system):
         _chown(top, uid, gid)
         for folder, dirs, files in os.walk(top):
             for name in (*dirs, *files):

@@ -1,11 +1,11 @@
 """The local target: environments are uv virtual environments, runs and services are
 detached processes (:mod:`mlmagic.targets.process`), for hosts with no container engine.
 
-A run's script runs under the same launcher as in a container (``mlmagic_run.py exec``),
-with ``./outputs`` and ``./logs`` linked to the run's folders. ``--data`` folders are
-read-only for the run's processes (a private mount namespace), and a run answers for its
-whole process tree (:mod:`mlmagic.targets.process`). ``--memory`` and ``--cpus`` are not
-enforced here, and the run's log says so.
+A run's script runs in a copy of its snapshot, under the same launcher as in a container
+(``mlmagic_run.py exec``), with ``./outputs`` and ``./logs`` linked to the run's folders.
+``--data`` folders are read-only for the run's processes (a private mount namespace), and
+a run answers for its whole process tree (:mod:`mlmagic.targets.process`). ``--memory``
+and ``--cpus`` are not enforced here, and the run's log says so.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from mlmagic.events import BuildEvent, BuildEventKind, drain
 from mlmagic.exceptions import DeployError, RunError
 from mlmagic.run.config import data_variable, parse_gpus
 from mlmagic.run.notebook import is_notebook
+from mlmagic.run.working import working_copy
 from mlmagic.targets.base import Materialised, Target
 from mlmagic.targets.gang import is_gang
 from mlmagic.targets.gang_local import LocalGang
@@ -138,12 +139,14 @@ class LocalTarget(Target):
         self, record: RunRecord, paths: RunPaths, env: Environment, gpus: GpuRequest | None
     ) -> tuple[str, dict[str, str], Path]:
         """The Python, the variables and the helper folder of a run's processes (the
-        run's ``./outputs``, ``./logs`` and helper copies are made here)."""
+        run's working copy of its snapshot, its ``./outputs``, ``./logs`` and helper
+        copies are made here)."""
         if env.venv is None:
             raise RunError(f"The environment {env.ref} has no virtual environment here.")
+        working = working_copy(paths)
         # ./outputs and ./logs of the script are the run's folders, as in a container.
         for name, folder in (("outputs", paths.outputs), ("logs", paths.logs)):
-            link = paths.snapshot / name
+            link = working / name
             if link.is_symlink() or link.is_file():
                 link.unlink()
             elif link.is_dir():
@@ -213,7 +216,7 @@ class LocalTarget(Target):
         try:
             return spawn_detached(
                 command,
-                cwd=paths.snapshot,
+                cwd=paths.working,
                 env=env,
                 read_only=list(record.config.data.values()),
             )

@@ -99,6 +99,42 @@ def test_the_snapshot_fixes_the_code_at_submit_time(workspace, env, project):
     assert run.logs().strip() == "first"
 
 
+EDITS_ITS_FOLDER = textwrap.dedent(
+    """
+    from pathlib import Path
+    print(Path("data.txt").read_text())
+    Path("train.py").write_text("print('rewritten')")
+    Path("data.txt").write_text("changed")
+    Path("gone.txt").unlink()
+    Path("new.txt").write_text("new")
+    """
+)
+
+
+def test_the_script_works_in_a_copy_and_the_snapshot_stays_as_submitted(workspace, env, project):
+    (project / "train.py").write_text(EDITS_ITS_FOLDER)
+    (project / "data.txt").write_text("original")
+    (project / "gone.txt").write_text("to be deleted")
+    submitted = {path.name: path.read_bytes() for path in project.iterdir()}
+    run = workspace.submit("train.py", env, source_dir=project).wait()
+    assert run.status is Status.COMPLETED, run.error
+    assert run.logs().strip() == "original"
+    # Every entry of the stored snapshot, byte for byte: nothing changed, added or removed.
+    stored = run.paths.snapshot
+    assert {
+        path.relative_to(stored).as_posix(): None if path.is_dir() else path.read_bytes()
+        for path in stored.rglob("*")
+    } == submitted
+    # The script did write its folder: a copy of the snapshot.
+    working = run.paths.working
+    assert (working / "new.txt").read_text() == "new"
+    assert (working / "train.py").read_text() == "print('rewritten')"
+    assert not (working / "gone.txt").exists()
+    again = run.rerun().wait()
+    assert again.status is Status.COMPLETED, again.error
+    assert again.logs().strip() == "original"
+
+
 def test_failure_records_exit_code_and_the_traceback(workspace, env, project):
     (project / "bad.py").write_text("print('before')\nraise ValueError('boom')\n")
     run = workspace.submit("bad.py", env, source_dir=project).wait()

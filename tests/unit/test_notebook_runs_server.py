@@ -3,31 +3,19 @@ notebook run on the local target and reading its executed copy back."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import nbformat
 import pytest
-from tornado.httpclient import HTTPClientError
 
 from mlmagic import Environment, Workspace
 from mlmagic.events import Status
-from mlmagic.widgets.render import JUPYTER_BASE_URL_VARIABLE
+from tests.unit import local_server
+from tests.unit.local_server import call, post, refused
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
-
-@pytest.fixture
-def jp_server_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
-    for name in ("MLMAGIC_WORKSPACE", JUPYTER_BASE_URL_VARIABLE):
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
-    # The local target, with no engine to fall back on.
-    monkeypatch.setenv("MLMAGIC_TARGET", "local")
-    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/mlmagic-test.sock")
-    monkeypatch.setenv("MLMAGIC_VENV_DIR", str(tmp_path / "venvs"))
-    return {"ServerApp": {"jpserver_extensions": {"mlmagic": True}}}
+jp_server_config = local_server.jp_server_config
 
 
 @pytest.fixture
@@ -46,30 +34,15 @@ def notebook(jp_root_dir: Path) -> str:
     return "work/train.ipynb"
 
 
-async def _call(jp_fetch: Any, *path: str, **kwargs: Any) -> Any:
-    reply = await jp_fetch("mlmagic", "api", *path, **kwargs)
-    return reply.code, json.loads(reply.body)
-
-
-async def _refused(jp_fetch: Any, *path: str, **kwargs: Any) -> tuple[int, str]:
-    with pytest.raises(HTTPClientError) as caught:
-        await jp_fetch("mlmagic", "api", *path, **kwargs)
-    response = caught.value.response
-    assert response is not None
-    message = json.loads(response.body)["error"]
-    assert message and "\n" not in message
-    return response.code, message
-
-
 async def test_the_dialog_starts_from_the_parameters_cell(jp_fetch, notebook, jp_root_dir):
-    code, reply = await _call(jp_fetch, "notebook-runs", "defaults", params={"path": notebook})
+    code, reply = await call(jp_fetch, "notebook-runs", "defaults", params={"path": notebook})
     assert code == 200
     assert reply["parameters"] == {"lr": "0.1", "epochs": "2", "name": "'base'"}
     assert reply["environments"] == []
-    assert await _refused(
+    assert await refused(
         jp_fetch, "notebook-runs", "defaults", params={"path": "../outside.ipynb"}
     ) == (400, "'../outside.ipynb' is not a notebook path inside the server's root folder.")
-    code, message = await _refused(
+    code, message = await refused(
         jp_fetch, "notebook-runs", "defaults", params={"path": "work/none.ipynb"}
     )
     assert code == 404 and message.startswith("No notebook work/none.ipynb in ")
@@ -81,10 +54,7 @@ async def test_submit_runs_the_notebook_and_serves_its_executed_copy(
     ws = Workspace(jp_root_dir / ".mlmagic")
     Environment.from_text("nb-env", "six\n").build(ws, show_output=False)
 
-    def post(body: dict[str, Any]) -> dict[str, Any]:
-        return {"method": "POST", "body": json.dumps(body)}
-
-    code, message = await _refused(
+    code, message = await refused(
         jp_fetch,
         "notebook-runs",
         **post({"path": notebook, "environment": "nb-env", "parameters": {"lr": "fast"}}),
@@ -92,7 +62,7 @@ async def test_submit_runs_the_notebook_and_serves_its_executed_copy(
     assert code == 400 and "'fast' is not a Python literal" in message
     assert ws.store.runs() == []
 
-    code, row = await _call(
+    code, row = await call(
         jp_fetch,
         "notebook-runs",
         **post(
@@ -109,7 +79,7 @@ async def test_submit_runs_the_notebook_and_serves_its_executed_copy(
     run = ws.runs.get(row["id"]).wait()
     assert run.status is Status.COMPLETED, run.error
 
-    code, model = await _call(jp_fetch, "runs", run.id, "notebook")
+    code, model = await call(jp_fetch, "runs", run.id, "notebook")
     assert code == 200
     assert model["type"] == "notebook" and model["writable"] is False
     assert model["path"] == f"{run.id}/train.ipynb"

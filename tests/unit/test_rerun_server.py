@@ -3,44 +3,16 @@ real notebook run on the local target."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import nbformat
-import pytest
-from tornado.httpclient import HTTPClientError
 
 from mlmagic import Environment, Workspace
 from mlmagic.events import Status
-from mlmagic.widgets.render import JUPYTER_BASE_URL_VARIABLE
+from tests.unit import local_server
+from tests.unit.local_server import call, post, refused
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
-
-@pytest.fixture
-def jp_server_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
-    for name in ("MLMAGIC_WORKSPACE", JUPYTER_BASE_URL_VARIABLE):
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("MLMAGIC_TARGET", "local")
-    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/mlmagic-test.sock")
-    monkeypatch.setenv("MLMAGIC_VENV_DIR", str(tmp_path / "venvs"))
-    return {"ServerApp": {"jpserver_extensions": {"mlmagic": True}}}
-
-
-async def _refused(jp_fetch: Any, *path: str, **kwargs: Any) -> tuple[int, str]:
-    with pytest.raises(HTTPClientError) as caught:
-        await jp_fetch("mlmagic", "api", *path, **kwargs)
-    response = caught.value.response
-    assert response is not None
-    message = json.loads(response.body)["error"]
-    assert message and "\n" not in message
-    return response.code, message
-
-
-def _post(body: dict[str, Any]) -> dict[str, Any]:
-    return {"method": "POST", "body": json.dumps(body)}
+jp_server_config = local_server.jp_server_config
 
 
 async def test_a_rerun_carries_the_options_and_runs_the_snapshot(jp_fetch, jp_root_dir):
@@ -61,30 +33,29 @@ async def test_a_rerun_carries_the_options_and_runs_the_snapshot(jp_fetch, jp_ro
     nb.cells[1].source = "print('changed code')"
     nbformat.write(nb, folder / "train.ipynb")
 
-    reply = await jp_fetch("mlmagic", "api", "runs", first.id, "rerun")
-    defaults = json.loads(reply.body)
+    code, defaults = await call(jp_fetch, "runs", first.id, "rerun")
+    assert code == 200
     assert defaults["script"] == "train.ipynb" and defaults["notebook"] is True
     assert defaults["environment"] == f"re-env:{env.version}"
     assert (defaults["experiment"], defaults["parameters"]) == ("lab", {"lr": "0.5"})
     assert [e["name"] for e in defaults["environments"]] == ["re-env"]
 
-    code, message = await _refused(
-        jp_fetch, "runs", first.id, "rerun", **_post({"parameters": {"lr": "fast"}})
+    code, message = await refused(
+        jp_fetch, "runs", first.id, "rerun", **post({"parameters": {"lr": "fast"}})
     )
     assert code == 400 and "'fast' is not a Python literal" in message
-    code, message = await _refused(
-        jp_fetch, "runs", first.id, "rerun", **_post({"script": "other.py"})
+    code, message = await refused(
+        jp_fetch, "runs", first.id, "rerun", **post({"script": "other.py"})
     )
     assert code == 400 and "Unknown fields ['script']" in message
-    code, _ = await _refused(jp_fetch, "runs", "default_20240101-120000_abcdef", "rerun")
+    code, _ = await refused(jp_fetch, "runs", "default_20240101-120000_abcdef", "rerun")
     assert code == 404
     assert len(ws.store.runs()) == 1
 
-    reply = await jp_fetch(
-        "mlmagic", "api", "runs", first.id, "rerun", **_post({"parameters": {"lr": "0.25"}})
+    code, row = await call(
+        jp_fetch, "runs", first.id, "rerun", **post({"parameters": {"lr": "0.25"}})
     )
-    assert reply.code == 201
-    row = json.loads(reply.body)
+    assert code == 201
     assert row["id"] != first.id and row["experiment"] == "lab"
     second = ws.runs.get(row["id"]).wait()
     assert second.status is Status.COMPLETED, second.error
