@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import stat
 import threading
@@ -353,6 +354,10 @@ def finalize(
             if record.handle:
                 ws.target(record.target).remove(record.handle)
         finally:
+            # The working copy goes with what ran in it: the run keeps its snapshot,
+            # outputs and logs (what the script wrote elsewhere is not an output, as on
+            # Azure), and a workspace of many runs does not hold each one's code twice.
+            shutil.rmtree(paths.working, ignore_errors=True)
             journal.append(
                 paths.events,
                 RunEvent(RunEventKind.END, status=status, exit_code=exit_code, message=message),

@@ -6,7 +6,7 @@ On the host everything is under ``<workspace>/runs/<run id>/``::
     notebook-layer.log  a notebook run's build of what executes it
     lib/          the local target's copy of mlmagic_run.py (a container mounts it instead)
     snapshot/     the source folder as it was at submit time (never seen by the run)
-    working/      the run's working directory: a copy of snapshot/ made at its start
+    working/      the working directory: a copy of snapshot/ for the length of the run
     outputs/      the script's ./outputs, written live through a bind mount
     logs/         the script's ./logs, likewise
     system/       written from inside the run (by the launcher and mlmagic_run):

@@ -3,7 +3,9 @@
 The snapshot (``runs/<id>/snapshot``) is the code as it was submitted, and what a re-run
 runs, so the run itself never sees it. As on Azure Machine Learning, the script runs in a
 copy made when its run starts (``runs/<id>/working``): it may write, replace or delete
-files beside itself, and the snapshot stays byte for byte as submitted.
+files beside itself, and the snapshot stays byte for byte as submitted. The copy is
+removed when the run ends (:func:`mlmagic.run.lifecycle.finalize`): a run keeps its
+outputs and logs, not what it wrote elsewhere.
 """
 
 from __future__ import annotations
