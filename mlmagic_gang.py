@@ -45,8 +45,8 @@ import sys
 import time
 
 # Every node's ranks start after this module is imported, so a node imports only what
-# starting them needs: typing and argparse (with re and enum, about half the launcher's
-# start-up) only for the type checker and the rarer subcommands.
+# starting them needs: typing only for the type checker, argparse for the rarer
+# subcommands, the MPI roles (sockets, hashing, threads) where a node has one.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
