@@ -34,7 +34,6 @@ every rank's environment.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -44,8 +43,14 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
-from typing import Any
+
+# Every node's ranks start after this module is imported, so a node imports only what
+# starting them needs: typing only for the type checker, argparse for the rarer
+# subcommands, the MPI roles (sockets, hashing, threads) where a node has one.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 __all__ = ["TOKEN", "LineLog", "exit_code", "gang_failed", "main", "record", "write_all"]
 
@@ -311,15 +316,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the launcher's command line; return the exit code."""
     words = list(sys.argv[1:] if argv is None else argv)
     if words[:1] == ["rsh"]:  # ssh's words, options first: not for argparse
-        import mlmagic_mpi
+        return _mpi().rsh(words[1:])
+    node = _node_words(words)
+    if node is not None:
+        return _node(*node)
+    import argparse
 
-        return mlmagic_mpi.rsh(words[1:])
     parser = argparse.ArgumentParser(prog="mlmagic_gang.py", description="mlmagic's node launcher.")
     commands = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
     commands.required = True
-    node = commands.add_parser("node", help="run node K of a gang's plan")
-    node.add_argument("--plan", required=True)
-    node.add_argument("--node", type=int, required=True)
+    node_command = commands.add_parser("node", help="run node K of a gang's plan")
+    node_command.add_argument("--plan", required=True)
+    node_command.add_argument("--node", type=int, required=True)
     rank = commands.add_parser("rank", help="run one MPI rank")
     rank.add_argument("--plan", required=True)
     rank.add_argument("command", nargs=argparse.REMAINDER)
@@ -328,24 +336,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     rsh = commands.add_parser("rsh", help="mpirun's remote shell")
     rsh.add_argument("words", nargs=argparse.REMAINDER)
     args = parser.parse_args(words)
-    import mlmagic_mpi  # next to this file: a node of any kind may need it
-
+    if args.subcommand == "node":
+        return _node(args.plan, args.node)
     if args.subcommand == "agent":
-        return mlmagic_mpi.serve_agent(args.port)
-    if args.subcommand == "rank":
-        command = [w for w in args.command]
-        if command and command[0] == "--":
-            command = command[1:]
-        return mlmagic_mpi.run_rank(args.plan, command)
-    with open(args.plan) as file:
+        return _mpi().serve_agent(args.port)
+    command = [w for w in args.command]
+    if command and command[0] == "--":
+        command = command[1:]
+    return _mpi().run_rank(args.plan, command)
+
+
+def _node_words(words: list[str]) -> tuple[str, int] | None:
+    """``(plan, node)`` of the words mlmagic starts every node with (``node --plan P
+    --node K``, in that order); ``None`` for anything else, which argparse reads."""
+    if len(words) != 5 or words[:2] != ["node", "--plan"] or words[3] != "--node":
+        return None
+    return (words[2], int(words[4])) if words[4].isdigit() else None
+
+
+def _node(plan_path: str, index: int) -> int:
+    """Run node ``index`` of the plan: its ranks, ``mpirun`` or an MPI launch agent."""
+    with open(plan_path) as file:
         plan = json.load(file)
-    plan["path"] = args.plan
-    this = plan["nodes"][args.node]
+    plan["path"] = plan_path
+    this = plan["nodes"][index]
     if this["role"] == "agent":
-        return mlmagic_mpi.serve_agent(int(plan["agent_port"]), plan["exits"])
+        return _mpi().serve_agent(int(plan["agent_port"]), plan["exits"])
     if this["role"] == "mpirun":
-        return mlmagic_mpi.run_mpirun(plan, this)
+        return _mpi().run_mpirun(plan, this)
     return _run_node(plan, this)
+
+
+def _mpi() -> Any:
+    """``mlmagic_mpi`` (next to this file), imported for MPI's roles only."""
+    # It imports this module by name: run as a script, this module is __main__, and
+    # would be executed a second time without this alias.
+    sys.modules.setdefault("mlmagic_gang", sys.modules[__name__])
+    import mlmagic_mpi
+
+    return mlmagic_mpi
 
 
 if __name__ == "__main__":

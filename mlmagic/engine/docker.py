@@ -22,6 +22,7 @@ import docker
 import docker.errors
 import docker.types
 import requests.exceptions
+from docker.models.containers import _create_container_args
 from packaging.version import InvalidVersion, Version
 
 from mlmagic.engine.base import (
@@ -243,16 +244,22 @@ class DockerEngine(ContainerEngine):
         """Create a container without starting it; return its id."""
         arguments = run_arguments(spec)
         arguments.pop("detach")
+        # docker-py's containers.create inspects what it made, to return a model: the
+        # id is all a caller needs, and a gang makes every node at once. Its own
+        # translation of run()'s arguments to the API's stays in use.
+        arguments.update(image=spec.image, version=self._client.api._version)
         try:
-            container = self._api(
-                "create a container", self._client.containers.create, spec.image, **arguments
+            created = self._api(
+                "create a container",
+                self._client.api.create_container,
+                **_create_container_args(arguments),
             )
         except docker.errors.NotFound as exc:
             # The image is looked up before a run starts: what is missing is said here.
             raise EngineError(
                 f"Docker refused to create a container: {exc.explanation or exc}"
             ) from exc
-        return str(container.id)
+        return str(created["Id"])
 
     def start_created(self, container_id: str) -> None:
         """Start a container made by :meth:`create`."""

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -230,6 +231,39 @@ def test_a_one_node_gang_needs_no_network_and_still_finds_itself_by_name(
     assert not client.networks.list(names=[DockerGang.network_name(run.id)])
     assert run.wait(timeout=60).status is Status.COMPLETED, (run.error, run.logs())
     assert "[rank 0] met rank 1" in run.logs()
+    _gone(workspace, run, "docker")
+
+
+@pytest.mark.parametrize("target", ["docker"], indirect=True)
+def test_a_gang_starts_with_one_create_and_one_start_per_node_and_no_inspect(
+    workspace, env, project, target, monkeypatch
+):
+    # Every request to the engine is work on the way to every rank running: a node is
+    # created and started, its network made once, and nothing is read back meanwhile.
+    calls: list[tuple[str, str]] = []
+    api = workspace.engine._client.api
+    send = api.request
+
+    def request(method, url, *args, **kwargs):
+        calls.append((method, urlsplit(url).path.split("/", 2)[-1]))
+        return send(method, url, *args, **kwargs)
+
+    monkeypatch.setattr(api, "request", request)
+    (project / "up.py").write_text("print('up')\n")
+    layout = PyTorchConfiguration(process_count=2, node_count=2)
+    run = workspace.submit("up.py", env, source_dir=project, distributed=layout)
+    assert run.wait(timeout=120).status is Status.COMPLETED, (run.error, run.logs())
+    started = [i for i, (method, path) in enumerate(calls) if path.endswith("/start")]
+    assert len(started) == 2, calls
+    starting = calls[: started[-1] + 1]
+    assert [c for c in starting if c[1] == "containers/create"] == [
+        ("POST", "containers/create")
+    ] * 2
+    assert [c for c in starting if c[1] == "networks/create"] == [("POST", "networks/create")]
+    inspected = [
+        path for _, path in starting if path.startswith("containers/") and path.endswith("/json")
+    ]
+    assert inspected == [], starting
     _gone(workspace, run, "docker")
 
 

@@ -613,3 +613,49 @@ def test_an_mpirun_that_does_not_say_its_version_gets_both_names_as_variables():
     assert env["OMPI_MCA_plm_rsh_no_tree_spawn"] == env["PRTE_MCA_plm_ssh_no_tree_spawn"] == "1"
     assert env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] == env["PRTE_ALLOW_RUN_AS_ROOT_CONFIRM"] == "1"
     assert "OMPI_ALLOW_RUN_AS_ROOT" not in _mpirun(MPICH, root=False)[1]
+
+
+def _node_imports(launcher: Path, tmp_path: Path) -> tuple[set[str], str]:
+    """The modules a node's launcher imports (``-X importtime``) and the run's log."""
+    (tmp_path / "s.py").write_text("print('up')\n")
+    dist = Distribution("pytorch", procs_per_node=1)
+    log, exits = tmp_path / "output.log", tmp_path / "gang"
+    nodes = plan_nodes(dist, "r", ["127.0.0.1"], [0], error_dir=str(exits))
+    write_plan(
+        tmp_path / "gang.json", dist, nodes, command=["-u", "s.py"], log=str(log), exits=str(exits)
+    )
+    node = subprocess.run(
+        [
+            sys.executable,
+            "-S",
+            "-X",
+            "importtime",
+            str(launcher),
+            "node",
+            "--plan",
+            str(tmp_path / "gang.json"),
+            "--node",
+            "0",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert node.returncode == 0, node.stderr[-2000:]
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in node.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    return imported, log.read_text()
+
+
+def test_a_node_starts_its_ranks_without_importing_what_only_mpi_and_help_need(tmp_path):
+    # Every rank of a gang starts after its node's launcher has started: the launcher
+    # (run with -S, as in a node's container) leaves argparse, typing and the MPI roles
+    # unimported on the way, and its module is executed once.
+    imported, log = _node_imports(GANG, tmp_path)
+    assert log == "[rank 0] up\n"
+    assert "subprocess" in imported  # the list is real: what starts the ranks is in it
+    assert not imported & {"argparse", "typing", "mlmagic_mpi", "mlmagic_gang", "socket"}
