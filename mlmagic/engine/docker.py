@@ -22,7 +22,6 @@ import docker
 import docker.errors
 import docker.types
 import requests.exceptions
-from docker.models.containers import _create_container_args
 from packaging.version import InvalidVersion, Version
 
 from mlmagic.engine.base import (
@@ -36,6 +35,11 @@ from mlmagic.engine.endpoint import Endpoint, find_endpoint
 from mlmagic.engine.progress import ProgressParser
 from mlmagic.events import BuildEvent, BuildEventKind
 from mlmagic.exceptions import BuildError, EngineError
+
+try:  # docker-py's translation of run()'s arguments to the API's; private, so guarded
+    from docker.models.containers import _create_container_args
+except ImportError:  # pragma: no cover - a docker-py that renamed it: one inspect more
+    _create_container_args = None
 
 __all__ = ["DockerEngine", "run_arguments"]
 
@@ -247,8 +251,17 @@ class DockerEngine(ContainerEngine):
         # docker-py's containers.create inspects what it made, to return a model: the
         # id is all a caller needs, and a gang makes every node at once. Its own
         # translation of run()'s arguments to the API's stays in use.
-        arguments.update(image=spec.image, version=self._client.api._version)
         try:
+            if _create_container_args is None:
+                return str(
+                    self._api(
+                        "create a container",
+                        self._client.containers.create,
+                        spec.image,
+                        **arguments,
+                    ).id
+                )
+            arguments.update(image=spec.image, version=self._client.api._version)
             created = self._api(
                 "create a container",
                 self._client.api.create_container,
