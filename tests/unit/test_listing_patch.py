@@ -190,3 +190,37 @@ def test_the_records_of_a_listing_are_its_rows_without_a_frame(
     assert records[1]["acc"] == 0.5 and records[1]["created"] == 7.0
     plain = run_records(ws, limit=1, summaries=False)
     assert plain == [{**{k: records[0][k] for k in list(frame.columns)[:8]}}]
+
+
+def test_the_command_lists_rows_without_pandas_and_reads_files_only_for_json(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    add_run(
+        ws, "a_1", created=5.0, metrics=(("acc", 0.5),), params={"C": 3},
+        monkeypatch=monkeypatch,
+    )  # fmt: skip
+    code = (
+        "import sys; from mlmagic import cli; code = cli.main(sys.argv[1:]); "
+        "print('pandas' in sys.modules, file=sys.stderr); sys.exit(code)"
+    )
+
+    def command(*args: str) -> tuple[str, str]:
+        done = subprocess.run(
+            [sys.executable, "-c", code, "run", "list", *args],
+            cwd=ws.root.parent, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return done.stdout, done.stderr.strip()
+
+    out, imported = command()
+    assert out.split("\n")[1].split()[:3] == ["a_1", "a", "Completed"] and imported == "False"
+    # The table shows no metrics: the run's files were not read (nothing cached from them).
+    assert ws.store.run_table()[0][-1] is None
+    out, imported = command("--json")
+    (row,) = json.loads(out)
+    assert (row["id"], row["param.C"], row["acc"], row["exit_code"]) == ("a_1", 3, 0.5, 0)
+    assert row["created"] == "1970-01-01T00:00:05+00:00" and imported == "False"
+    assert ws.store.run_table()[0][-1] == "[3, 0.5]"  # read once, kept for the next listing
