@@ -78,6 +78,10 @@ class RunColumns:
         #: from the run's files. Runs with the same names share one group.
         self.names: list[Any] = list(columns[-2])
         self.values: dict[str, list[Any]] = self._transpose(self._parse(columns[-1]))
+        #: The columns of the last frame made, and the names of those changed since
+        #: (``None``: all of them): a frame converts only what changed.
+        self._made: dict[str, pd.Series] = {}
+        self._changed: set[str] | None = None
 
     def __len__(self) -> int:
         return len(self.fixed["id"])
@@ -88,15 +92,28 @@ class RunColumns:
         return not TERMINAL.issuperset(self.fixed["status"])
 
     def frame(self) -> pd.DataFrame:
-        """The listing as a new frame (see :meth:`Runs.list`)."""
+        """The listing as a new frame (see :meth:`Runs.list`).
+
+        Each column is converted from its list as pandas converts it, or, when it did not
+        change since the last frame, taken from that frame (converting 10,000 values is
+        most of a listing's cost; a status change touches one column)."""
         import numpy as np
         import pandas as pd
 
-        data: dict[str, Any] = dict(self.fixed)
-        # From an array, not a list: pandas converts a list of floats one by one.
-        data["created"] = pd.to_datetime(np.asarray(data["created"], dtype=float), unit="s")
-        data.update(self.values)
-        return pd.DataFrame(data)
+        lists: dict[str, list[Any]] = {**self.fixed, **self.values}
+        changed = set(lists) if self._changed is None else self._changed
+        changed |= lists.keys() - self._made.keys()
+        data: dict[str, Any] = {name: lists[name] for name in lists if name in changed}
+        if "created" in data:
+            # From an array, not a list: pandas converts a list of floats one by one.
+            data["created"] = pd.to_datetime(np.asarray(data["created"], dtype=float), unit="s")
+        frame = pd.DataFrame(data)
+        if len(data) < len(lists):
+            made = {name: frame[name] if name in data else self._made[name] for name in lists}
+            frame = pd.DataFrame(made)
+        self._made = {name: frame[name] for name in lists}
+        self._changed = set()
+        return frame
 
     def records(self) -> list[dict[str, Any]]:
         """The rows as ``{column: value}``, as :meth:`frame` lists them (a run without a
@@ -126,15 +143,18 @@ class RunColumns:
                 self.names.insert(at, names)
                 for column in self.values.values():
                     column.insert(at, math.nan)
+                self._changed = None  # every column moved
             else:
-                for index, column in enumerate(self.fixed.values()):
-                    column[at] = row[index]
+                for index, (name, column) in enumerate(self.fixed.items()):
+                    self._set(name, column, at, row[index])
                 self.names[at] = names
-                for column in self.values.values():
-                    column[at] = math.nan
-            for name, value in zip(_names(names), values, strict=True):
+            listed = dict(zip(_names(names), values, strict=True))
+            for name, column in self.values.items():
+                self._set(name, column, at, listed.pop(name, math.nan))
+            for name, value in listed.items():
                 if name not in self.fixed:
-                    self.values.setdefault(name, [math.nan] * len(ids))[at] = value
+                    self.values[name] = [math.nan] * len(ids)
+                    self._set(name, self.values[name], at, value)
         self._reorder()
 
     # -- inside ---------------------------------------------------------------------------
@@ -197,6 +217,17 @@ class RunColumns:
     def _drop(self, at: int) -> None:
         for column in (*self.fixed.values(), self.names, *self.values.values()):
             del column[at]
+        self._changed = None
+
+    def _set(self, name: str, column: list[Any], at: int, value: Any) -> None:
+        """``column[at] = value``, noting the column as changed unless it holds that
+        value already (the same type too: ``True`` and ``1`` make different columns)."""
+        old = column[at]
+        if old is value or (type(old) is type(value) and old == value):
+            return
+        column[at] = value
+        if self._changed is not None:
+            self._changed.add(name)
 
     def _place(self, created: float, run_id: str) -> int:
         """Where a run goes: the store's order, ``created`` then ``id``, both descending."""
