@@ -4,7 +4,9 @@ A listing is one indexed query (the store filters, orders and limits) and, per r
 the run logged: its params and the last value of each metric. Those come from the run's
 own files, which stay the truth; once a run has ended its files no longer change, so the
 first listing that reads them keeps the result in the store (the run's ``summary``) and
-later listings read only the store. A live run is always read from its files.
+later listings read only the store. A live run is always read from its files. A workspace
+keeps its last listings and patches them with the runs that changed since
+(:class:`Listings`).
 """
 
 from __future__ import annotations
@@ -184,7 +186,7 @@ def run_frame(
     and one frame, with no Python work per value but a copy.
     """
     with _no_collection():
-        return _columns(ws, experiment, limit, since, status).frame()
+        return RunColumns(ws, _rows(ws, experiment, limit, since, status)).frame()
 
 
 def run_records(
@@ -199,27 +201,25 @@ def run_records(
     """The rows of :func:`run_frame` as ``{column: value}``, ``created`` in epoch
     seconds, without pandas (a command's start stays short); with ``summaries=False``
     only the fixed columns, and no run's files are read."""
+    rows = _rows(ws, experiment, limit, since, status)
     if not summaries:
-        since_epoch, status_value = epoch_seconds(since), status_name(status)
-        _check_limit(limit)
-        rows = ws.store.run_table(experiment, limit, since=since_epoch, status=status_value)
         return [dict(zip(FIXED, row, strict=False)) for row in rows]
     with _no_collection():
-        return _columns(ws, experiment, limit, since, status).records()
+        return RunColumns(ws, rows).records()
 
 
-def _columns(
+def _rows(
     ws: Workspace,
     experiment: str | None,
     limit: int | None,
     since: float | str | datetime | None,
     status: str | Status | None,
-) -> RunColumns:
+) -> list[tuple[Any, ...]]:
+    """The store's listing rows (:meth:`Store.run_table`) for the API's arguments."""
     _check_limit(limit)
-    rows = ws.store.run_table(
+    return ws.store.run_table(
         experiment, limit, since=epoch_seconds(since), status=status_name(status)
     )
-    return RunColumns(ws, rows)
 
 
 def _check_limit(limit: int | None) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 import mlmagic_run
 from mlmagic.events import Status
-from mlmagic.run.listing import run_frame, run_records
+from mlmagic.run.listing import run_frame
 from mlmagic.workspace import Workspace
 from tests.unit.test_listing import add_run
 
@@ -29,8 +29,8 @@ def ws(tmp_path: Path) -> Workspace:
     return Workspace(tmp_path / ".mlmagic")
 
 
-#: The query that reads every row of a listing (a patch reads only what changed).
-_FULL = "ORDER BY created DESC, id DESC"
+#: The query that reads every row of a listing, in order (a patch reads only what changed).
+_FULL = "ORDER BY created DESC"
 
 
 def _listed(ws: Workspace, **filters: object) -> tuple[object, list[str]]:
@@ -180,6 +180,8 @@ def test_any_sequence_of_changes_lists_as_a_listing_made_from_scratch(
 def test_the_records_of_a_listing_are_its_rows_without_a_frame(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from mlmagic.run.listing import run_records
+
     add_run(ws, "a_1", created=7.0, metrics=(("acc", 0.5),), monkeypatch=monkeypatch)
     add_run(ws, "a_2", created=8.0, params={"C": 2}, monkeypatch=monkeypatch)
     frame = ws.runs.list()
