@@ -226,3 +226,23 @@ def test_the_command_lists_rows_without_pandas_and_reads_files_only_for_json(
     assert (row["id"], row["param.C"], row["acc"], row["exit_code"]) == ("a_1", 3, 0.5, 0)
     assert row["created"] == "1970-01-01T00:00:05+00:00" and imported == "False"
     assert ws.store.run_table()[0][-1] == "[3, 0.5]"  # read once, kept for the next listing
+
+
+def test_run_ids_complete_from_the_store_without_pandas(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    for run_id in ("a_1", "a_2", "b_3"):
+        add_run(ws, run_id, created=float(run_id[-1]), monkeypatch=monkeypatch)
+    code = (
+        "import sys; from mlmagic.cli import completion; "
+        "print(completion.runs('a_'), 'pandas' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ws.root.parent, capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
+    assert done.stdout.strip() == "['a_1', 'a_2'] False"
+    assert ws.store.run_table()[0][-1] is None  # no run's files read
