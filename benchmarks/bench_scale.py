@@ -5,9 +5,10 @@ own files, as finished runs leave them (params.json and metrics.jsonl written wi
 ``mlmagic_run``), without starting a container; then times, median of several calls each:
 
 - ``ws.runs.list()`` (first call: it reads every run's files once and caches the summaries;
-  then the same listing again, which the workspace keeps until a run changes, and the
-  listing after a run changed, which reads and builds everything again), ``%runs`` in an
-  ``InteractiveShell`` (the same two ways), ``ws.runs.list("digits")`` (an experiment of
+  then the same listing again, which the workspace keeps until a run changes; the listing
+  after a value it shows changed, and after a new run, which patch the kept listing),
+  ``%runs`` in an ``InteractiveShell`` (the same ways, and as displayed: the frame's text
+  and HTML), ``ws.runs.list("digits")`` (an experiment of
   100 runs whatever N is), ``ws.environments.list()``, ``mlmagic run list`` (in process:
   the table of the newest 20, and ``--json`` of every run; and as a whole command with its
   interpreter start),
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import itertools
 import os
 import sqlite3
 import statistics
@@ -71,40 +73,47 @@ def make_workspace(root: Path, runs: int) -> Workspace:
     start = time.time() - runs
     for i in range(runs):
         experiment = "digits" if i % max(1, runs // 100) == 0 else f"exp-{i % 7}"
-        run_id = f"{experiment}_{i:06d}"
-        config = RunConfig(
-            script="train.py",
-            environment="env-0:1",
-            source_dir="/src",
-            args=("--C", str(i)),
+        add_finished_run(ws, f"{experiment}_{i:06d}", i, start + i)
+    return ws
+
+
+def add_finished_run(ws: Workspace, run_id: str, i: int = 0, created: float | None = None) -> None:
+    """A run as a finished run leaves it: its record, params, five steps of two metrics."""
+    experiment = run_id.rsplit("_", 1)[0]
+    created = time.time() if created is None else created
+    config = RunConfig(
+        script="train.py",
+        environment="env-0:1",
+        source_dir="/src",
+        args=("--C", str(i)),
+        experiment=experiment,
+        name=f"try {i}",
+    )
+    store = ws.store
+    store.insert_run(
+        RunRecord(
+            id=run_id,
             experiment=experiment,
-            name=f"try {i}",
+            status=Status.QUEUED,
+            config=config,
+            env_name="env-0",
+            env_version=1,
+            image="mlmagic/env-0:1",
+            created=created,
         )
-        store.insert_run(
-            RunRecord(
-                id=run_id,
-                experiment=experiment,
-                status=Status.QUEUED,
-                config=config,
-                env_name="env-0",
-                env_version=1,
-                image="mlmagic/env-0:1",
-                created=start + i,
-            )
-        )
-        paths = RunPaths(ws.path("runs", run_id))
-        paths.create()
-        os.environ["MLMAGIC_METRICS_FILE"] = str(paths.metrics)
-        os.environ["MLMAGIC_PARAMS_FILE"] = str(paths.params)
-        mlmagic_run.log_params(C=i, kernel="rbf")
-        for step in range(5):
-            mlmagic_run.log("accuracy", 0.5 + step / 10 + i * 1e-9, step=step)
-            mlmagic_run.log("loss", 1.0 / (step + 1), step=step)
-        store.start_stage(run_id, "Running", when=start + i + 0.1)
-        store.finish_run(run_id, status="Completed", exit_code=0, ended=start + i + 0.9)
+    )
+    paths = RunPaths(ws.path("runs", run_id))
+    paths.create()
+    os.environ["MLMAGIC_METRICS_FILE"] = str(paths.metrics)
+    os.environ["MLMAGIC_PARAMS_FILE"] = str(paths.params)
+    mlmagic_run.log_params(C=i, kernel="rbf")
+    for step in range(5):
+        mlmagic_run.log("accuracy", 0.5 + step / 10 + i * 1e-9, step=step)
+        mlmagic_run.log("loss", 1.0 / (step + 1), step=step)
+    store.start_stage(run_id, "Running", when=created + 0.1)
+    store.finish_run(run_id, status="Completed", exit_code=0, ended=created + 0.9)
     for key in ("MLMAGIC_METRICS_FILE", "MLMAGIC_PARAMS_FILE"):
         os.environ.pop(key, None)
-    return ws
 
 
 def median_ms(
@@ -136,19 +145,30 @@ def measure(root: Path, runs: int, repeat: int) -> dict[str, float]:
     assert len(frame) == runs and frame["accuracy"].notna().all(), "metrics were lost"
     times["ws.runs.list()"] = median_ms(ws.runs.list, repeat)
     # The same listing when a run changed since the last one (another process may have
-    # written it): nothing kept can serve it, every row is read and the frame made again.
+    # written it): a value it lists changes, so the kept listing is patched with that row.
     changed = ws.store.runs(limit=1)[0].id
-    times["ws.runs.list() after a run changed"] = median_ms(
-        ws.runs.list, repeat, before=lambda: ws.store.update_run(changed, error=None)
+    codes = itertools.count(1)
+
+    def change() -> None:
+        ws.store.update_run(changed, exit_code=next(codes))
+
+    times["ws.runs.list() after a run changed"] = median_ms(ws.runs.list, repeat, before=change)
+    times["ws.runs.list() after a new run"] = median_ms(
+        ws.runs.list, repeat, before=lambda: add_finished_run(ws, f"new_{next(codes):06d}")
     )
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "mlmagic")
     os.chdir(root.parent)
     times["%runs"] = median_ms(lambda: shell.run_line_magic("runs", ""), repeat)
     times["%runs after a run changed"] = median_ms(
-        lambda: shell.run_line_magic("runs", ""),
+        lambda: shell.run_line_magic("runs", ""), repeat, before=change
+    )
+    # As a notebook shows it: the text and HTML of the frame (pandas draws only the rows
+    # it shows, display.max_rows).
+    times["%runs after a run changed, displayed"] = median_ms(
+        lambda: shell.display_formatter.format(shell.run_line_magic("runs", "")),
         repeat,
-        before=lambda: ws.store.update_run(changed, error=None),
+        before=change,
     )
     times['ws.runs.list("digits")'] = median_ms(lambda: ws.runs.list("digits"), repeat)
     times["ws.environments.list()"] = median_ms(ws.environments.list, repeat)

@@ -319,6 +319,21 @@ def _run_filter(
 ) -> tuple[str, dict[str, Any]]:
     """The ``WHERE`` clause and parameters of a runs query (each condition has an index,
     but ``status``, which narrows what the others found)."""
+    conditions, params = _run_conditions(experiment, since, status)
+    if changed_after is not None:
+        conditions.append("changed > :changed_after")
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    return where, {
+        **params,
+        "changed_after": changed_after,
+        "limit": -1 if limit is None else limit,
+    }
+
+
+def _run_conditions(
+    experiment: str | None, since: float | None, status: str | None
+) -> tuple[list[str], dict[str, Any]]:
+    """The conditions (SQL) and parameters of a listing's filter."""
     conditions = []
     if experiment is not None:
         conditions.append("experiment = :experiment")
@@ -326,17 +341,15 @@ def _run_filter(
         conditions.append("status = :status")
     if since is not None:
         conditions.append("created >= :since")
-    if changed_after is not None:
-        conditions.append("changed > :changed_after")
-    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-    params = {
-        "experiment": experiment,
-        "status": status,
-        "since": since,
-        "changed_after": changed_after,
-        "limit": -1 if limit is None else limit,
-    }
-    return where, params
+    return conditions, {"experiment": experiment, "status": status, "since": since}
+
+
+#: What a listing row holds (:meth:`Store.run_table`), computed by SQLite.
+_LISTING_COLUMNS = (
+    "id, experiment, name, status, env_name || ':' || env_version, created, "
+    "CASE WHEN started AND ended THEN ended - started END, exit_code, summary_keys, "
+    "summary_values"
+)
 
 
 def _check_not_newer(version: int) -> None:
@@ -578,12 +591,51 @@ class Store:
         where, params = _run_filter(experiment, since, None, limit, status)
         cursor = self._connection().cursor()
         cursor.row_factory = None  # plain tuples: a listing of 10,000 rows is half the cost
+        # ``id`` breaks ties, so a kept listing knows where a new run goes (the covering
+        # index holds ``created, id`` in that order: no sort).
         return cursor.execute(
-            "SELECT id, experiment, name, status, env_name || ':' || env_version, created, "
-            "CASE WHEN started AND ended THEN ended - started END, exit_code, summary_keys, "
-            f"summary_values FROM runs {where} ORDER BY created DESC LIMIT :limit",
+            f"SELECT {_LISTING_COLUMNS} FROM runs {where} ORDER BY created DESC, id DESC "
+            "LIMIT :limit",
             params,
         ).fetchall()
+
+    def run_table_changes(
+        self,
+        changed_after: int,
+        experiment: str | None = None,
+        *,
+        since: float | None = None,
+        status: str | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """The rows of :meth:`run_table` that changed after the :meth:`run_changes` number
+        ``changed_after``, and the rows of every live run (its files change, its row need
+        not), whatever the filter: each ends with ``1`` when the row passes the filter of
+        :meth:`run_table` (``experiment``, ``since``, ``status``), else ``0``, so a kept
+        listing can drop a run that left it. Found through two indexes, not by reading
+        every run."""
+        conditions, params = _run_conditions(experiment, since, status)
+        belongs = f"({' AND '.join(conditions)})" if conditions else "1"
+        cursor = self._connection().cursor()
+        cursor.row_factory = None
+        return cursor.execute(
+            f"SELECT {_LISTING_COLUMNS}, {belongs} FROM runs INDEXED BY runs_by_change "
+            f"WHERE changed > :changed_after UNION SELECT {_LISTING_COLUMNS}, {belongs} "
+            f"FROM runs WHERE status NOT IN {_TERMINAL}",
+            {**params, "changed_after": changed_after},
+        ).fetchall()
+
+    def count_runs(
+        self,
+        experiment: str | None = None,
+        *,
+        since: float | None = None,
+        status: str | None = None,
+    ) -> int:
+        """How many runs :meth:`run_table` lists with these filters (and no limit)."""
+        where, params = _run_filter(experiment, since, None, None, status)
+        return int(
+            self._connection().execute(f"SELECT COUNT(*) FROM runs {where}", params).fetchone()[0]
+        )
 
     def live_run_ids(self) -> list[str]:
         """The ids of the runs that have not ended (found through their own index)."""

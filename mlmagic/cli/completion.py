@@ -16,6 +16,7 @@ from typing import Any
 import argcomplete
 
 from mlmagic.cli.parser import add_command
+from mlmagic.run.listing import run_records
 from mlmagic.workspace import Workspace
 
 __all__ = [
@@ -54,8 +55,8 @@ def _versioned(frame: Any) -> list[str]:
 
 #: ``NAME`` and ``NAME:VERSION`` of every environment.
 environments = _names(lambda ws: _versioned(ws.environments.list()))
-#: Every run id.
-runs = _names(lambda ws: list(ws.runs.list().get("id", [])))
+#: Every run id (from the store's rows: no frame, no run's files, no pandas to import).
+runs = _names(lambda ws: [row["id"] for row in run_records(ws, summaries=False)])
 #: ``NAME`` and ``NAME:VERSION`` of every model.
 models = _names(lambda ws: _versioned(ws.models.list()))
 #: Every service name.

@@ -20,6 +20,7 @@ from mlmagic.cli.output import (
 from mlmagic.cli.parser import add_command, add_noun, add_output_options, output_of
 from mlmagic.cli.progress import RunProgress
 from mlmagic.events import RunEventKind, Status
+from mlmagic.run.listing import run_records
 from mlmagic.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -121,19 +122,14 @@ def _list(args: argparse.Namespace) -> int:
     shortened = not (args.json or args.quiet) and keywords.get("limit") is None
     if shortened:  # one more than shown, to know whether there are more
         keywords["limit"] = _TABLE_LIMIT + 1
-    frame = Workspace.current().runs.list(**keywords)
-    more = shortened and len(frame) > _TABLE_LIMIT
-    frame = frame.iloc[:_TABLE_LIMIT] if more else frame
-    rows = []
-    for record in frame.to_dict("records"):
-        row = {key: value for key, value in record.items() if key != "created"}
-        row["created"] = record["created"].timestamp()
-        code = row.get("exit_code")
-        if isinstance(code, float) and code == code:  # pandas made a column with gaps float
-            row["exit_code"] = int(code)
-        if args.json:
+    # Rows, not a frame: no pandas to import; the table and the ids need no run's params
+    # or metrics (only --json shows them), so no run's files are read for them.
+    rows = run_records(Workspace.current(), **keywords, summaries=args.json)
+    more = shortened and len(rows) > _TABLE_LIMIT
+    rows = rows[:_TABLE_LIMIT] if more else rows
+    if args.json:
+        for row in rows:
             row["created"] = iso_time(row["created"])
-        rows.append(row)
     output_of(args).rows(
         rows, _COLUMNS, id_key="id", empty="No runs yet: mlmagic run submit SCRIPT --env NAME"
     )

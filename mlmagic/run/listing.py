@@ -4,13 +4,14 @@ A listing is one indexed query (the store filters, orders and limits) and, per r
 the run logged: its params and the last value of each metric. Those come from the run's
 own files, which stay the truth; once a run has ended its files no longer change, so the
 first listing that reads them keeps the result in the store (the run's ``summary``) and
-later listings read only the store. A live run is always read from its files.
+later listings read only the store. A live run is always read from its files. A workspace
+keeps its last listings and patches them with the runs that changed since
+(:class:`Listings`).
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from mlmagic.events import Status
 from mlmagic.exceptions import MlmagicError
 from mlmagic.run import untrusted
+from mlmagic.run.columns import FIXED, RunColumns, summarize
 from mlmagic.run.paths import RunPaths
 
 if TYPE_CHECKING:
@@ -27,32 +29,28 @@ if TYPE_CHECKING:
 
     from mlmagic.workspace import Workspace
 
-__all__ = ["Listings", "epoch_seconds", "read_params", "run_frame", "status_name", "summarize"]
+__all__ = [
+    "Listings",
+    "epoch_seconds",
+    "read_params",
+    "run_frame",
+    "run_records",
+    "status_name",
+    "summarize",
+]
 
-#: The columns every listing has, before the params and metrics of the runs.
-_FIXED = ("id", "experiment", "name", "status", "environment", "created", "duration", "exit_code")
-_TERMINAL = frozenset(s.value for s in Status if s.is_terminal)
+#: A kept listing is patched unless more than this many rows, and more than this share of
+#: its rows, changed; then making it again costs about the same.
+_PATCH_ROWS, _PATCH_SHARE = 64, 0.25
+#: How many listings (each its own arguments) a workspace keeps: ``%runs`` and an
+#: experiment's listing side by side each stay cheap.
+_KEPT = 4
 
 
 def read_params(paths: RunPaths) -> dict[str, Any]:
     """The params the run logged with ``mlmagic_run.log_params`` (``{}`` when none, or
     when the file is not a JSON object or not a regular file: the run's log says so)."""
     return untrusted.read_json_object(paths, paths.params)
-
-
-def summarize(paths: RunPaths) -> dict[str, Any]:
-    """What a listing shows of a run besides its record, as ``{column: value}``:
-    ``param.<name>`` for each param, then each metric's last value.
-
-    The last value of a metric is the last one in the file, as :attr:`Run.metrics` orders
-    them (rank 0's, in a distributed run); floats (NaN and infinities included) survive
-    the store's JSON exactly.
-    """
-    records, _ = untrusted.read_metrics(paths)
-    columns = {f"param.{k}": v for k, v in read_params(paths).items()}
-    # A distributed run's ranks each log their metrics: the listing shows rank 0's.
-    columns.update({r["name"]: r["value"] for r in records if r.get("rank", 0) == 0})
-    return columns
 
 
 def status_name(status: str | Status | None) -> str | None:
@@ -92,17 +90,21 @@ def epoch_seconds(since: float | str | datetime | None) -> float | None:
 
 
 class Listings:
-    """The listings of one workspace's runs, each frame kept until any run changes.
+    """The listings of one workspace's runs, each kept and brought up to date.
 
-    A frame lists only what the store holds and, for a live run, what its files hold. The
-    store numbers every change to a run (:meth:`Store.run_changes`, kept by triggers in
-    every process), so the last frame with no live run in it stays right until that
-    number moves: asking again costs one lookup and a copy, whatever the workspace's size.
+    The store numbers every change to a run (:meth:`Store.run_changes`, kept by triggers
+    in every process). A listing of every run keeps its columns (:class:`RunColumns`) with
+    the number it was made at; asked again, it reads only the rows that changed since and
+    the live runs' (:meth:`Store.run_table_changes`), patches its columns and makes the
+    frame from them: one small query and one frame, not 10,000 rows read and parsed. When
+    nothing changed and no run is live, the last frame is returned as a copy. A limited
+    listing is made again after any change. The last few listings (each its own
+    arguments) are kept.
     """
 
     def __init__(self, ws: Workspace) -> None:
         self._ws = ws
-        self._kept: tuple[tuple[Any, ...], int, pd.DataFrame] | None = None
+        self._kept: dict[tuple[Any, ...], _Kept] = {}
 
     def frame(
         self,
@@ -112,20 +114,59 @@ class Listings:
         since: float | str | datetime | None = None,
         status: str | Status | None = None,
     ) -> pd.DataFrame:
-        """:func:`run_frame`, or a copy of the same frame when no run has changed since."""
-        key = (experiment, limit, epoch_seconds(since), status_name(status))
-        # Read before the listing: a change landing in between makes the next call list
-        # again, never keeps a frame that misses it.
-        changes = self._ws.store.run_changes()
-        kept = self._kept
-        if kept is not None and kept[0] == key and kept[1] == changes:
+        """:func:`run_frame`, made from the kept listing with what changed since."""
+        _check_limit(limit)
+        since_epoch, status_value = epoch_seconds(since), status_name(status)
+        key = (experiment, limit, since_epoch, status_value)
+        store = self._ws.store
+        # Read before the listing: a change landing in between is listed again next time
+        # (patching is idempotent), never missed.
+        changes = store.run_changes()
+        # Taken out while it is brought up to date: a patch that fails leaves nothing kept.
+        kept = self._kept.pop(key, None)
+        if kept is not None and kept.changes == changes and not kept.columns.live:
             # The caller owns what it gets: a copy (values such as a list-valued param
             # are shared, as in any copy of a frame).
-            return kept[2].copy()
-        frame = run_frame(self._ws, experiment, limit=limit, since=since, status=status)
-        live = not frame["status"].isin(list(_TERMINAL)).all()
-        self._kept = None if live else (key, changes, frame.copy())
-        return frame
+            self._kept[key] = kept
+            return kept.frame.copy()
+        if kept is not None:
+            # A limited listing is cheap to make, and a patch would need the rows below it.
+            kept = self._patched(kept, since_epoch, status_value) if limit is None else None
+        with _no_collection():
+            if kept is None:
+                rows = store.run_table(experiment, limit, since=since_epoch, status=status_value)
+                kept = _Kept(key, changes, RunColumns(self._ws, rows))
+            frame = kept.columns.frame()
+        kept.changes, kept.frame = changes, frame
+        self._kept[key] = kept  # the newest last: the oldest goes first
+        while len(self._kept) > _KEPT:
+            del self._kept[next(iter(self._kept))]
+        return frame.copy()
+
+    def _patched(self, kept: _Kept, since: float | None, status: str | None) -> _Kept | None:
+        """``kept`` with the rows changed since it was made, or ``None`` when making the
+        listing again is as cheap or it cannot be patched (a run was deleted)."""
+        experiment = kept.key[0]
+        store = self._ws.store
+        changed = store.run_table_changes(kept.changes, experiment, since=since, status=status)
+        if len(changed) > max(_PATCH_ROWS, _PATCH_SHARE * len(kept.columns)):
+            return None
+        with _no_collection():
+            kept.columns.patch(changed)
+        # A deleted run takes no change number: it shows as a row too many.
+        count = store.count_runs(experiment, since=since, status=status)
+        return kept if count == len(kept.columns) else None
+
+
+class _Kept:
+    """One kept listing: its arguments, the change number it is up to date with, its
+    columns and the frame made from them."""
+
+    def __init__(self, key: tuple[Any, ...], changes: int, columns: RunColumns) -> None:
+        import pandas as pd
+
+        self.key, self.changes, self.columns = key, changes, columns
+        self.frame = pd.DataFrame()
 
 
 def run_frame(
@@ -144,22 +185,46 @@ def run_frame(
     by column: a listing of every run of a large workspace is one query, one JSON parse
     and one frame, with no Python work per value but a copy.
     """
-    import numpy as np
-    import pandas as pd
+    with _no_collection():
+        return RunColumns(ws, _rows(ws, experiment, limit, since, status)).frame()
 
+
+def run_records(
+    ws: Workspace,
+    experiment: str | None = None,
+    *,
+    limit: int | None = None,
+    since: float | str | datetime | None = None,
+    status: str | Status | None = None,
+    summaries: bool = True,
+) -> list[dict[str, Any]]:
+    """The rows of :func:`run_frame` as ``{column: value}``, ``created`` in epoch
+    seconds, without pandas (a command's start stays short); with ``summaries=False``
+    only the fixed columns, and no run's files are read."""
+    rows = _rows(ws, experiment, limit, since, status)
+    if not summaries:
+        return [dict(zip(FIXED, row, strict=False)) for row in rows]
+    with _no_collection():
+        return RunColumns(ws, rows).records()
+
+
+def _rows(
+    ws: Workspace,
+    experiment: str | None,
+    limit: int | None,
+    since: float | str | datetime | None,
+    status: str | Status | None,
+) -> list[tuple[Any, ...]]:
+    """The store's listing rows (:meth:`Store.run_table`) for the API's arguments."""
+    _check_limit(limit)
+    return ws.store.run_table(
+        experiment, limit, since=epoch_seconds(since), status=status_name(status)
+    )
+
+
+def _check_limit(limit: int | None) -> None:
     if limit is not None and (isinstance(limit, bool) or limit < 0):
         raise MlmagicError(f"limit={limit}: give a number of runs, 0 or more (None for all).")
-    since_epoch, status_value = epoch_seconds(since), status_name(status)
-    with _no_collection():
-        rows = ws.store.run_table(experiment, limit, since=since_epoch, status=status_value)
-        columns = list(zip(*rows, strict=True)) or [()] * (len(_FIXED) + 2)
-        data: dict[str, Any] = dict(zip(_FIXED, columns, strict=False))
-        # From an array, not a list: pandas converts a list of floats one by one.
-        data["created"] = pd.to_datetime(np.asarray(data["created"], dtype=float), unit="s")
-        for name, values in _value_columns(ws, data, columns[-2], columns[-1]).items():
-            if name not in data:  # the fixed columns win over a param or metric of that name
-                data[name] = values
-        return pd.DataFrame(data)
 
 
 @contextmanager
@@ -175,44 +240,3 @@ def _no_collection() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def _value_columns(
-    ws: Workspace, fixed: dict[str, Any], keys: tuple[Any, ...], values: tuple[Any, ...]
-) -> dict[str, list[Any]]:
-    """The params and metrics of the rows as columns (NaN where a run has none), from the
-    stored summaries (``keys``, ``values``: JSON text per row), or from the run's files
-    for a run that has none yet (those that have ended get theirs stored)."""
-    # One parse for all the rows: thousands of json.loads cost more.
-    rows: list[list[Any] | None] = json.loads(f"[{','.join(v or 'null' for v in values)}]")
-    row_keys: list[Any] = list(keys)
-    fresh: dict[str, dict[str, Any]] = {}
-    if None in rows:  # live runs, and ended ones not listed before
-        for index, found in enumerate(rows):
-            if found is None:
-                run_id = fixed["id"][index]
-                summary = summarize(RunPaths(ws.path("runs", run_id)))
-                if fixed["status"][index] in _TERMINAL:
-                    fresh[run_id] = summary
-                row_keys[index], rows[index] = tuple(summary), list(summary.values())
-    if fresh:
-        ws.store.cache_summaries(fresh)
-    # Runs that logged the same names make one group: its columns come out of one
-    # transposition. Groups keep the order of their newest run, so the columns keep
-    # the order in which they first appear.
-    groups: dict[Any, list[int]] = {}
-    for index, names in enumerate(row_keys):
-        groups.setdefault(names, []).append(index)
-    out: dict[str, list[Any]] = {}
-    whole = len(groups) == 1
-    for names, positions in groups.items():
-        names = json.loads(names) if isinstance(names, str) else names
-        block = zip(*(rows[i] for i in positions), strict=True)
-        for name, column in zip(names, block, strict=True):
-            if whole:
-                out[name] = list(column)
-                continue
-            target = out.setdefault(name, [math.nan] * len(rows))
-            for position, value in zip(positions, column, strict=True):
-                target[position] = value
-    return out

@@ -426,9 +426,9 @@ class Runs:
 
         Notes
         -----
-        One query and one frame, at any size. Until a run changes (in any process), the
-        same listing again is a copy of the last one; a listing with live runs in it
-        always reads their files again.
+        One query and one frame, at any size. The same listing again reads only the runs
+        that changed since (in any process) and the live runs' files, and patches the last
+        one (see :class:`~mlmagic.run.listing.Listings`); unchanged, it is a copy of it.
         """
         return self._listings.frame(experiment, limit=limit, since=since, status=status)
 
