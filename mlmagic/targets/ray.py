@@ -362,10 +362,13 @@ class RayTarget(Target):
         return ray_gang.exit_message(self._paths(self._parse(handle)[1])) or self._why.get(handle)
 
     def nodes(self, handle: str) -> list[dict[str, Any]]:
-        state = self.state(handle)
-        return ray_gang.nodes(
-            self._paths(self._parse(handle)[1]), state is not None and state.running
-        )
+        compute_name, run_id = self._parse(handle)
+        try:
+            info = self._jobs(compute_name).info(run_id)
+        except MlmagicError:
+            info = None  # a cluster that does not answer runs nothing we can show
+        running = info is not None and not info.ended
+        return ray_gang.nodes(self._paths(run_id), running)
 
     def stop(self, handle: str, timeout: float = 10) -> None:
         compute_name, run_id = self._parse(handle)

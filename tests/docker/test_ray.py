@@ -1,11 +1,12 @@
 """Runs on a real Ray cluster: one made by ``ws.computes.up`` from an environment image
-(head + 1 worker on this engine, ``ray[default]`` from PyPI), started once for the module
-and removed at its end."""
+(head + 2 workers on this engine, so that a gang has a worker per node; ``ray[default]``
+from PyPI), started once for the module and removed at its end."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -16,13 +17,14 @@ import pytest
 
 pytest.importorskip("ray.job_submission", reason="pip install 'mlmagic[ray]'")
 
-from mlmagic import Environment
+from mlmagic import Environment, MpiConfiguration, PyTorchConfiguration
 from mlmagic.computes.client import RayJobs
 from mlmagic.computes.cluster import CLUSTER_STORAGE
 from mlmagic.events import Status
-from mlmagic.exceptions import MlmagicError, NotFoundError
+from mlmagic.exceptions import MlmagicError, NotFoundError, RunError
 from mlmagic.targets.labels import labels
 from mlmagic.workspace import Workspace
+from tests.docker.test_distributed import CONTRACT, FAILING
 
 TRAIN = textwrap.dedent(
     """
@@ -47,7 +49,7 @@ def cluster(tmp_path_factory, docker_engine):
     root = tmp_path_factory.mktemp("ray") / ".mlmagic"
     ws = Workspace(root, engine=docker_engine, config=MLMagic())
     env = Environment.from_text("ray-env", "six\n").build(ws, show_output=False)
-    compute = ws.computes.up("lab", env, workers=1)
+    compute = ws.computes.up("lab", env, workers=2)
     project = root.parent / "project"
     project.mkdir()
     for name, text in (("train.py", TRAIN), ("fail.py", FAIL), ("slow.py", SLOW)):
@@ -74,14 +76,14 @@ def test_the_cluster_is_private_and_token_protected(cluster, docker_engine):
     ws, _, compute, _ = cluster
     assert compute.address.startswith("http://127.0.0.1:")
     states = docker_engine.find(labels(ws.root, "compute", "lab"))
-    assert len(states) == 2 and all(s.running for s in states)
+    assert len(states) == 3 and all(s.running for s in states)
     # The token lives in a file only the owner reads, never in the store.
     assert os.stat(compute.token_file).st_mode & 0o077 == 0
     token = Path(compute.token_file).read_text().strip()
     stored = b"".join(path.read_bytes() for path in ws.root.glob("mlmagic.db*"))
     assert len(token) >= 32 and token.encode() not in stored
     row = ws.computes.status(compute)
-    assert row["state"] == "up" and row["nodes"] == 2
+    assert row["state"] == "up" and row["nodes"] == 3
 
 
 def test_a_run_brings_back_logs_metrics_params_and_outputs(cluster, ws):
@@ -92,7 +94,7 @@ def test_a_run_brings_back_logs_metrics_params_and_outputs(cluster, ws):
     assert record.handle == f"ray:lab:{run.id}"
     text = run.logs()
     # It ran on the worker, not on the head, with its arguments; no marker line is left.
-    assert "host ray-worker-1 args ['--epochs', '2']" in text
+    assert re.search(r"^host ray-worker-[12] args \['--epochs', '2'\]$", text, re.M), text
     assert "@mlmagic:" not in text and "Running entrypoint" not in text
     metrics = run.metrics
     assert list(zip(metrics["name"], metrics["step"], metrics["value"], strict=True)) == [
@@ -160,7 +162,7 @@ def test_a_second_process_reattaches_and_closes_the_run(cluster, ws, tmp_path):
     record = ws.store.run(run_id)
     assert record.status is Status.COMPLETED, record.error
     text = ws.path("runs", run_id, "system", "output.log").read_text()
-    assert text.count("host ray-worker-1") == 1
+    assert text.count("host ray-worker-") == 1
     assert (ws.path("runs", run_id, "outputs", "model.txt")).read_text() == "weights"
 
 
@@ -210,7 +212,7 @@ def test_the_magics_attach_list_and_submit(cluster, ws, monkeypatch):
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "mlmagic")
     frame = shell.run_line_magic("computes", "")
-    assert list(frame["name"]) == ["lab"] and frame["state"][0] == "up" and frame["nodes"][0] == 2
+    assert list(frame["name"]) == ["lab"] and frame["state"][0] == "up" and frame["nodes"][0] == 3
     with pytest.raises(UsageError, match="No compute named 'nope'"):
         shell.run_line_magic("compute", "show nope")
     with pytest.raises(UsageError, match="not a Ray Jobs API address"):
@@ -219,6 +221,103 @@ def test_the_magics_attach_list_and_submit(cluster, ws, monkeypatch):
     assert run.status is Status.COMPLETED and "args ['--m']" in run.logs()
     with pytest.raises(UsageError, match="has no node with 1 GPUs"):
         shell.run_line_magic("submit", f"train.py --env {env.ref} --compute lab --gpus 1 --wait")
+
+
+# -- distributed runs: one Ray job, one node launcher per worker --------------------------
+
+
+def test_a_pytorch_gang_on_two_workers_keeps_the_contract(cluster, ws):
+    # The docker gang's contract script: torchrun's variables checked from inside every
+    # rank, then a TCP rendezvous of all four at MASTER_ADDR:MASTER_PORT.
+    (cluster[3] / "contract.py").write_text(CONTRACT)
+    run = _submit(
+        cluster, "contract.py", distributed=PyTorchConfiguration(process_count=4, node_count=2)
+    ).wait(timeout=300)
+    logs = run.logs()
+    assert run.status is Status.COMPLETED, (run.error, logs)
+    lines = logs.splitlines()
+    for rank in range(4):
+        assert f"[rank {rank}] rendezvous [0, 1, 2, 3]" in lines, logs
+    # Every line is a rank's, or the driver's own word (waiting for the workers).
+    assert all(line.startswith(("[rank ", "[mlmagic] ")) for line in lines), logs
+    # One node per worker (STRICT_SPREAD), none on the head; MASTER_ADDR is node 0's.
+    hosts = {line.split()[3] for line in lines if " host " in line}
+    assert hosts == {"ray-worker-1", "ray-worker-2"}, logs
+    assert "@mlmagic:" not in logs
+    assert sorted(run.metrics_of(r)["value"].iloc[0] for r in range(4)) == [0, 1, 2, 3]
+    rows = run.nodes
+    assert [(n["processes"], n["state"]) for n in rows] == [
+        ("rank 0, rank 1", "Exited 0"),
+        ("rank 2, rank 3", "Exited 0"),
+    ]
+    assert all(re.fullmatch(r"\d+\.\d+\.\d+\.\d+", n["host"]) for n in rows), rows
+    assert RayJobs(cluster[2]).info(run.id).status == "SUCCEEDED"
+
+
+def test_a_failing_rank_stops_the_gang_on_ray_and_is_named(cluster, ws):
+    # The docker gang's script: rank 3 fails once every rank wrote to the shared outputs.
+    (cluster[3] / "failing.py").write_text(FAILING)
+    run = _submit(
+        cluster, "failing.py", distributed=PyTorchConfiguration(process_count=4, node_count=2)
+    ).wait(timeout=300)
+    assert run.status is Status.FAILED and run.exit_code == 3, (run.error, run.logs())
+    first_line = run.error.splitlines()[0]
+    assert first_line == "rank 3 (node 1) exited with code 3; its last lines:", run.error
+    assert "[rank 3] rank 3 gives up" in run.error
+    assert "never printed" not in run.logs()
+    files = (run.paths.system / "gang").glob("rank-*.json")
+    records = {r["rank"]: r for r in (json.loads(p.read_text()) for p in files)}
+    assert sorted(records) == [0, 1, 2, 3]
+    assert [records[r]["stopped"] for r in range(3)] == [True, True, True]
+    assert [n["state"] for n in run.nodes] == ["Stopped", "Failed: rank 3 exited 3"]
+    assert RayJobs(cluster[2]).info(run.id).status == "FAILED"
+
+
+def test_cancel_stops_every_rank_of_a_gang_on_ray(cluster, ws, docker_engine):
+    run = _submit(
+        cluster, "slow.py", distributed=PyTorchConfiguration(process_count=2, node_count=2)
+    )
+    log = ws.path("runs", run.id, "system", "output.log")
+    deadline = time.monotonic() + 180
+    while log.read_text().count("started") < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert log.read_text().count("started") == 2, log.read_text()
+    run.cancel()
+    assert ws.store.run(run.id).status is Status.CANCELED
+    info = RayJobs(cluster[2]).info(run.id)
+    assert info is not None and info.status == "STOPPED"
+    # No rank is left on any worker.
+    for worker in docker_engine.find(
+        {**labels(ws.root, "compute", "lab"), "mlmagic.role": "worker"}
+    ):
+        listed = docker_engine._client.containers.get(worker.id).exec_run(["ps", "-eo", "args"])
+        assert b"slow.py" not in listed.output, listed.output
+
+
+def test_more_nodes_than_workers_are_refused_before_the_job(cluster, ws):
+    run = _submit(
+        cluster, "train.py", distributed=PyTorchConfiguration(process_count=3, node_count=3)
+    ).wait(timeout=120)
+    assert run.status is Status.FAILED
+    assert "\n" not in run.error
+    assert (
+        "--nodes 3: the compute 'lab' has 2 workers, and each node of the run needs one of "
+        "its own: ask for --nodes 2 or fewer, or start a compute with more workers "
+        "(%compute up NAME --workers 3)."
+    ) in run.error
+    assert RayJobs(cluster[2]).info(run.id) is None  # nothing was submitted
+
+
+def test_mpi_is_refused_on_ray_in_one_line(cluster, ws):
+    before = len(ws.store.runs())
+    with pytest.raises(RunError, match="^--distributed mpi does not run on a Ray compute") as e:
+        _submit(
+            cluster,
+            "train.py",
+            distributed=MpiConfiguration(process_count_per_node=1, node_count=2),
+        )
+    assert "\n" not in str(e.value) and "--distributed pytorch" in str(e.value)
+    assert len(ws.store.runs()) == before  # refused before anything was recorded
 
 
 def test_a_run_whose_head_is_killed_fails_and_says_why(cluster, ws, docker_engine):
