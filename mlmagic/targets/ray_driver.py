@@ -32,6 +32,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -184,7 +185,9 @@ class Node:
                     yield batch
             self.process.wait()
         code = self.process.returncode if self.process is not None else 143
-        yield {"exits": _read_exits(exits), "code": code}
+        records = _read_exits(exits)
+        shutil.rmtree(self.folder, ignore_errors=True)  # the plan and records: sent back
+        yield {"exits": records, "code": code}
 
     def stop(self) -> None:
         """SIGTERM the node launcher, which stops its ranks (SIGKILL after its grace)."""
@@ -210,8 +213,6 @@ def _link_outputs(outputs: str) -> None:
         os.unlink(temporary)
     os.symlink(outputs, temporary)
     if os.path.isdir("outputs") and not os.path.islink("outputs"):
-        import shutil
-
         shutil.rmtree("outputs")
     os.replace(temporary, "outputs")
 

@@ -17,14 +17,19 @@ import pytest
 
 pytest.importorskip("ray.job_submission", reason="pip install 'mlmagic[ray]'")
 
-from mlmagic import Environment, MpiConfiguration, PyTorchConfiguration
+from mlmagic import (
+    Environment,
+    MpiConfiguration,
+    PyTorchConfiguration,
+    TensorflowConfiguration,
+)
 from mlmagic.computes.client import RayJobs
 from mlmagic.computes.cluster import CLUSTER_STORAGE
 from mlmagic.events import Status
 from mlmagic.exceptions import MlmagicError, NotFoundError, RunError
 from mlmagic.targets.labels import labels
 from mlmagic.workspace import Workspace
-from tests.docker.test_distributed import CONTRACT, FAILING
+from tests.docker.test_distributed import CONTRACT, FAILING, TF_TASK
 
 TRAIN = textwrap.dedent(
     """
@@ -252,6 +257,29 @@ def test_a_pytorch_gang_on_two_workers_keeps_the_contract(cluster, ws):
     ]
     assert all(re.fullmatch(r"\d+\.\d+\.\d+\.\d+", n["host"]) for n in rows), rows
     assert RayJobs(cluster[2]).info(run.id).status == "SUCCEEDED"
+
+
+def test_tf_config_on_ray_names_each_tasks_node_and_ends_with_the_workers(cluster, ws):
+    # A worker and a parameter server: the parameter server never ends on its own, so the
+    # run ends when the worker did, and the driver stops the parameter server.
+    (cluster[3] / "tf_task.py").write_text(TF_TASK)
+    run = _submit(
+        cluster,
+        "tf_task.py",
+        distributed=TensorflowConfiguration(worker_count=1, parameter_server_count=1),
+    ).wait(timeout=300)
+    assert run.status is Status.COMPLETED, (run.error, run.logs())
+    lines = {line.split(" cluster ")[0]: line for line in run.logs().splitlines()}
+    assert set(lines) == {"[worker 0] task worker 0", "[ps 0] task ps 0"}, lines
+    cluster_seen = json.loads(lines["[worker 0] task worker 0"].split(" cluster ")[1])
+    assert list(cluster_seen) == ["worker", "ps"]
+    (worker,), (ps,) = cluster_seen["worker"], cluster_seen["ps"]
+    # Each task's own node address and a port picked there; two workers, two addresses.
+    assert re.fullmatch(r"\d+\.\d+\.\d+\.\d+:\d+", worker) and re.fullmatch(
+        r"\d+\.\d+\.\d+\.\d+:\d+", ps
+    )
+    assert worker.split(":")[0] != ps.split(":")[0]
+    assert [n["state"] for n in run.nodes] == ["Exited 0", "Stopped"]
 
 
 def test_a_failing_rank_stops_the_gang_on_ray_and_is_named(cluster, ws):
