@@ -261,7 +261,13 @@ class _Gang:
                     self.say(item)
         except Exception as exc:  # the actor or its Ray node died
             said = " ".join(str(exc).split())[:500]
-            self.say([f"[mlmagic] node {index} was lost: {said}"])
+            # Ray restarts no actor of ours: a lost node fails the gang, and says so.
+            self.say(
+                [
+                    f"[mlmagic] node {index} was lost (its Ray node died or its actor was "
+                    f"killed); the run fails, Ray does not restart it: {said}"
+                ]
+            )
             result = {"exits": [_lost_record(index)], "code": 1}
         with self.ended:
             self.records += result["exits"]

@@ -310,16 +310,16 @@ def test_cancel_stops_every_rank_of_a_gang_on_ray(cluster, ws, docker_engine):
     while log.read_text().count("started") < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert log.read_text().count("started") == 2, log.read_text()
+    workers = docker_engine.find({**labels(ws.root, "compute", "lab"), "mlmagic.role": "worker"})
+    assert len(workers) == 2
+    assert all("slow.py" in _processes(docker_engine, w.id) for w in workers)  # a rank each
     run.cancel()
     assert ws.store.run(run.id).status is Status.CANCELED
     info = RayJobs(cluster[2]).info(run.id)
     assert info is not None and info.status == "STOPPED"
     # No rank is left on any worker.
-    for worker in docker_engine.find(
-        {**labels(ws.root, "compute", "lab"), "mlmagic.role": "worker"}
-    ):
-        listed = docker_engine._client.containers.get(worker.id).exec_run(["ps", "-eo", "args"])
-        assert b"slow.py" not in listed.output, listed.output
+    for worker in workers:
+        assert "slow.py" not in _processes(docker_engine, worker.id)
 
 
 def test_more_nodes_than_workers_are_refused_before_the_job(cluster, ws):
@@ -346,6 +346,39 @@ def test_mpi_is_refused_on_ray_in_one_line(cluster, ws):
         )
     assert "\n" not in str(e.value) and "--distributed pytorch" in str(e.value)
     assert len(ws.store.runs()) == before  # refused before anything was recorded
+
+
+def _processes(docker_engine, container_id):
+    """The command lines of every process in a node's container."""
+    # From /proc: the image has no ps.
+    script = "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done"
+    listed = docker_engine._client.containers.get(container_id).exec_run(["sh", "-c", script])
+    text = listed.output.decode(errors="replace")
+    assert listed.exit_code == 0 and "raylet" in text, text  # a listing, not an error
+    return text
+
+
+def test_a_gang_whose_worker_is_killed_fails_and_says_so(cluster, ws, docker_engine):
+    # Next to last: it leaves the shared cluster one worker (the head test needs one).
+    run = _submit(
+        cluster, "slow.py", distributed=PyTorchConfiguration(process_count=2, node_count=2)
+    )
+    log = ws.path("runs", run.id, "system", "output.log")
+    deadline = time.monotonic() + 180
+    while log.read_text().count("started") < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert log.read_text().count("started") == 2, log.read_text()
+    workers = docker_engine.find({**labels(ws.root, "compute", "lab"), "mlmagic.role": "worker"})
+    # The worker that holds a rank but not the job's driver (its loss fails the job alone).
+    victim = next(w for w in workers if "ray_driver" not in _processes(docker_engine, w.id))
+    docker_engine.stop(victim.id, timeout=0)
+    run.wait(timeout=240)
+    record = ws.store.run(run.id)
+    assert record.status is Status.FAILED
+    assert re.match(r"node [01] exited with code 1", record.error or ""), record.error
+    assert "was lost (its Ray node died or its actor was killed); the run fails" in run.logs()
+    survivor = next(w for w in workers if w.id != victim.id)
+    assert "slow.py" not in _processes(docker_engine, survivor.id)
 
 
 def test_a_run_whose_head_is_killed_fails_and_says_why(cluster, ws, docker_engine):
