@@ -325,7 +325,9 @@ def main() -> int:
     plan = json.loads(plan_text)
     settings = plan["ray"]
     count = int(plan["nodes_count"])
-    ray.init(logging_level=logging.WARNING, configure_logging=True)
+    # The job's log is the run's: only the ranks' lines go there, not what Ray's worker
+    # processes say (an actor's exit is reported to the driver as an error anyway).
+    ray.init(logging_level=logging.WARNING, configure_logging=True, log_to_driver=False)
     bundle = {k: float(v) for k, v in settings["bundle"].items()}
     group = placement_group([dict(bundle) for _ in range(count)], strategy="STRICT_SPREAD")
     ready = group.ready()
