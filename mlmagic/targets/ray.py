@@ -16,6 +16,10 @@ What comes back, and how:
 - the outcome: Ray's job status (PENDING is the run's Starting stage, RUNNING its
   Running, SUCCEEDED / FAILED / STOPPED its end), the driver's exit code and Ray's message.
 
+A distributed run is one Ray job too, whose driver runs the gang: one node launcher per
+worker, placed by a placement group (:mod:`mlmagic.targets.ray_gang`, which also refuses
+MPI here, and :mod:`mlmagic.targets.ray_driver`, the driver itself).
+
 A cluster that stops answering for :data:`_UNREACHABLE_GRACE` seconds ends the run as
 Failed, saying so: the record is never left Running forever.
 """
