@@ -336,7 +336,7 @@ def test_more_nodes_than_workers_are_refused_before_the_job(cluster, ws):
     assert RayJobs(cluster[2]).info(run.id) is None  # nothing was submitted
 
 
-def test_mpi_is_refused_on_ray_in_one_line(cluster, ws):
+def test_mpi_is_refused_on_ray_in_one_line(cluster, ws, monkeypatch):
     before = len(ws.store.runs())
     with pytest.raises(RunError, match="^--distributed mpi does not run on a Ray compute") as e:
         _submit(
@@ -345,6 +345,19 @@ def test_mpi_is_refused_on_ray_in_one_line(cluster, ws):
             distributed=MpiConfiguration(process_count_per_node=1, node_count=2),
         )
     assert "\n" not in str(e.value) and "--distributed pytorch" in str(e.value)
+    # The magic: one red line, from the same check.
+    from IPython.core.error import UsageError
+    from IPython.core.interactiveshell import InteractiveShell
+
+    _, env, _, project = cluster
+    monkeypatch.chdir(project)
+    Workspace._current.clear()
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "mlmagic")
+    with pytest.raises(UsageError, match="^--distributed mpi does not run on a Ray compute"):
+        shell.run_line_magic(
+            "submit", f"train.py --env {env.ref} --compute lab --distributed mpi --nodes 2"
+        )
     assert len(ws.store.runs()) == before  # refused before anything was recorded
 
 
