@@ -16,8 +16,9 @@ from typing import Any
 
 from mlmagic.distributed.config import Distribution
 from mlmagic.engine.base import GpuRequest
-from mlmagic.exceptions import RunError
+from mlmagic.exceptions import MlmagicError, RunError
 from mlmagic.run.notebook import is_notebook, runner_argv
+from mlmagic.targets.base import Target
 
 __all__ = [
     "MAX_EXPERIMENT_LENGTH",
@@ -93,16 +94,7 @@ class RunConfig:
     parameters: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if (self.target == "ray") and self.compute is None:
-            raise RunError(
-                "A run goes to Ray by naming its compute: --compute NAME (see %computes), "
-                "without --target."
-            )
-        if self.target == "ray" and self.distributed is not None:
-            raise RunError(
-                "Distributed runs on a Ray compute are not supported yet: leave out "
-                "--compute to run the gang on the docker or local target."
-            )
+        _target_class(self.target).check_run(self)
         if is_notebook(self.script):
             if self.args:
                 raise RunError(
@@ -156,6 +148,19 @@ class RunConfig:
                 "distributed": Distribution.from_dict(dist) if dist else None,
             }
         )
+
+
+def _target_class(name: str) -> type[Target]:
+    """The class of the target ``name`` (``docker@COMPUTE`` is docker's), whose
+    :meth:`~mlmagic.targets.base.Target.check_run` decides what it takes; the base class
+    for a name this installation does not know (a stored run of a target since
+    uninstalled still reads; a new run is refused when its target is resolved)."""
+    from mlmagic.targets import target_class
+
+    try:
+        return target_class(name.partition("@")[0])
+    except MlmagicError:
+        return Target
 
 
 def parse_gpus(value: str) -> GpuRequest | str | None:

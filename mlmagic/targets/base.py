@@ -143,6 +143,17 @@ class Target(ABC):
         :mod:`mlmagic.targets.gpu`); called before anything starts.
         """
 
+    @classmethod
+    def check_run(cls, config: RunConfig) -> None:
+        """Refuse, in one line, a run this target cannot take, from its config alone.
+
+        Called by :class:`~mlmagic.run.config.RunConfig` when it is made (at submit, and
+        when a stored run is read), so it does no I/O: what needs the target's machine
+        (its GPUs, a cluster's nodes) is checked when the run starts. Raises
+        :class:`~mlmagic.exceptions.RunError`; the default takes every run.
+        """
+        return None
+
     def notes(self, config: RunConfig) -> list[str]:
         """Lines for the run's log about options this target takes but cannot honour."""
         return []

@@ -18,6 +18,10 @@ What comes back, and how:
 - the outcome: Ray's job status (PENDING is the run's Starting stage, RUNNING its
   Running, SUCCEEDED / FAILED / STOPPED its end), the driver's exit code and Ray's message.
 
+A distributed run is one Ray job too, whose driver runs the gang: one node launcher per
+worker, placed by a placement group (:mod:`mlmagic.targets.ray_gang`, which also refuses
+MPI here, and :mod:`mlmagic.targets.ray_driver`, the driver itself).
+
 A cluster that stops answering for :data:`_UNREACHABLE_GRACE` seconds ends the run as
 Failed, saying so: the record is never left Running forever.
 """
@@ -32,7 +36,7 @@ import time
 from collections.abc import Generator, Sequence
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlmagic.computes.client import JobInfo, RayJobs
 from mlmagic.computes.cluster import WORKER_RESOURCE
@@ -41,6 +45,7 @@ from mlmagic.engine.base import ContainerState, GpuRequest
 from mlmagic.events import BuildEvent, BuildEventKind
 from mlmagic.exceptions import DeployError, MlmagicError, RunError
 from mlmagic.run.paths import RunPaths
+from mlmagic.targets import ray_gang
 from mlmagic.targets.base import Materialised, Target, TargetContext
 from mlmagic.targets.labels import HELPER, NOTEBOOK_RUNNER
 from mlmagic.targets.ray_logs import LogPump
@@ -137,6 +142,19 @@ class RayTarget(Target):
     ) -> str | None:
         return None  # the cluster's scheduler decides: a job asking for GPUs waits for them
 
+    @classmethod
+    def check_run(cls, config: RunConfig) -> None:
+        """A run goes to Ray by naming its compute; MPI does not run there
+        (:func:`~mlmagic.targets.ray_gang.refusal`)."""
+        if config.compute is None:
+            raise RunError(
+                "A run goes to Ray by naming its compute: --compute NAME (see %computes), "
+                "without --target."
+            )
+        problem = ray_gang.refusal(config.distributed) if config.distributed else None
+        if problem:
+            raise RunError(problem)
+
     def notes(self, config: RunConfig) -> list[str]:
         ignored = [
             flag
@@ -223,17 +241,34 @@ class RayTarget(Target):
             )
         jobs = self._jobs(compute.name)
         _check_resources(compute, jobs, gpus, config.cpus)
+        if config.distributed is not None:
+            ray_gang.check_nodes(compute, jobs, config.distributed)
+        runtime = self._runtime_env(compute, env, paths)
         options: dict = {
-            "runtime_env": self._runtime_env(compute, env, paths),
+            "runtime_env": runtime,
             "metadata": {"mlmagic_run_id": record.id, "mlmagic_experiment": record.experiment},
         }
         if compute.made:
             options["entrypoint_resources"] = {WORKER_RESOURCE: 1}
-        if gpus is not None:
-            options["entrypoint_num_gpus"] = _gpu_count(gpus)
-        if config.cpus:
-            options["entrypoint_num_cpus"] = config.cpus
-        jobs.submit(record.id, self._entrypoint(compute, record), **options)
+        if config.distributed is not None:
+            # The driver only places the gang: the ranks get the GPUs and CPUs, per node.
+            run_dir = self._run_storage(compute, record.id, on_cluster=True)
+            entrypoint = ray_gang.entrypoint(
+                compute,
+                record,
+                paths,
+                Path(runtime["py_modules"][0]),
+                outputs=f"{run_dir}/outputs" if run_dir else None,
+                gpus=gpus,
+                gpu_count=_gpu_count(gpus) if gpus is not None else 0,
+            )
+        else:
+            if gpus is not None:
+                options["entrypoint_num_gpus"] = _gpu_count(gpus)
+            if config.cpus:
+                options["entrypoint_num_cpus"] = config.cpus
+            entrypoint = self._entrypoint(compute, record)
+        jobs.submit(record.id, entrypoint, **options)
         handle = f"ray:{compute.name}:{record.id}"
         self._pump(handle, jobs)
         # PENDING is the run's Starting stage: return when the job runs (or ended), or
@@ -361,7 +396,17 @@ class RayTarget(Target):
             shutil.copytree(source, paths.outputs, symlinks=True, dirs_exist_ok=True)
 
     def exit_message(self, handle: str) -> str | None:
-        return self._why.get(handle)
+        # A failing rank of a gang says more than how the job ended.
+        return ray_gang.exit_message(self._paths(self._parse(handle)[1])) or self._why.get(handle)
+
+    def nodes(self, handle: str) -> list[dict[str, Any]]:
+        compute_name, run_id = self._parse(handle)
+        try:
+            info = self._jobs(compute_name).info(run_id)
+        except MlmagicError:
+            info = None  # a cluster that does not answer runs nothing we can show
+        running = info is not None and not info.ended
+        return ray_gang.nodes(self._paths(run_id), running)
 
     def stop(self, handle: str, timeout: float = 10) -> None:
         compute_name, run_id = self._parse(handle)

@@ -7,6 +7,8 @@ stream, the widget, ``run.logs()``, the CLI and the panel read a Ray run like an
 - lines that start with :data:`mlmagic_run.METRIC_MARKER` go to ``metrics.jsonl`` and
   those with :data:`mlmagic_run.PARAMS_MARKER` are merged into ``params.json`` (the
   launcher on the cluster runs with ``MLMAGIC_METRICS_FILE=-``); they are taken out;
+- the lines of a distributed run's driver (:data:`~mlmagic.targets.ray_driver.MARKER`)
+  are filed by :func:`~mlmagic.targets.ray_gang.file_marker`;
 - every other line goes to ``output.log``.
 
 One process pumps a run at a time (an ``flock`` on a file beside the run's journal), and
@@ -25,6 +27,8 @@ import time
 from mlmagic.computes.client import JobInfo, RayJobs
 from mlmagic.exceptions import MlmagicError
 from mlmagic.run.paths import RunPaths
+from mlmagic.targets.ray_driver import MARKER
+from mlmagic.targets.ray_gang import file_marker
 from mlmagic.targets.relayed import Progress, write_lines
 
 __all__ = ["LogPump"]
@@ -122,8 +126,14 @@ class LogPump:
         *lines, rest = text.split("\n")
         if not lines:
             return rest, 0
-        # Ray's own line, with the launcher's whole command, is not the run's.
-        write_lines(self.paths, (line for line in lines if not line.startswith(self._ray_banner)))
+        kept = []
+        for line in lines:
+            if line.startswith(MARKER):  # a distributed run's driver reporting
+                file_marker(self.paths, line.rstrip("\r"))
+            elif not line.startswith(self._ray_banner):
+                # Ray's own line, with the launcher's whole command, is not the run's.
+                kept.append(line)
+        write_lines(self.paths, kept)
         return rest, len(lines)
 
 

@@ -1,11 +1,12 @@
 """Runs on a real Ray cluster: one made by ``ws.computes.up`` from an environment image
-(head + 1 worker on this engine, ``ray[default]`` from PyPI), started once for the module
-and removed at its end."""
+(head + 2 workers on this engine, so that a gang has a worker per node; ``ray[default]``
+from PyPI), started once for the module and removed at its end."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -16,13 +17,19 @@ import pytest
 
 pytest.importorskip("ray.job_submission", reason="pip install 'mlmagic[ray]'")
 
-from mlmagic import Environment
+from mlmagic import (
+    Environment,
+    MpiConfiguration,
+    PyTorchConfiguration,
+    TensorflowConfiguration,
+)
 from mlmagic.computes.client import RayJobs
 from mlmagic.computes.cluster import CLUSTER_STORAGE
 from mlmagic.events import Status
-from mlmagic.exceptions import MlmagicError, NotFoundError
+from mlmagic.exceptions import MlmagicError, NotFoundError, RunError
 from mlmagic.targets.labels import labels
 from mlmagic.workspace import Workspace
+from tests.docker.test_distributed import CONTRACT, FAILING, TF_TASK
 
 TRAIN = textwrap.dedent(
     """
@@ -47,7 +54,7 @@ def cluster(tmp_path_factory, docker_engine):
     root = tmp_path_factory.mktemp("ray") / ".mlmagic"
     ws = Workspace(root, engine=docker_engine, config=MLMagic())
     env = Environment.from_text("ray-env", "six\n").build(ws, show_output=False)
-    compute = ws.computes.up("lab", env, workers=1)
+    compute = ws.computes.up("lab", env, workers=2)
     project = root.parent / "project"
     project.mkdir()
     for name, text in (("train.py", TRAIN), ("fail.py", FAIL), ("slow.py", SLOW)):
@@ -75,14 +82,14 @@ def test_the_cluster_is_private_and_token_protected(cluster, docker_engine):
     ws, _, compute, _ = cluster
     assert compute.address.startswith("http://127.0.0.1:")
     states = docker_engine.find(labels(ws.root, "compute", "lab"))
-    assert len(states) == 2 and all(s.running for s in states)
+    assert len(states) == 3 and all(s.running for s in states)
     # The token lives in a file only the owner reads, never in the store.
     assert os.stat(compute.token_file).st_mode & 0o077 == 0
     token = Path(compute.token_file).read_text().strip()
     stored = b"".join(path.read_bytes() for path in ws.root.glob("mlmagic.db*"))
     assert len(token) >= 32 and token.encode() not in stored
     row = ws.computes.status(compute)
-    assert row["state"] == "up" and row["nodes"] == 2
+    assert row["state"] == "up" and row["nodes"] == 3
 
 
 def test_a_run_brings_back_logs_metrics_params_and_outputs(cluster, ws):
@@ -93,7 +100,7 @@ def test_a_run_brings_back_logs_metrics_params_and_outputs(cluster, ws):
     assert record.handle == f"ray:lab:{run.id}"
     text = run.logs()
     # It ran on the worker, not on the head, with its arguments; no marker line is left.
-    assert "host ray-worker-1 args ['--epochs', '2']" in text
+    assert re.search(r"^host ray-worker-[12] args \['--epochs', '2'\]$", text, re.M), text
     assert "@mlmagic:" not in text and "Running entrypoint" not in text
     metrics = run.metrics
     assert list(zip(metrics["name"], metrics["step"], metrics["value"], strict=True)) == [
@@ -161,7 +168,7 @@ def test_a_second_process_reattaches_and_closes_the_run(cluster, ws, tmp_path):
     record = ws.store.run(run_id)
     assert record.status is Status.COMPLETED, record.error
     text = ws.path("runs", run_id, "system", "output.log").read_text()
-    assert text.count("host ray-worker-1") == 1
+    assert text.count("host ray-worker-") == 1
     assert (ws.path("runs", run_id, "outputs", "model.txt")).read_text() == "weights"
 
 
@@ -211,7 +218,7 @@ def test_the_magics_attach_list_and_submit(cluster, ws, monkeypatch):
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "mlmagic")
     frame = shell.run_line_magic("computes", "")
-    assert list(frame["name"]) == ["lab"] and frame["state"][0] == "up" and frame["nodes"][0] == 2
+    assert list(frame["name"]) == ["lab"] and frame["state"][0] == "up" and frame["nodes"][0] == 3
     with pytest.raises(UsageError, match="No compute named 'nope'"):
         shell.run_line_magic("compute", "show nope")
     with pytest.raises(UsageError, match="not a Ray Jobs API address"):
@@ -281,13 +288,15 @@ def test_a_notebook_runs_on_ray_with_parameters_progress_and_metrics(cluster, ws
     assert progress == [(1, 4), (2, 4), (3, 4), (4, 4)]
     log = run.logs()
     assert "[mlmagic] cell 3/4" in log and "to stderr" in log and "42" in log
-    assert "lr=0.01 epochs=3 name=adam on ray-worker-1" in log
+    # On one of the workers (never the head), named in the cell's own output.
+    host = re.search(r"lr=0\.01 epochs=3 name=adam on (ray-worker-[12])\n", log)
+    assert host, log
     assert "@mlmagic:" not in log
     # The executed copy, written on the node into the compute's storage, is the run's.
     metadata, code = _executed_cells(ws, run.id, "train.ipynb")
     assert code[1]["metadata"]["tags"] == ["injected-parameters"]
     assert "lr = 0.01" in "".join(code[1]["source"])
-    assert _stream(code[2]) == "lr=0.01 epochs=3 name=adam on ray-worker-1\n"
+    assert _stream(code[2]) == f"lr=0.01 epochs=3 name=adam on {host[1]}\n"
     assert "@mlmagic:" not in json.dumps(code)
     assert [c["execution_count"] for c in code] == [1, 2, 3, 4]
     assert metadata["mlmagic"]["status"] == "completed"
@@ -354,6 +363,172 @@ def test_a_notebook_on_the_cluster_attached_by_address(cluster, ws, monkeypatch)
         assert list(run.metrics["value"]) == [0.1, 0.05]
     finally:
         ws.computes.detach("nb-by-address")
+
+
+# -- distributed runs: one Ray job, one node launcher per worker --------------------------
+
+
+def test_a_pytorch_gang_on_two_workers_keeps_the_contract(cluster, ws):
+    # The docker gang's contract script: torchrun's variables checked from inside every
+    # rank, then a TCP rendezvous of all four at MASTER_ADDR:MASTER_PORT.
+    (cluster[3] / "contract.py").write_text(CONTRACT)
+    run = _submit(
+        cluster, "contract.py", distributed=PyTorchConfiguration(process_count=4, node_count=2)
+    ).wait(timeout=300)
+    logs = run.logs()
+    assert run.status is Status.COMPLETED, (run.error, logs)
+    lines = logs.splitlines()
+    for rank in range(4):
+        assert f"[rank {rank}] rendezvous [0, 1, 2, 3]" in lines, logs
+    # Every line is a rank's, or the driver's own word (waiting for the workers).
+    assert all(line.startswith(("[rank ", "[mlmagic] ")) for line in lines), logs
+    # One node per worker (STRICT_SPREAD), none on the head; MASTER_ADDR is node 0's.
+    hosts = {line.split()[3] for line in lines if " host " in line}
+    assert hosts == {"ray-worker-1", "ray-worker-2"}, logs
+    assert "@mlmagic:" not in logs
+    assert sorted(run.metrics_of(r)["value"].iloc[0] for r in range(4)) == [0, 1, 2, 3]
+    rows = run.nodes
+    assert [(n["processes"], n["state"]) for n in rows] == [
+        ("rank 0, rank 1", "Exited 0"),
+        ("rank 2, rank 3", "Exited 0"),
+    ]
+    assert all(re.fullmatch(r"\d+\.\d+\.\d+\.\d+", n["host"]) for n in rows), rows
+    assert RayJobs(cluster[2]).info(run.id).status == "SUCCEEDED"
+
+
+def test_tf_config_on_ray_names_each_tasks_node_and_ends_with_the_workers(cluster, ws):
+    # A worker and a parameter server: the parameter server never ends on its own, so the
+    # run ends when the worker did, and the driver stops the parameter server.
+    (cluster[3] / "tf_task.py").write_text(TF_TASK)
+    run = _submit(
+        cluster,
+        "tf_task.py",
+        distributed=TensorflowConfiguration(worker_count=1, parameter_server_count=1),
+    ).wait(timeout=300)
+    assert run.status is Status.COMPLETED, (run.error, run.logs())
+    lines = {line.split(" cluster ")[0]: line for line in run.logs().splitlines()}
+    assert set(lines) == {"[worker 0] task worker 0", "[ps 0] task ps 0"}, lines
+    cluster_seen = json.loads(lines["[worker 0] task worker 0"].split(" cluster ")[1])
+    assert list(cluster_seen) == ["worker", "ps"]
+    (worker,), (ps,) = cluster_seen["worker"], cluster_seen["ps"]
+    # Each task's own node address and a port picked there; two workers, two addresses.
+    assert re.fullmatch(r"\d+\.\d+\.\d+\.\d+:\d+", worker) and re.fullmatch(
+        r"\d+\.\d+\.\d+\.\d+:\d+", ps
+    )
+    assert worker.split(":")[0] != ps.split(":")[0]
+    assert [n["state"] for n in run.nodes] == ["Exited 0", "Stopped"]
+
+
+def test_a_failing_rank_stops_the_gang_on_ray_and_is_named(cluster, ws):
+    # The docker gang's script: rank 3 fails once every rank wrote to the shared outputs.
+    (cluster[3] / "failing.py").write_text(FAILING)
+    run = _submit(
+        cluster, "failing.py", distributed=PyTorchConfiguration(process_count=4, node_count=2)
+    ).wait(timeout=300)
+    assert run.status is Status.FAILED and run.exit_code == 3, (run.error, run.logs())
+    first_line = run.error.splitlines()[0]
+    assert first_line == "rank 3 (node 1) exited with code 3; its last lines:", run.error
+    assert "[rank 3] rank 3 gives up" in run.error
+    assert "never printed" not in run.logs()
+    files = (run.paths.system / "gang").glob("rank-*.json")
+    records = {r["rank"]: r for r in (json.loads(p.read_text()) for p in files)}
+    assert sorted(records) == [0, 1, 2, 3]
+    assert [records[r]["stopped"] for r in range(3)] == [True, True, True]
+    assert [n["state"] for n in run.nodes] == ["Stopped", "Failed: rank 3 exited 3"]
+    assert RayJobs(cluster[2]).info(run.id).status == "FAILED"
+
+
+def test_cancel_stops_every_rank_of_a_gang_on_ray(cluster, ws, docker_engine):
+    run = _submit(
+        cluster, "slow.py", distributed=PyTorchConfiguration(process_count=2, node_count=2)
+    )
+    log = ws.path("runs", run.id, "system", "output.log")
+    deadline = time.monotonic() + 180
+    while log.read_text().count("started") < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert log.read_text().count("started") == 2, log.read_text()
+    workers = docker_engine.find({**labels(ws.root, "compute", "lab"), "mlmagic.role": "worker"})
+    assert len(workers) == 2
+    assert all("slow.py" in _processes(docker_engine, w.id) for w in workers)  # a rank each
+    run.cancel()
+    assert ws.store.run(run.id).status is Status.CANCELED
+    info = RayJobs(cluster[2]).info(run.id)
+    assert info is not None and info.status == "STOPPED"
+    # No rank is left on any worker.
+    for worker in workers:
+        assert "slow.py" not in _processes(docker_engine, worker.id)
+
+
+def test_more_nodes_than_workers_are_refused_before_the_job(cluster, ws):
+    run = _submit(
+        cluster, "train.py", distributed=PyTorchConfiguration(process_count=3, node_count=3)
+    ).wait(timeout=120)
+    assert run.status is Status.FAILED
+    assert "\n" not in run.error
+    assert (
+        "--nodes 3: the compute 'lab' has 2 workers, and each node of the run needs one of "
+        "its own: ask for --nodes 2 or fewer, or start a compute with more workers "
+        "(%compute up NAME --workers 3)."
+    ) in run.error
+    assert RayJobs(cluster[2]).info(run.id) is None  # nothing was submitted
+
+
+def test_mpi_is_refused_on_ray_in_one_line(cluster, ws, monkeypatch):
+    before = len(ws.store.runs())
+    with pytest.raises(RunError, match="^--distributed mpi does not run on a Ray compute") as e:
+        _submit(
+            cluster,
+            "train.py",
+            distributed=MpiConfiguration(process_count_per_node=1, node_count=2),
+        )
+    assert "\n" not in str(e.value) and "--distributed pytorch" in str(e.value)
+    # The magic: one red line, from the same check.
+    from IPython.core.error import UsageError
+    from IPython.core.interactiveshell import InteractiveShell
+
+    _, env, _, project = cluster
+    monkeypatch.chdir(project)
+    Workspace._current.clear()
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "mlmagic")
+    with pytest.raises(UsageError, match="^--distributed mpi does not run on a Ray compute"):
+        shell.run_line_magic(
+            "submit", f"train.py --env {env.ref} --compute lab --distributed mpi --nodes 2"
+        )
+    assert len(ws.store.runs()) == before  # refused before anything was recorded
+
+
+def _processes(docker_engine, container_id):
+    """The command lines of every process in a node's container."""
+    # From /proc: the image has no ps.
+    script = "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done"
+    listed = docker_engine._client.containers.get(container_id).exec_run(["sh", "-c", script])
+    text = listed.output.decode(errors="replace")
+    assert listed.exit_code == 0 and "raylet" in text, text  # a listing, not an error
+    return text
+
+
+def test_a_gang_whose_worker_is_killed_fails_and_says_so(cluster, ws, docker_engine):
+    # Next to last: it leaves the shared cluster one worker (the head test needs one).
+    run = _submit(
+        cluster, "slow.py", distributed=PyTorchConfiguration(process_count=2, node_count=2)
+    )
+    log = ws.path("runs", run.id, "system", "output.log")
+    deadline = time.monotonic() + 180
+    while log.read_text().count("started") < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert log.read_text().count("started") == 2, log.read_text()
+    workers = docker_engine.find({**labels(ws.root, "compute", "lab"), "mlmagic.role": "worker"})
+    # The worker that holds a rank but not the job's driver (its loss fails the job alone).
+    victim = next(w for w in workers if "ray_driver" not in _processes(docker_engine, w.id))
+    docker_engine.stop(victim.id, timeout=0)
+    run.wait(timeout=240)
+    record = ws.store.run(run.id)
+    assert record.status is Status.FAILED
+    assert re.match(r"node [01] exited with code 1", record.error or ""), record.error
+    assert "was lost (its Ray node died or its actor was killed); the run fails" in run.logs()
+    survivor = next(w for w in workers if w.id != victim.id)
+    assert "slow.py" not in _processes(docker_engine, survivor.id)
 
 
 def test_a_run_whose_head_is_killed_fails_and_says_why(cluster, ws, docker_engine):

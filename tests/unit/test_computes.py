@@ -135,14 +135,14 @@ def test_a_run_on_ray_names_its_compute(ws):
         script="t.py", environment="e:1", source_dir=".", target="ray", compute="lab"
     )
     assert RunConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(RunError, match="Distributed runs on a Ray compute are not supported"):
+    with pytest.raises(RunError, match="--distributed mpi does not run on a Ray compute"):
         RunConfig(
             script="t.py",
             environment="e:1",
             source_dir=".",
             target="ray",
             compute="lab",
-            distributed=distribution("pytorch", nodes=2),
+            distributed=distribution("mpi", nodes=2),
         )
 
 
