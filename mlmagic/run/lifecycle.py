@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 
 from mlmagic.distributed.resources import (
     framework_note,
-    host_gpu_count,
     missing_launcher,
     split_gpus,
 )
@@ -220,7 +219,7 @@ def _check_gang(
     if note:
         _note(paths, note)
     try:
-        split_gpus(gpus, dist.nodes, host_gpu_count() if gpus else None)
+        split_gpus(gpus, dist.nodes, target.gpu_count() if gpus else None)
     except MlmagicError as exc:
         raise _Stop(Status.FAILED, str(exc), Stage.PREPARING) from exc
 

@@ -143,6 +143,14 @@ class Target(ABC):
         :mod:`mlmagic.targets.gpu`); called before anything starts.
         """
 
+    def gpu_count(self) -> int | None:
+        """The GPUs a node of this target's runs has, to split a distributed run's
+        ``--gpus`` over its nodes; ``None`` when it cannot tell or a scheduler places the
+        GPUs (a cluster). The default counts this machine's."""
+        from mlmagic.distributed.resources import host_gpu_count
+
+        return host_gpu_count()
+
     @classmethod
     def check_run(cls, config: RunConfig) -> None:
         """Refuse, in one line, a run this target cannot take, from its config alone.

@@ -142,6 +142,9 @@ class RayTarget(Target):
     ) -> str | None:
         return None  # the cluster's scheduler decides: a job asking for GPUs waits for them
 
+    def gpu_count(self) -> int | None:
+        return None  # per node, Ray's placement group asks its scheduler, not this machine
+
     @classmethod
     def check_run(cls, config: RunConfig) -> None:
         """A run goes to Ray by naming its compute; MPI does not run there

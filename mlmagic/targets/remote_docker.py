@@ -62,6 +62,9 @@ class RemoteDockerTarget(DockerTarget):
         self._relays: dict[str, EngineLogRelay] = {}
         self._unanswered: dict[str, tuple[float, str]] = {}
 
+    def gpu_count(self) -> int | None:
+        return None  # the engine's machine is not this one: its GPUs are not counted here
+
     # -- starting -----------------------------------------------------------------------
 
     def start_run(

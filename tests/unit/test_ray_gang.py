@@ -169,3 +169,25 @@ def test_the_plan_ships_with_the_launcher_and_the_driver(tmp_path):
     }
     assert plan["command"] == ["-u", "train.py", "--a"]
     assert (paths.system / "gang.json").read_text() == (package / "gang.json").read_text()
+
+
+def test_gpus_are_counted_on_the_machine_the_nodes_run_on(tmp_path, monkeypatch):
+    """A laptop with one GPU submitting to a cluster: its own count must not refuse the
+    run (the cluster's scheduler places the GPUs); on its own engine it does."""
+    import os
+
+    from mlmagic.distributed.resources import split_gpus
+    from mlmagic.engine.base import GpuRequest
+    from mlmagic.targets.remote_docker import RemoteDockerTarget
+
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 'GPU 0: NVIDIA Laptop GPU (UUID: GPU-0)'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    here, ray, remote = (object.__new__(t) for t in (DockerTarget, RayTarget, RemoteDockerTarget))
+    assert here.gpu_count() == 1
+    assert ray.gpu_count() is None and remote.gpu_count() is None
+    asked = GpuRequest(count=2)
+    with pytest.raises(RunError, match="asks for 4 GPUs; the host has 1"):
+        split_gpus(asked, 2, here.gpu_count())
+    assert split_gpus(asked, 2, ray.gpu_count()) == [asked, asked]
