@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Generator, Sequence
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -113,6 +114,18 @@ class DockerTarget(Target):
 
     # -- runs ---------------------------------------------------------------------------
 
+    @cached_property
+    def gangs(self) -> DockerGang:
+        """The distributed runs of this target (one, holding what runs still preparing
+        have begun)."""
+        return DockerGang(self)
+
+    def begin_run(self, record: RunRecord) -> None:
+        self.gangs.begin(record)
+
+    def abandon_run(self, record: RunRecord) -> None:
+        self.gangs.abandon(record)
+
     def gpu_problem(
         self, env: Environment | None = None, gpus: GpuRequest | None = None
     ) -> str | None:
@@ -145,7 +158,7 @@ class DockerTarget(Target):
             # Made in Preparing (prepare_notebook): one lookup finds it.
             image = drain(build_notebook_image(self.engine, env.image, log_path=paths.notebook_log))
         if record.config.distributed is not None:
-            return DockerGang(self).start(record, paths, image, gpus, owner)
+            return self.gangs.start(record, paths, image, gpus, owner)
         return self.engine.start(self.run_container(record, paths, image, gpus))
 
     def prepare_notebook(
@@ -217,30 +230,30 @@ class DockerTarget(Target):
         return True
 
     def nodes(self, handle: str) -> list[dict[str, Any]]:
-        return DockerGang(self).nodes(handle) if is_gang(handle) else []
+        return self.gangs.nodes(handle) if is_gang(handle) else []
 
     def exit_message(self, handle: str) -> str | None:
-        return DockerGang(self).exit_message(handle) if is_gang(handle) else None
+        return self.gangs.exit_message(handle) if is_gang(handle) else None
 
     def console(self, handle: str) -> list[str]:
         if is_gang(handle):
-            return DockerGang(self).console(handle, _CONSOLE_LINES)
+            return self.gangs.console(handle, _CONSOLE_LINES)
         return list(self.engine.logs(handle))[-_CONSOLE_LINES:]
 
     def state(self, handle: str) -> ContainerState | None:
         if is_gang(handle):
-            return DockerGang(self).state(handle)
+            return self.gangs.state(handle)
         return self.engine.state(handle)
 
     def stop(self, handle: str, timeout: float = 10) -> None:
         if is_gang(handle):
-            DockerGang(self).stop(handle, timeout)
+            self.gangs.stop(handle, timeout)
         else:
             self.engine.stop(handle, timeout=timeout)
 
     def remove(self, handle: str) -> None:
         if is_gang(handle):
-            DockerGang(self).remove(handle)
+            self.gangs.remove(handle)
         else:
             self.engine.remove(handle)
 
