@@ -25,6 +25,7 @@ from mlmagic.engine.base import (
     ContainerSpec,
     ContainerState,
     GpuRequest,
+    ImageInfo,
     Mount,
     PortBinding,
 )
@@ -81,10 +82,18 @@ class DockerTarget(Target):
     def log_name(self, version: int) -> str:
         return f"v{version}.log"
 
+    @cached_property
+    def _found(self) -> dict[str, ImageInfo]:
+        """The images looked up as their environments were found or built, by tag: a run
+        is started right after (:meth:`owner_of`), which need not ask the engine again."""
+        return {}
+
     def find_environment(self, env: Environment) -> Materialised | None:
         assert env.image is not None
-        if self.engine.image_info(env.image) is None:
+        info = self.engine.image_info(env.image)
+        if info is None:
             return None
+        self._found[env.image] = info
         # Built by another workspace (or before a crash): read what the store lacks.
         return Materialised(cached=True) if env.status == "ready" else self._inspect(env.image)
 
@@ -100,6 +109,8 @@ class DockerTarget(Target):
 
     def _inspect(self, tag: str, *, cached: bool = True) -> Materialised:
         info = self.engine.image_info(tag)
+        if info is not None:
+            self._found[tag] = info
         return Materialised(
             cached=cached,
             size=info.size if info else None,
@@ -150,7 +161,7 @@ class DockerTarget(Target):
             # Root's folders are not writable by an image's own non-root USER, which the
             # container keeps: hand the run's folders to that user (root can still
             # read and delete them).
-            owner = image_user(self.engine, env.image)
+            owner = self.owner_of(env.image)
             if owner is not None:
                 give_run_folders(paths, *owner)
         image = env.image
@@ -160,6 +171,12 @@ class DockerTarget(Target):
         if record.config.distributed is not None:
             return self.gangs.start(record, paths, image, gpus, owner)
         return self.engine.start(self.run_container(record, paths, image, gpus))
+
+    def owner_of(self, image: str) -> tuple[int, int] | None:
+        """The ``(uid, gid)`` the containers of ``image`` run as (``None``: root), from
+        the lookup that found or built it when there was one (see
+        :func:`~mlmagic.targets.image_user.image_user`)."""
+        return image_user(self.engine, image, self._found.pop(image, None))
 
     def prepare_notebook(
         self, env: Environment, paths: RunPaths

@@ -265,6 +265,11 @@ def test_a_gang_starts_with_one_create_and_one_start_per_node_and_no_inspect(
         path for _, path in starting if path.startswith("containers/") and path.endswith("/json")
     ]
     assert inspected == [], starting
+    # The image is looked up once: where the run finds its environment built (which
+    # also says the user its containers run as).
+    assert [c for c in starting if c[1].startswith("images/")] == [
+        ("GET", f"images/{env.image}/json")
+    ], starting
     _gone(workspace, run, "docker")
 
 
