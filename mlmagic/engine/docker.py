@@ -235,14 +235,19 @@ class DockerEngine(ContainerEngine):
     # -- containers -----------------------------------------------------------------------
 
     def start(self, spec: ContainerSpec) -> str:
-        """Create and start a container; return its id."""
+        """Create and start a container; return its id. One that cannot start is removed.
+
+        Two requests (docker-py's ``containers.run`` reads the container back between
+        them, and pulls an image it does not find: mlmagic builds the images it runs).
+        """
+        container_id = self.create(spec)
         try:
-            container = self._api(
-                "start a container", self._client.containers.run, spec.image, **run_arguments(spec)
-            )
-        except docker.errors.NotFound as exc:
-            raise EngineError(f"The image {spec.image} is not in the engine.") from exc
-        return str(container.id)
+            self.start_created(container_id)
+        except BaseException:
+            with contextlib.suppress(EngineError):
+                self.remove(container_id)
+            raise
+        return container_id
 
     def create(self, spec: ContainerSpec) -> str:
         """Create a container without starting it; return its id."""
@@ -267,8 +272,9 @@ class DockerEngine(ContainerEngine):
                 self._client.api.create_container,
                 **_create_container_args(arguments),
             )
-        except docker.errors.NotFound as exc:
-            # The image is looked up before a run starts: what is missing is said here.
+        except docker.errors.ImageNotFound as exc:
+            raise EngineError(f"The image {spec.image} is not in the engine.") from exc
+        except docker.errors.NotFound as exc:  # its network, say
             raise EngineError(
                 f"Docker refused to create a container: {exc.explanation or exc}"
             ) from exc

@@ -102,6 +102,7 @@ def drive(ws: Workspace, run_id: str) -> None:
         record = ws.store.run(run_id)
         assert record is not None
         target = ws.target(record.target)
+        target.begin_run(record)  # beside the preparing, which it does not depend on
         paths = _paths(ws, run_id)
         env, gpus = _prepare(ws, record, paths, target)
         stage = Stage.STARTING
@@ -352,6 +353,9 @@ def finalize(
         try:
             if record.handle:
                 ws.target(record.target).remove(record.handle)
+            elif record.config.distributed is not None:
+                # Only a distributed run begins anything before it starts (its network).
+                ws.target(record.target).abandon_run(record)
         finally:
             # The working copy goes with what ran in it: the run keeps its snapshot,
             # outputs and logs (what the script wrote elsewhere is not an output, as on

@@ -166,6 +166,20 @@ class Target(ABC):
         """Lines for the run's log about options this target takes but cannot honour."""
         return []
 
+    def begin_run(self, record: RunRecord) -> None:
+        """Begin, in the background, what starting the run needs whatever its environment
+        (the docker target: a gang's network); called as its Preparing begins.
+
+        :meth:`start_run` takes what was begun; a run that ends before it starts is given
+        to :meth:`abandon_run`. Errors are left to :meth:`start_run` to say.
+        """
+        return  # most targets begin nothing before a run starts
+
+    def abandon_run(self, record: RunRecord) -> None:
+        """Remove what :meth:`begin_run` made for a run that ended before it started; no
+        error when nothing was made. Any process that closes the run may call it."""
+        return
+
     @abstractmethod
     def start_run(
         self, record: RunRecord, paths: RunPaths, env: Environment, gpus: GpuRequest | None

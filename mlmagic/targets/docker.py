@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Generator, Sequence
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from mlmagic.engine.base import (
     ContainerSpec,
     ContainerState,
     GpuRequest,
+    ImageInfo,
     Mount,
     PortBinding,
 )
@@ -80,10 +82,18 @@ class DockerTarget(Target):
     def log_name(self, version: int) -> str:
         return f"v{version}.log"
 
+    @cached_property
+    def _found(self) -> dict[str, ImageInfo]:
+        """The images looked up as their environments were found or built, by tag: a run
+        is started right after (:meth:`owner_of`), which need not ask the engine again."""
+        return {}
+
     def find_environment(self, env: Environment) -> Materialised | None:
         assert env.image is not None
-        if self.engine.image_info(env.image) is None:
+        info = self.engine.image_info(env.image)
+        if info is None:
             return None
+        self._found[env.image] = info
         # Built by another workspace (or before a crash): read what the store lacks.
         return Materialised(cached=True) if env.status == "ready" else self._inspect(env.image)
 
@@ -99,6 +109,8 @@ class DockerTarget(Target):
 
     def _inspect(self, tag: str, *, cached: bool = True) -> Materialised:
         info = self.engine.image_info(tag)
+        if info is not None:
+            self._found[tag] = info
         return Materialised(
             cached=cached,
             size=info.size if info else None,
@@ -112,6 +124,18 @@ class DockerTarget(Target):
         self.engine.remove_image(location)
 
     # -- runs ---------------------------------------------------------------------------
+
+    @cached_property
+    def gangs(self) -> DockerGang:
+        """The distributed runs of this target (one, holding what runs still preparing
+        have begun)."""
+        return DockerGang(self)
+
+    def begin_run(self, record: RunRecord) -> None:
+        self.gangs.begin(record)
+
+    def abandon_run(self, record: RunRecord) -> None:
+        self.gangs.abandon(record)
 
     def gpu_problem(
         self, env: Environment | None = None, gpus: GpuRequest | None = None
@@ -137,7 +161,7 @@ class DockerTarget(Target):
             # Root's folders are not writable by an image's own non-root USER, which the
             # container keeps: hand the run's folders to that user (root can still
             # read and delete them).
-            owner = image_user(self.engine, env.image)
+            owner = self.owner_of(env.image)
             if owner is not None:
                 give_run_folders(paths, *owner)
         image = env.image
@@ -145,8 +169,14 @@ class DockerTarget(Target):
             # Made in Preparing (prepare_notebook): one lookup finds it.
             image = drain(build_notebook_image(self.engine, env.image, log_path=paths.notebook_log))
         if record.config.distributed is not None:
-            return DockerGang(self).start(record, paths, image, gpus, owner)
+            return self.gangs.start(record, paths, image, gpus, owner)
         return self.engine.start(self.run_container(record, paths, image, gpus))
+
+    def owner_of(self, image: str) -> tuple[int, int] | None:
+        """The ``(uid, gid)`` the containers of ``image`` run as (``None``: root), from
+        the lookup that found or built it when there was one (see
+        :func:`~mlmagic.targets.image_user.image_user`)."""
+        return image_user(self.engine, image, self._found.pop(image, None))
 
     def prepare_notebook(
         self, env: Environment, paths: RunPaths
@@ -217,30 +247,30 @@ class DockerTarget(Target):
         return True
 
     def nodes(self, handle: str) -> list[dict[str, Any]]:
-        return DockerGang(self).nodes(handle) if is_gang(handle) else []
+        return self.gangs.nodes(handle) if is_gang(handle) else []
 
     def exit_message(self, handle: str) -> str | None:
-        return DockerGang(self).exit_message(handle) if is_gang(handle) else None
+        return self.gangs.exit_message(handle) if is_gang(handle) else None
 
     def console(self, handle: str) -> list[str]:
         if is_gang(handle):
-            return DockerGang(self).console(handle, _CONSOLE_LINES)
+            return self.gangs.console(handle, _CONSOLE_LINES)
         return list(self.engine.logs(handle))[-_CONSOLE_LINES:]
 
     def state(self, handle: str) -> ContainerState | None:
         if is_gang(handle):
-            return DockerGang(self).state(handle)
+            return self.gangs.state(handle)
         return self.engine.state(handle)
 
     def stop(self, handle: str, timeout: float = 10) -> None:
         if is_gang(handle):
-            DockerGang(self).stop(handle, timeout)
+            self.gangs.stop(handle, timeout)
         else:
             self.engine.stop(handle, timeout=timeout)
 
     def remove(self, handle: str) -> None:
         if is_gang(handle):
-            DockerGang(self).remove(handle)
+            self.gangs.remove(handle)
         else:
             self.engine.remove(handle)
 

@@ -6,6 +6,11 @@ so the nodes find each other by name; nothing is published on the host. Containe
 network carry the run's labels (``mlmagic.workspace``, ``mlmagic.kind``, ``mlmagic.id``;
 containers also ``mlmagic.node``), so the handle ``gang:<run id>`` lets any process find
 the whole gang again, follow it, stop it and remove it.
+
+The network takes the engine longer to make than a node's container, and nothing of it
+depends on the run's environment: it is begun as the run's Preparing begins
+(:meth:`DockerGang.begin`), so it is there when the containers are; a run that ends
+before it starts has it removed (:meth:`DockerGang.abandon`).
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ import os
 import re
 import secrets
 import shutil
+import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,6 +92,9 @@ class DockerGang:
         self.target = target
         self.engine = target.engine
         self.root = target.context.root
+        # The networks begun for runs still preparing in this process, by run id.
+        self._networks: dict[str, Future[None]] = {}
+        self._lock = threading.Lock()
 
     def _labels(self, run_id: str) -> dict[str, str]:
         return labels(self.root, "run", run_id)
@@ -107,6 +116,44 @@ class DockerGang:
         if len(name) > 63:
             name = f"mlmagic-run-{hashlib.sha256(run_id.encode()).hexdigest()[:16]}-n{node}"
         return name
+
+    def begin(self, record: RunRecord) -> None:
+        """Begin making the network of a run of several nodes, in the background.
+
+        :meth:`start` takes it; a run that ends before starting must be given to
+        :meth:`abandon`. A network that cannot be made is said by :meth:`start`.
+        """
+        dist = record.config.distributed
+        if dist is None or dist.nodes < 2:
+            return
+        name, run_labels = self.network_name(record.id), self._labels(record.id)
+        made: Future[None] = Future()
+
+        def make() -> None:
+            try:
+                made.set_result(self.engine.create_network(name, run_labels))
+            except BaseException as exc:  # given to whoever takes the network
+                made.set_exception(exc)
+
+        with self._lock:
+            self._networks[record.id] = made
+        threading.Thread(target=make, name=f"mlmagic-network-{record.id}", daemon=True).start()
+
+    def abandon(self, record: RunRecord) -> None:
+        """Remove the network of a run that ended before it started (any process may:
+        one begun here is waited for first, so none is made after its removal)."""
+        dist = record.config.distributed
+        if dist is None or dist.nodes < 2:
+            return
+        with self._lock:
+            made = self._networks.pop(record.id, None)
+        if made is not None:
+            made.exception()  # its outcome does not matter, only that it is known
+        self.engine.remove_network(self.network_name(record.id))
+
+    def _take_network(self, run_id: str) -> Future[None] | None:
+        with self._lock:
+            return self._networks.pop(run_id, None)
 
     def start(
         self,
@@ -171,17 +218,23 @@ class DockerGang:
                     shm_size=shm,
                 )
             )
+        begun = self._take_network(record.id)
         try:
-            self._create_and_start(record.id, network, specs)
+            self._create_and_start(record.id, network, specs, begun)
         except MlmagicError:
             self.remove(PREFIX + record.id)
             raise
         return PREFIX + record.id
 
     def _create_and_start(
-        self, run_id: str, network: str | None, specs: list[ContainerSpec]
+        self,
+        run_id: str,
+        network: str | None,
+        specs: list[ContainerSpec],
+        begun: Future[None] | None = None,
     ) -> None:
-        """Create the network and every container at once, then start them all.
+        """Create the network (unless ``begun`` is making it) and every container at
+        once, then start them all.
 
         Every container exists before any starts, so a node that cannot be made leaves
         nothing running. Engines that resolve a container's network when it starts
@@ -189,11 +242,9 @@ class DockerGang:
         one that refuses gets each container again once the network exists.
         """
         with ThreadPoolExecutor(max_workers=min(16, len(specs) + 1)) as pool:
-            made = (
-                pool.submit(self.engine.create_network, network, self._labels(run_id))
-                if network
-                else None
-            )
+            made = begun
+            if network and made is None:
+                made = pool.submit(self.engine.create_network, network, self._labels(run_id))
 
             def create(spec: ContainerSpec) -> str:
                 try:

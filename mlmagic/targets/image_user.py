@@ -11,7 +11,7 @@ import os
 from functools import cache
 from pathlib import Path
 
-from mlmagic.engine.base import ContainerEngine
+from mlmagic.engine.base import ContainerEngine, ImageInfo
 from mlmagic.exceptions import EngineError, RunError
 from mlmagic.run.paths import RunPaths
 
@@ -20,18 +20,22 @@ __all__ = ["give_run_folders", "image_user"]
 _ROOT_NAMES = ("", "root", "0")
 
 
-def image_user(engine: ContainerEngine, image: str) -> tuple[int, int] | None:
+def image_user(
+    engine: ContainerEngine, image: str, info: ImageInfo | None = None
+) -> tuple[int, int] | None:
     """The ``(uid, gid)`` the containers of ``image`` run as; ``None`` for root.
 
     A numeric ``USER uid:gid`` is read as it is; a name is looked up in the image (one
-    short container), once per image id in this process.
+    short container), once per image id in this process. ``info``: the image as just
+    looked up, which saves asking the engine again.
 
     Raises
     ------
     RunError
         The image names a user that cannot be looked up in it.
     """
-    info = engine.image_info(image)
+    if info is None:
+        info = engine.image_info(image)
     if info is None:
         return None
     name, _, group = info.user.partition(":")

