@@ -132,16 +132,42 @@ def test_torchrun_contract_on_two_nodes_of_two_processes(workspace, env, project
     _gone(workspace, run, target)
 
 
+# As in real TensorFlow, every other task reaches the parameter server (at the address
+# and port TF_CONFIG gives it) before it ends, so the parameter server has always started
+# and said its line by then, however loaded the machine.
 TF_TASK = textwrap.dedent(
     """
-    import json, os, time
+    import json, os, socket, time
     config = json.loads(os.environ["TF_CONFIG"])
     task = config["task"]
     print("task", task["type"], task["index"], "cluster", json.dumps(config["cluster"]))
+    host, port = config["cluster"]["ps"][0].rsplit(":", 1)
     if task["type"] == "ps":
-        time.sleep(300)  # as server.join(): parameter servers never end on their own
+        server = socket.create_server(("", int(port)))
+        while True:  # as server.join(): parameter servers never end on their own
+            server.accept()[0].close()
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            socket.create_connection((host, int(port)), timeout=2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    print("reached the parameter server")
     """
 )
+
+
+def _tf_lines(run) -> dict[str, str]:
+    """Each task's first line by its prefix; every task that is not a parameter server
+    also said it reached one."""
+    said = run.logs().splitlines()
+    lines = {line.split(" cluster ")[0]: line for line in said if " cluster " in line}
+    reached = {line.split("]")[0] for line in said if line.endswith("reached the parameter server")}
+    assert reached == {key.split("]")[0] for key in lines if not key.startswith("[ps ")}, said
+    return lines
 
 
 def test_tf_config_of_two_workers_and_a_parameter_server(workspace, env, project, target):
@@ -153,7 +179,7 @@ def test_tf_config_of_two_workers_and_a_parameter_server(workspace, env, project
         distributed=TensorflowConfiguration(worker_count=2, parameter_server_count=1),
     ).wait(timeout=120)
     assert run.status is Status.COMPLETED, (run.error, run.logs())
-    lines = {line.split(" cluster ")[0]: line for line in run.logs().splitlines()}
+    lines = _tf_lines(run)
     expected = {"[worker 0] task worker 0", "[worker 1] task worker 1", "[ps 0] task ps 0"}
     assert set(lines) == expected
     cluster = json.loads(lines["[ps 0] task ps 0"].split(" cluster ")[1])
@@ -173,7 +199,7 @@ def test_tf_config_with_a_chief_makes_task_0_the_chief(workspace, env, project, 
         distributed=TensorflowConfiguration(2, 1, chief=True),
     ).wait(timeout=120)
     assert run.status is Status.COMPLETED, (run.error, run.logs())
-    lines = {line.split(" cluster ")[0]: line for line in run.logs().splitlines()}
+    lines = _tf_lines(run)
     assert set(lines) == {"[chief 0] task chief 0", "[worker 0] task worker 0", "[ps 0] task ps 0"}
     cluster = json.loads(lines["[worker 0] task worker 0"].split(" cluster ")[1])
     assert list(cluster) == ["chief", "worker", "ps"]

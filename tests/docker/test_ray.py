@@ -29,7 +29,7 @@ from mlmagic.events import Status
 from mlmagic.exceptions import MlmagicError, NotFoundError, RunError
 from mlmagic.targets.labels import labels
 from mlmagic.workspace import Workspace
-from tests.docker.test_distributed import CONTRACT, FAILING
+from tests.docker.test_distributed import CONTRACT, FAILING, TF_TASK, _tf_lines
 
 TRAIN = textwrap.dedent(
     """
@@ -43,31 +43,6 @@ TRAIN = textwrap.dedent(
     """
 )
 FAIL = "print('about to fail')\nraise ValueError('bad C')\n"
-# As in real TensorFlow, the worker reaches the parameter server (at the address and port
-# TF_CONFIG gives it) before it ends: the parameter server has always started by then.
-TF_RENDEZVOUS = textwrap.dedent(
-    """
-    import json, os, socket, time
-    config = json.loads(os.environ["TF_CONFIG"])
-    task = config["task"]
-    print("task", task["type"], task["index"], "cluster", json.dumps(config["cluster"]))
-    host, port = config["cluster"]["ps"][0].rsplit(":", 1)
-    if task["type"] == "ps":
-        server = socket.create_server(("", int(port)))
-        while True:  # as server.join(): parameter servers never end on their own
-            server.accept()[0].close()
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            socket.create_connection((host, int(port)), timeout=2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-    print("reached the parameter server")
-    """
-)
 SLOW = "import time\nprint('started', flush=True)\ntime.sleep(300)\n"
 
 
@@ -424,19 +399,15 @@ def test_a_pytorch_gang_on_two_workers_keeps_the_contract(cluster, ws):
 def test_tf_config_on_ray_names_each_tasks_node_and_ends_with_the_workers(cluster, ws):
     # A worker and a parameter server: the parameter server never ends on its own, so the
     # run ends when the worker did, and the driver stops the parameter server.
-    (cluster[3] / "tf_task.py").write_text(TF_RENDEZVOUS)
+    (cluster[3] / "tf_task.py").write_text(TF_TASK)
     run = _submit(
         cluster,
         "tf_task.py",
         distributed=TensorflowConfiguration(worker_count=1, parameter_server_count=1),
     ).wait(timeout=300)
     assert run.status is Status.COMPLETED, (run.error, run.logs())
-    lines = {line.split(" cluster ")[0]: line for line in run.logs().splitlines()}
-    assert set(lines) == {
-        "[worker 0] task worker 0",
-        "[ps 0] task ps 0",
-        "[worker 0] reached the parameter server",
-    }, lines
+    lines = _tf_lines(run)
+    assert set(lines) == {"[worker 0] task worker 0", "[ps 0] task ps 0"}, lines
     cluster_seen = json.loads(lines["[worker 0] task worker 0"].split(" cluster ")[1])
     assert list(cluster_seen) == ["worker", "ps"]
     (worker,), (ps,) = cluster_seen["worker"], cluster_seen["ps"]
