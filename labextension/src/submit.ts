@@ -3,9 +3,12 @@
  * toolbar, the file browser's context menu or the command palette, and open the executed
  * copy of a notebook run (read-only) through the `mlmagic-run:` drive.
  *
- * The dialog starts from `GET notebook-runs/defaults` (the environments, and the values
- * of the notebook's `parameters` cell) and submits with `POST notebook-runs`
- * (mlmagic/server/submit.py); the run then shows in the side panel and its log opens.
+ * The dialog starts from `GET notebook-runs/defaults` (the environments, the values of
+ * the notebook's `parameters` cell, and where it can run: this machine's targets and the
+ * workspace's computes) and submits with `POST notebook-runs` (mlmagic/server/submit.py);
+ * the run then shows in the side panel and its log opens. Each compute's state comes
+ * from `GET computes` (mlmagic/server/computes.py) once the dialog is open, since asking a
+ * cluster can take as long as its timeout.
  *
  * "Re-run…" (a run's details) uses the same dialog, started from `GET runs/<id>/rerun`
  * (the run's options; arguments instead of parameters for a script, and its tags) and
@@ -36,6 +39,18 @@ export const OPEN_EXECUTED = 'mlmagic:open-executed-notebook';
 /** The drive of executed copies: `mlmagic-run:<run id>/<name>.ipynb`. */
 export const DRIVE = 'mlmagic-run';
 
+/** A compute of the workspace, as stored (`name`, `kind`: ray or docker, `address`). */
+interface ICompute {
+  name: string;
+  kind: string;
+  address: string;
+}
+
+/** A compute with its `state`, asked now: `up`, or `unreachable: why`. */
+interface IComputeState extends ICompute {
+  state: string;
+}
+
 /** What the dialog starts from: a notebook's defaults, or a run's options to re-run. */
 interface IDefaults {
   environments: IEnvironment[];
@@ -51,6 +66,10 @@ interface IDefaults {
   target?: string;
   compute?: string | null;
   tags?: Record<string, string>;
+  /** Where a notebook can run (not on a re-run): this machine's targets and the
+   * computes; `target` is then the workspace's default. */
+  targets?: string[];
+  computes?: ICompute[];
 }
 
 /** What the dialog gives back: only the fields it shows. */
@@ -98,10 +117,14 @@ class SubmitForm extends Widget implements Dialog.IBodyWidget<Submission> {
           : '<label>Arguments <input name="args"></label>'
       }
       <label>GPUs <input name="gpus"></label>
-      <label>Target <select name="target">
+      ${
+        defaults.targets
+          ? '<label>Where <select name="where"></select></label>'
+          : `<label>Target <select name="target">
         <option value="">the workspace's</option>
         <option value="docker">docker</option>
-        <option value="local">local</option></select></label>
+        <option value="local">local</option></select></label>`
+      }
       ${defaults.compute ? '<label>Compute <input name="compute"></label>' : ''}
       ${
         rerun
@@ -116,13 +139,17 @@ class SubmitForm extends Widget implements Dialog.IBodyWidget<Submission> {
       option.value = option.textContent = name;
       select.appendChild(option);
     }
-    const target = this.field<HTMLSelectElement>('target');
-    if (defaults.target && !target.querySelector(`option[value="${defaults.target}"]`)) {
-      const option = document.createElement('option');
-      option.value = option.textContent = defaults.target;
-      target.appendChild(option);
+    if (defaults.targets) {
+      this.addPlaces(defaults.targets, defaults.computes ?? [], defaults.target);
+    } else {
+      const target = this.field<HTMLSelectElement>('target');
+      if (defaults.target && !target.querySelector(`option[value="${defaults.target}"]`)) {
+        const option = document.createElement('option');
+        option.value = option.textContent = defaults.target;
+        target.appendChild(option);
+      }
+      target.value = defaults.target ?? '';
     }
-    target.value = defaults.target ?? '';
     this.field<HTMLInputElement>('experiment').value = defaults.experiment ?? 'default';
     this.field<HTMLInputElement>('gpus').value = defaults.gpus ?? 'none';
     this.setField('parameters', lines(defaults.parameters ?? {}));
@@ -147,6 +174,12 @@ class SubmitForm extends Widget implements Dialog.IBodyWidget<Submission> {
         value[name] = field.value.trim();
       }
     }
+    const where = this.node.querySelector('[name="where"]') as HTMLSelectElement | null;
+    if (where?.value) {
+      // `target:NAME` or `compute:NAME`: the one field the server takes for it.
+      const at = where.value.indexOf(':');
+      value[where.value.slice(0, at)] = where.value.slice(at + 1);
+    }
     for (const name of ['parameters', 'tags']) {
       const field = this.node.querySelector(`[name="${name}"]`) as HTMLTextAreaElement | null;
       if (field) {
@@ -154,6 +187,61 @@ class SubmitForm extends Widget implements Dialog.IBodyWidget<Submission> {
       }
     }
     return value;
+  }
+
+  /** Fill the Where select: this machine's targets, then the computes, `chosen` (a
+   * target's name) selected; each compute's state follows when `GET computes` answers. */
+  private addPlaces(targets: string[], computes: ICompute[], chosen?: string): void {
+    const select = this.field<HTMLSelectElement>('where');
+    const group = (label: string): HTMLOptGroupElement => {
+      const element = document.createElement('optgroup');
+      element.label = label;
+      select.appendChild(element);
+      return element;
+    };
+    const here = group('This machine');
+    for (const name of targets) {
+      const option = document.createElement('option');
+      option.value = `target:${name}`;
+      option.textContent = name === chosen ? `${name} (the workspace's default)` : name;
+      here.appendChild(option);
+    }
+    if (computes.length) {
+      const there = group('Computes');
+      for (const compute of computes) {
+        const option = document.createElement('option');
+        option.value = `compute:${compute.name}`;
+        option.textContent = `${compute.name} (${compute.kind})`;
+        option.title = compute.address;
+        there.appendChild(option);
+      }
+      void this.showStates(select);
+    }
+    if (chosen && targets.includes(chosen)) {
+      select.value = `target:${chosen}`;
+    }
+  }
+
+  /** Add each compute's state to its option: `far (ray: up)`, the whole line as its
+   * tooltip. A failed request leaves the options as they are: the submission says more. */
+  private async showStates(select: HTMLSelectElement): Promise<void> {
+    let computes: IComputeState[];
+    try {
+      computes = (await request<{ computes: IComputeState[] }>(['computes'])).computes;
+    } catch {
+      return;
+    }
+    for (const compute of computes) {
+      const option = select.querySelector(
+        `option[value="compute:${CSS.escape(compute.name)}"]`
+      ) as HTMLOptionElement | null;
+      if (option) {
+        const state = compute.state.split(':')[0];
+        option.textContent = `${compute.name} (${compute.kind}: ${state})`;
+        option.title = `${compute.address}: ${compute.state}`;
+        option.dataset.state = state;
+      }
+    }
   }
 
   private setField(name: string, value: string): void {
