@@ -11,7 +11,8 @@
  * cluster can take as long as its timeout.
  *
  * "Re-run…" (a run's details) uses the same dialog, started from `GET runs/<id>/rerun`
- * (the run's options; arguments instead of parameters for a script, and its tags) and
+ * (the run's options, where it ran chosen; arguments instead of parameters for a script,
+ * and its tags) and
  * submitted with `POST runs/<id>/rerun` (mlmagic/server/rerun.py): a new run of the code
  * that ran, whose details tab then opens.
  */
@@ -58,18 +59,18 @@ interface IDefaults {
   parameters: Record<string, string> | null;
   /** False for a script: arguments instead of parameters. */
   notebook?: boolean;
+  /** Where a run can go: this machine's targets and the workspace's computes. */
+  targets: string[];
+  computes: ICompute[];
+  /** A notebook's: the workspace's default target (null: none yet); a run's: its own. */
+  target?: string | null;
   /** The rest are a run's options (`GET runs/<id>/rerun`). */
+  compute?: string | null;
   environment?: string;
   experiment?: string;
   args?: string;
   gpus?: string;
-  target?: string;
-  compute?: string | null;
   tags?: Record<string, string>;
-  /** Where a notebook can run (not on a re-run): this machine's targets and the
-   * computes; `target` is then the workspace's default. */
-  targets?: string[];
-  computes?: ICompute[];
 }
 
 /** What the dialog gives back: only the fields it shows. */
@@ -117,15 +118,7 @@ class SubmitForm extends Widget implements Dialog.IBodyWidget<Submission> {
           : '<label>Arguments <input name="args"></label>'
       }
       <label>GPUs <input name="gpus"></label>
-      ${
-        defaults.targets
-          ? '<label>Where <select name="where"></select></label>'
-          : `<label>Target <select name="target">
-        <option value="">the workspace's</option>
-        <option value="docker">docker</option>
-        <option value="local">local</option></select></label>`
-      }
-      ${defaults.compute ? '<label>Compute <input name="compute"></label>' : ''}
+      <label>Where <select name="where"></select></label>
       ${
         rerun
           ? `<label>Tags <small>(one <code>key = value</code> a line)</small>
@@ -139,22 +132,11 @@ class SubmitForm extends Widget implements Dialog.IBodyWidget<Submission> {
       option.value = option.textContent = name;
       select.appendChild(option);
     }
-    if (defaults.targets) {
-      this.addPlaces(defaults.targets, defaults.computes ?? [], defaults.target);
-    } else {
-      const target = this.field<HTMLSelectElement>('target');
-      if (defaults.target && !target.querySelector(`option[value="${defaults.target}"]`)) {
-        const option = document.createElement('option');
-        option.value = option.textContent = defaults.target;
-        target.appendChild(option);
-      }
-      target.value = defaults.target ?? '';
-    }
+    this.addPlaces(defaults, rerun);
     this.field<HTMLInputElement>('experiment').value = defaults.experiment ?? 'default';
     this.field<HTMLInputElement>('gpus').value = defaults.gpus ?? 'none';
     this.setField('parameters', lines(defaults.parameters ?? {}));
     this.setField('args', defaults.args ?? '');
-    this.setField('compute', defaults.compute ?? '');
     this.setField('tags', lines(defaults.tags ?? {}));
     const note = this.node.querySelector('.mlmagic-submit-note') as HTMLElement;
     note.textContent = !choices.length
@@ -168,17 +150,17 @@ class SubmitForm extends Widget implements Dialog.IBodyWidget<Submission> {
 
   getValue(): Submission {
     const value: Submission = {};
-    for (const name of ['environment', 'experiment', 'gpus', 'target', 'args', 'compute']) {
+    for (const name of ['environment', 'experiment', 'gpus', 'args']) {
       const field = this.node.querySelector(`[name="${name}"]`) as HTMLInputElement | null;
       if (field) {
         value[name] = field.value.trim();
       }
     }
-    const where = this.node.querySelector('[name="where"]') as HTMLSelectElement | null;
-    if (where?.value) {
+    const where = this.field<HTMLSelectElement>('where').value;
+    if (where) {
       // `target:NAME` or `compute:NAME`: the one field the server takes for it.
-      const at = where.value.indexOf(':');
-      value[where.value.slice(0, at)] = where.value.slice(at + 1);
+      const at = where.indexOf(':');
+      value[where.slice(0, at)] = where.slice(at + 1);
     }
     for (const name of ['parameters', 'tags']) {
       const field = this.node.querySelector(`[name="${name}"]`) as HTMLTextAreaElement | null;
@@ -189,10 +171,19 @@ class SubmitForm extends Widget implements Dialog.IBodyWidget<Submission> {
     return value;
   }
 
-  /** Fill the Where select: this machine's targets, then the computes, `chosen` (a
-   * target's name) selected; each compute's state follows when `GET computes` answers. */
-  private addPlaces(targets: string[], computes: ICompute[], chosen?: string): void {
+  /** Fill the Where select: this machine's targets, then the computes; chosen, the
+   * workspace's default target, or where the re-run's run ran (its compute, else its
+   * target, offered even when it is no longer there, for the server to say so). Each
+   * compute's state follows when `GET computes` answers. */
+  private addPlaces(defaults: IDefaults, rerun: boolean): void {
     const select = this.field<HTMLSelectElement>('where');
+    const add = (parent: HTMLElement, value: string, label: string, title = ''): void => {
+      const option = document.createElement('option');
+      option.value = value;
+      option.textContent = label;
+      option.title = title;
+      parent.appendChild(option);
+    };
     const group = (label: string): HTMLOptGroupElement => {
       const element = document.createElement('optgroup');
       element.label = label;
@@ -200,25 +191,30 @@ class SubmitForm extends Widget implements Dialog.IBodyWidget<Submission> {
       return element;
     };
     const here = group('This machine');
-    for (const name of targets) {
-      const option = document.createElement('option');
-      option.value = `target:${name}`;
-      option.textContent = name === chosen ? `${name} (the workspace's default)` : name;
-      here.appendChild(option);
+    for (const name of defaults.targets) {
+      const isDefault = !rerun && name === defaults.target;
+      add(here, `target:${name}`, isDefault ? `${name} (the workspace's default)` : name);
     }
-    if (computes.length) {
-      const there = group('Computes');
-      for (const compute of computes) {
-        const option = document.createElement('option');
-        option.value = `compute:${compute.name}`;
-        option.textContent = `${compute.name} (${compute.kind})`;
-        option.title = compute.address;
-        there.appendChild(option);
-      }
+    const there = group('Computes');
+    for (const compute of defaults.computes) {
+      add(there, `compute:${compute.name}`, `${compute.name} (${compute.kind})`, compute.address);
+    }
+    const chosen = defaults.compute
+      ? `compute:${defaults.compute}`
+      : defaults.target
+        ? `target:${defaults.target}`
+        : '';
+    if (chosen && !select.querySelector(`option[value="${CSS.escape(chosen)}"]`)) {
+      add(chosen.startsWith('compute:') ? there : here, chosen, chosen.split(':')[1]);
+    }
+    if (!there.children.length) {
+      there.remove();
+    }
+    if (chosen) {
+      select.value = chosen;
+    }
+    if (defaults.computes.length) {
       void this.showStates(select);
-    }
-    if (chosen && targets.includes(chosen)) {
-      select.value = `target:${chosen}`;
     }
   }
 

@@ -146,3 +146,34 @@ async def test_the_chosen_compute_reaches_the_run(jp_fetch, notebook, ws):
     assert run.status is Status.FAILED
     assert "the Ray cluster of the compute 'far'" in (run.error or "")
     assert "does not answer" in (run.error or "")
+
+
+async def test_a_rerun_offers_the_places_and_can_leave_the_compute(
+    jp_fetch, notebook, ws, silent_address
+):
+    code, row = await _call(
+        jp_fetch,
+        "notebook-runs",
+        **_post({"path": notebook, "environment": "nb-env", "compute": "far"}),
+    )
+    assert code == 201
+    first = ws.runs.get(row["id"]).wait()
+    assert first.status is Status.FAILED
+
+    code, defaults = await _call(jp_fetch, "runs", first.id, "rerun")
+    assert code == 200
+    assert (defaults["target"], defaults["compute"]) == ("ray", "far")
+    assert defaults["targets"] == ["docker", "local"]
+    assert defaults["computes"] == [{"name": "far", "kind": "ray", "address": silent_address}]
+
+    assert await _refused(jp_fetch, "runs", first.id, "rerun", **_post({"compute": "near"})) == (
+        400,
+        "No compute named 'near' in this workspace (computes: far).",
+    )
+    # Choosing one of this machine's targets leaves the compute: the re-run runs here.
+    Environment.from_text("nb-env", "six\n").build(ws, show_output=False, target="local")
+    code, row = await _call(jp_fetch, "runs", first.id, "rerun", **_post({"target": "local"}))
+    assert code == 201 and row["target"] == "local"
+    again = ws.runs.get(row["id"]).wait()
+    assert again.record.config.compute is None
+    assert again.status is Status.COMPLETED, again.error
