@@ -65,7 +65,8 @@ def run_places(ws: Workspace | None) -> dict[str, Any]:
 
 def check_place(ws: Workspace, target: str | None, compute: str | None) -> None:
     """Refuse, in one line, a place a run cannot go: a target and a compute both, a
-    target that is not one of this machine's, or a compute the workspace does not have.
+    target that is not one of this machine's (or ``auto``), or a compute the workspace
+    does not have.
 
     Raises
     ------
@@ -77,9 +78,10 @@ def check_place(ws: Workspace, target: str | None, compute: str | None) -> None:
             f"Choose where it runs: the target {target!r} (this machine) or the compute "
             f"{compute!r}, not both."
         )
-    if target and target not in MACHINE_TARGETS:
+    if target and target not in (*MACHINE_TARGETS, "auto"):
         raise BadRequest(
-            f"Unknown target {target!r}: choose {' or '.join(MACHINE_TARGETS)}, or a compute."
+            f"Unknown target {target!r}: choose {', '.join(MACHINE_TARGETS)} or auto (the "
+            "workspace's setting), or a compute."
         )
     if compute:
         known = [c.name for c in ws.computes.all()]

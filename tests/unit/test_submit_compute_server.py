@@ -124,7 +124,8 @@ async def test_a_place_that_is_not_there_is_refused_in_one_line(jp_fetch, notebo
     )
     assert await _refused(jp_fetch, "notebook-runs", **_post({**base, "target": "moon"})) == (
         400,
-        "Unknown target 'moon': choose docker or local, or a compute.",
+        "Unknown target 'moon': choose docker, local or auto (the workspace's setting), "
+        "or a compute.",
     )
     assert await _refused(jp_fetch, "notebook-runs", **_post({**base, "compute": 3})) == (
         400,
