@@ -395,10 +395,16 @@ export class ExecutedNotebooks implements Contents.IDrive {
   }
 }
 
-/** The path of the notebook shown in the main area, or null. */
+/** Whether `path` is a notebook the server can submit: not an executed copy, which
+ * lives in a run (`mlmagic-run:`), not in the server's folder. */
+function submittable(path: string): boolean {
+  return path.endsWith('.ipynb') && !path.startsWith(`${DRIVE}:`);
+}
+
+/** The path of the submittable notebook shown in the main area, or null. */
 function currentNotebook(app: JupyterFrontEnd): string | null {
   const widget = app.shell.currentWidget;
-  if (widget instanceof DocumentWidget && widget.context.path.endsWith('.ipynb')) {
+  if (widget instanceof DocumentWidget && submittable(widget.context.path)) {
     return widget.context.path;
   }
   return null;
@@ -451,6 +457,9 @@ export function activateSubmit(
 
   app.docRegistry.addWidgetExtension('Notebook', {
     createNew: (widget: DocumentWidget, context: DocumentRegistry.Context) => {
+      if (!submittable(context.path)) {
+        return; // an executed copy: Re-run, in its run's details, runs it again
+      }
       const button = new ToolbarButton({
         className: 'mlmagic-submit-button',
         label: 'Submit as run…',

@@ -165,6 +165,8 @@ def test_submit_the_open_notebook_from_its_toolbar_and_open_the_executed_copy(
     executed = page.locator(".jp-NotebookPanel:visible")
     expect(executed).to_contain_text("trained with lr=0.5 for 3 epochs", timeout=60_000)
     expect(executed).to_contain_text("# Parameters")
+    # A copy in a run, not in the server's folder: it has no Submit button of its own.
+    expect(executed.locator(".mlmagic-submit-button")).to_have_count(0)
     expect(page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current")).to_contain_text(
         "train.ipynb"
     )
@@ -188,3 +190,19 @@ def test_submit_the_open_notebook_from_its_toolbar_and_open_the_executed_copy(
     failed = Workspace(lab.root / ".mlmagic").runs.get(str(row.get_attribute("data-run-id")))
     assert (failed.record.config.compute, failed.record.target) == ("far", "ray")
     assert re.search(r"compute 'far'.*does not answer|Ray's client", failed.error or "")
+
+    # Its Re-run starts where it ran, the compute; choosing this machine moves it off it.
+    row.click()
+    details = page.locator(f'.mlmagic-details[data-run-id="{failed.id}"]')
+    expect(details).to_be_visible()
+    details.locator("button.mlmagic-rerun").click()
+    dialog = page.locator(".jp-Dialog")
+    where = dialog.locator("select[name=where]")
+    expect(where).to_have_value("compute:far")
+    where.select_option("target:local")
+    dialog.locator("button", has_text="Submit").click()
+    new = page.locator(f'.mlmagic-details:visible:not([data-run-id="{failed.id}"])')
+    expect(new).to_have_count(1)
+    expect(new.locator(".mlmagic-details-header")).to_contain_text("Completed", timeout=240_000)
+    again = Workspace(lab.root / ".mlmagic").runs.get(str(new.get_attribute("data-run-id")))
+    assert (again.record.target, again.record.config.compute) == ("local", None)
