@@ -12,9 +12,8 @@
  *
  * "Re-run…" (a run's details) uses the same dialog, started from `GET runs/<id>/rerun`
  * (the run's options, where it ran chosen; arguments instead of parameters for a script,
- * and its tags) and
- * submitted with `POST runs/<id>/rerun` (mlmagic/server/rerun.py): a new run of the code
- * that ran, whose details tab then opens.
+ * and its tags) and submitted with `POST runs/<id>/rerun` (mlmagic/server/rerun.py): a
+ * new run of the code that ran, whose details tab then opens.
  */
 import { IRouter, JupyterFrontEnd } from '@jupyterlab/application';
 import {
