@@ -3,14 +3,17 @@
  * toolbar, the file browser's context menu or the command palette, and open the executed
  * copy of a notebook run (read-only) through the `mlmagic-run:` drive.
  *
- * The dialog starts from `GET notebook-runs/defaults` (the environments, and the values
- * of the notebook's `parameters` cell) and submits with `POST notebook-runs`
- * (mlmagic/server/submit.py); the run then shows in the side panel and its log opens.
+ * The dialog starts from `GET notebook-runs/defaults` (the environments, the values of
+ * the notebook's `parameters` cell, and where it can run: this machine's targets and the
+ * workspace's computes) and submits with `POST notebook-runs` (mlmagic/server/submit.py);
+ * the run then shows in the side panel and its log opens. Each compute's state comes
+ * from `GET computes` (mlmagic/server/computes.py) once the dialog is open, since asking a
+ * cluster can take as long as its timeout.
  *
  * "Re-run…" (a run's details) uses the same dialog, started from `GET runs/<id>/rerun`
- * (the run's options; arguments instead of parameters for a script, and its tags) and
- * submitted with `POST runs/<id>/rerun` (mlmagic/server/rerun.py): a new run of the code
- * that ran, whose details tab then opens.
+ * (the run's options, where it ran chosen; arguments instead of parameters for a script,
+ * and its tags) and submitted with `POST runs/<id>/rerun` (mlmagic/server/rerun.py): a
+ * new run of the code that ran, whose details tab then opens.
  */
 import { IRouter, JupyterFrontEnd } from '@jupyterlab/application';
 import {
@@ -36,6 +39,18 @@ export const OPEN_EXECUTED = 'mlmagic:open-executed-notebook';
 /** The drive of executed copies: `mlmagic-run:<run id>/<name>.ipynb`. */
 export const DRIVE = 'mlmagic-run';
 
+/** A compute of the workspace, as stored (`name`, `kind`: ray or docker, `address`). */
+interface ICompute {
+  name: string;
+  kind: string;
+  address: string;
+}
+
+/** A compute with its `state`, asked now: `up`, or `unreachable: why`. */
+interface IComputeState extends ICompute {
+  state: string;
+}
+
 /** What the dialog starts from: a notebook's defaults, or a run's options to re-run. */
 interface IDefaults {
   environments: IEnvironment[];
@@ -43,13 +58,17 @@ interface IDefaults {
   parameters: Record<string, string> | null;
   /** False for a script: arguments instead of parameters. */
   notebook?: boolean;
+  /** Where a run can go: this machine's targets and the workspace's computes. */
+  targets: string[];
+  computes: ICompute[];
+  /** A notebook's: the workspace's default target (null: none yet); a run's: its own. */
+  target?: string | null;
   /** The rest are a run's options (`GET runs/<id>/rerun`). */
+  compute?: string | null;
   environment?: string;
   experiment?: string;
   args?: string;
   gpus?: string;
-  target?: string;
-  compute?: string | null;
   tags?: Record<string, string>;
 }
 
@@ -98,11 +117,7 @@ class SubmitForm extends Widget implements Dialog.IBodyWidget<Submission> {
           : '<label>Arguments <input name="args"></label>'
       }
       <label>GPUs <input name="gpus"></label>
-      <label>Target <select name="target">
-        <option value="">the workspace's</option>
-        <option value="docker">docker</option>
-        <option value="local">local</option></select></label>
-      ${defaults.compute ? '<label>Compute <input name="compute"></label>' : ''}
+      <label>Where <select name="where"></select></label>
       ${
         rerun
           ? `<label>Tags <small>(one <code>key = value</code> a line)</small>
@@ -116,18 +131,11 @@ class SubmitForm extends Widget implements Dialog.IBodyWidget<Submission> {
       option.value = option.textContent = name;
       select.appendChild(option);
     }
-    const target = this.field<HTMLSelectElement>('target');
-    if (defaults.target && !target.querySelector(`option[value="${defaults.target}"]`)) {
-      const option = document.createElement('option');
-      option.value = option.textContent = defaults.target;
-      target.appendChild(option);
-    }
-    target.value = defaults.target ?? '';
+    this.addPlaces(defaults, rerun);
     this.field<HTMLInputElement>('experiment').value = defaults.experiment ?? 'default';
     this.field<HTMLInputElement>('gpus').value = defaults.gpus ?? 'none';
     this.setField('parameters', lines(defaults.parameters ?? {}));
     this.setField('args', defaults.args ?? '');
-    this.setField('compute', defaults.compute ?? '');
     this.setField('tags', lines(defaults.tags ?? {}));
     const note = this.node.querySelector('.mlmagic-submit-note') as HTMLElement;
     note.textContent = !choices.length
@@ -141,11 +149,17 @@ class SubmitForm extends Widget implements Dialog.IBodyWidget<Submission> {
 
   getValue(): Submission {
     const value: Submission = {};
-    for (const name of ['environment', 'experiment', 'gpus', 'target', 'args', 'compute']) {
+    for (const name of ['environment', 'experiment', 'gpus', 'args']) {
       const field = this.node.querySelector(`[name="${name}"]`) as HTMLInputElement | null;
       if (field) {
         value[name] = field.value.trim();
       }
+    }
+    const where = this.field<HTMLSelectElement>('where').value;
+    if (where) {
+      // `target:NAME` or `compute:NAME`: the one field the server takes for it.
+      const at = where.indexOf(':');
+      value[where.slice(0, at)] = where.slice(at + 1);
     }
     for (const name of ['parameters', 'tags']) {
       const field = this.node.querySelector(`[name="${name}"]`) as HTMLTextAreaElement | null;
@@ -154,6 +168,75 @@ class SubmitForm extends Widget implements Dialog.IBodyWidget<Submission> {
       }
     }
     return value;
+  }
+
+  /** Fill the Where select: this machine's targets, then the computes; chosen, the
+   * workspace's default target, or where the re-run's run ran (its compute, else its
+   * target, offered even when it is no longer there, for the server to say so). Each
+   * compute's state follows when `GET computes` answers. */
+  private addPlaces(defaults: IDefaults, rerun: boolean): void {
+    const select = this.field<HTMLSelectElement>('where');
+    const add = (parent: HTMLElement, value: string, label: string, title = ''): void => {
+      const option = document.createElement('option');
+      option.value = value;
+      option.textContent = label;
+      option.title = title;
+      parent.appendChild(option);
+    };
+    const group = (label: string): HTMLOptGroupElement => {
+      const element = document.createElement('optgroup');
+      element.label = label;
+      select.appendChild(element);
+      return element;
+    };
+    const here = group('This machine');
+    for (const name of defaults.targets) {
+      const isDefault = !rerun && name === defaults.target;
+      add(here, `target:${name}`, isDefault ? `${name} (the workspace's default)` : name);
+    }
+    const there = group('Computes');
+    for (const compute of defaults.computes) {
+      add(there, `compute:${compute.name}`, `${compute.name} (${compute.kind})`, compute.address);
+    }
+    const chosen = defaults.compute
+      ? `compute:${defaults.compute}`
+      : defaults.target
+        ? `target:${defaults.target}`
+        : '';
+    if (chosen && !select.querySelector(`option[value="${CSS.escape(chosen)}"]`)) {
+      add(chosen.startsWith('compute:') ? there : here, chosen, chosen.split(':')[1]);
+    }
+    if (!there.children.length) {
+      there.remove();
+    }
+    if (chosen) {
+      select.value = chosen;
+    }
+    if (defaults.computes.length) {
+      void this.showStates(select);
+    }
+  }
+
+  /** Add each compute's state to its option: `far (ray: up)`, the whole line as its
+   * tooltip. A failed request leaves the options as they are: the submission says more. */
+  private async showStates(select: HTMLSelectElement): Promise<void> {
+    let computes: IComputeState[];
+    try {
+      computes = (await request<{ computes: IComputeState[] }>(['computes'])).computes;
+    } catch {
+      return;
+    }
+    for (const compute of computes) {
+      const option = select.querySelector(
+        `option[value="compute:${CSS.escape(compute.name)}"]`
+      ) as HTMLOptionElement | null;
+      if (option) {
+        const state = compute.state.split(':')[0];
+        option.textContent = `${compute.name} (${compute.kind}: ${state})`;
+        option.title = `${compute.address}: ${compute.state}`;
+        option.dataset.state = state;
+      }
+    }
   }
 
   private setField(name: string, value: string): void {
@@ -311,10 +394,16 @@ export class ExecutedNotebooks implements Contents.IDrive {
   }
 }
 
-/** The path of the notebook shown in the main area, or null. */
+/** Whether `path` is a notebook the server can submit: not an executed copy, which
+ * lives in a run (`mlmagic-run:`), not in the server's folder. */
+function submittable(path: string): boolean {
+  return path.endsWith('.ipynb') && !path.startsWith(`${DRIVE}:`);
+}
+
+/** The path of the submittable notebook shown in the main area, or null. */
 function currentNotebook(app: JupyterFrontEnd): string | null {
   const widget = app.shell.currentWidget;
-  if (widget instanceof DocumentWidget && widget.context.path.endsWith('.ipynb')) {
+  if (widget instanceof DocumentWidget && submittable(widget.context.path)) {
     return widget.context.path;
   }
   return null;
@@ -367,6 +456,9 @@ export function activateSubmit(
 
   app.docRegistry.addWidgetExtension('Notebook', {
     createNew: (widget: DocumentWidget, context: DocumentRegistry.Context) => {
+      if (!submittable(context.path)) {
+        return; // an executed copy: Re-run, in its run's details, runs it again
+      }
       const button = new ToolbarButton({
         className: 'mlmagic-submit-button',
         label: 'Submit as run…',

@@ -74,7 +74,8 @@ def rerun(ws: Workspace, run_id: str, **overrides: Any) -> Run:
         The run to run again, finished or not.
     **overrides
         Options to change, by the names :func:`~mlmagic.run.run.submit` takes (those in
-        :data:`OVERRIDABLE`); ``None`` keeps the run's value.
+        :data:`OVERRIDABLE`); ``None`` keeps the run's value. A ``target`` given
+        without a ``compute`` leaves the run's compute: the re-run goes to that target.
 
     Returns
     -------
@@ -105,6 +106,10 @@ def rerun(ws: Workspace, run_id: str, **overrides: Any) -> Run:
             "submit the source folder instead."
         )
     options = rerun_options(record)
-    options.update({k: v for k, v in overrides.items() if v is not None})
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if "target" in changes and "compute" not in changes:
+        # A compute decides the target itself, so keeping it would ignore the choice.
+        options["compute"] = None
+    options.update(changes)
     environment = options.pop("environment")
     return submit(ws, record.config.script, environment, source_dir=source, **options)

@@ -21,6 +21,7 @@ from traitlets import Bool, Unicode
 from traitlets.config import Configurable
 
 from mlmagic.server import studio
+from mlmagic.server.computes import compute_handlers
 from mlmagic.server.handlers import WorkspaceAccess, handlers
 from mlmagic.server.rerun import rerun_handlers
 from mlmagic.server.submit import notebook_handlers
@@ -72,5 +73,6 @@ def _load_jupyter_server_extension(server_app: ServerApp) -> None:
     routes = studio.handlers(base_url, access, server_app.root_dir, allow_hidden)
     routes += notebook_handlers(base_url, access, server_app.root_dir)
     routes += rerun_handlers(base_url, access)
+    routes += compute_handlers(base_url, access)
     web_app.add_handlers(".*$", handlers(base_url, access) + routes)
     server_app.log.info("mlmagic: the panel shows the workspace %s", root)

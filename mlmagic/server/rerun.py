@@ -4,15 +4,20 @@
 GET      ``runs/<id>/rerun``     what the dialog starts from: ``{"script", "notebook",
                                  "environment", "experiment", "parameters": {name:
                                  literal source}, "args": text, "gpus", "target",
-                                 "compute", "tags": {key: value}, "environments"}``
+                                 "compute", "tags": {key: value}, "environments",
+                                 "targets", "computes"}`` (the last two: where a run
+                                 can go, as :func:`.computes.run_places` says)
 POST     ``runs/<id>/rerun``     a new run of the run's snapshot; the body holds the
                                  fields to change (those of ``GET``, less ``script``,
-                                 ``notebook`` and ``environments``); replies ``201``
-                                 with the new run as the panel lists it
+                                 ``notebook``, ``environments``, ``targets`` and
+                                 ``computes``); replies ``201`` with the new run as
+                                 the panel lists it
 =======  ======================  ===================================================
 
-``args`` is one line of text split as a shell would (``shlex``). Errors map as in
-:mod:`mlmagic.server.handlers` (bad input 400, unknown run 404).
+``args`` is one line of text split as a shell would (``shlex``). A ``target`` or a
+``compute`` moves the re-run (a target alone leaves the run's compute), not both; an unknown
+one is bad input. Errors map as in :mod:`mlmagic.server.handlers` (bad input 400, unknown
+run 404).
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ from mlmagic.exceptions import RunError
 from mlmagic.run.notebook import is_notebook
 from mlmagic.run.rerun import rerun_options
 from mlmagic.run.run import Run
+from mlmagic.server.computes import check_place, run_places
 from mlmagic.server.handlers import BadRequest, WorkspaceAccess, _Handler, api_errors, run_row
+from mlmagic.workspace import Workspace
 
 __all__ = ["rerun_defaults", "rerun_handlers", "rerun_run"]
 
@@ -39,9 +46,11 @@ _TEXT_FIELDS = ("environment", "experiment", "gpus", "target", "compute")
 _FIELDS = {*_TEXT_FIELDS, "parameters", "args", "tags"}
 
 
-def rerun_defaults(run: Run, environments: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run's options as the dialog shows them, with the workspace's environments."""
+def rerun_defaults(ws: Workspace, run: Run) -> dict[str, Any]:
+    """The run's options as the dialog shows them, with the workspace's environments
+    and the places a run can go."""
     record = run.record
+    places = run_places(ws)
     options = rerun_options(record)
     return {
         "script": record.config.script,
@@ -55,7 +64,9 @@ def rerun_defaults(run: Run, environments: list[dict[str, Any]]) -> dict[str, An
         "target": options["target"],
         "compute": options["compute"],
         "tags": options["tags"],
-        "environments": environments,
+        "environments": ws.environments.rows(),
+        "targets": places["targets"],
+        "computes": places["computes"],
     }
 
 
@@ -68,14 +79,16 @@ def _text_map(body: dict[str, Any], name: str) -> dict[str, str] | None:
     return value
 
 
-def rerun_run(run: Run, body: dict[str, Any]) -> dict[str, Any]:
-    """Submit a re-run of ``run`` with the changes in ``body``; the new run's row.
+def rerun_run(ws: Workspace, run: Run, body: dict[str, Any]) -> dict[str, Any]:
+    """Submit a re-run of ``run`` (of ``ws``) with the changes in ``body``; the new run's
+    row.
 
     Raises
     ------
     BadRequest
         A field is not one this route takes or of the wrong kind, ``args`` is not
-        shell-like text, or the re-run refused the options.
+        shell-like text, a target and a compute both or one that is not there
+        (:func:`.computes.check_place`), or the re-run refused the options.
     mlmagic.exceptions.NotFoundError
         The environment does not exist.
     """
@@ -89,6 +102,7 @@ def rerun_run(run: Run, body: dict[str, Any]) -> dict[str, Any]:
             raise BadRequest(f"{name}: give text, not {type(value).__name__}.")
         if value:  # an empty field keeps the run's value
             changes[name] = value.strip()
+    check_place(ws, changes.get("target"), changes.get("compute"))
     parameters = _text_map(body, "parameters")
     if parameters is not None:
         changes["parameters"] = [f"{name}={text}" for name, text in parameters.items()]
@@ -118,7 +132,8 @@ class RerunHandler(_Handler):
         def defaults() -> dict[str, Any]:
             run = self.access.run(run_id, watch=False)
             ws = self.access.get()
-            return rerun_defaults(run, [] if ws is None else ws.environments.rows())
+            assert ws is not None  # it holds the run
+            return rerun_defaults(ws, run)
 
         self.reply(await asyncio.to_thread(defaults))
 
@@ -133,7 +148,9 @@ class RerunHandler(_Handler):
         if not isinstance(body, dict):
             raise BadRequest("The request's body must be a JSON object.")
         run = await asyncio.to_thread(self.access.run, run_id, watch=False)
-        self.reply(await asyncio.to_thread(rerun_run, run, body), status=201)
+        ws = self.access.get()
+        assert ws is not None  # it holds the run
+        self.reply(await asyncio.to_thread(rerun_run, ws, run, body), status=201)
 
 
 def rerun_handlers(

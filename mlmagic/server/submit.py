@@ -3,21 +3,26 @@
 
 =======  =====================================  ============================================
 GET      ``notebook-runs/defaults?path=P``      ``{"path", "parameters": {name: source} |
-                                                null, "environments": [...]}``: what the
-                                                dialog starts from
+                                                null, "environments": [...], "targets",
+                                                "target", "computes": [{name, kind,
+                                                address}]}``: what the dialog starts from
+                                                (where it can run: see
+                                                :func:`~mlmagic.server.computes.run_places`)
 POST     ``notebook-runs``                      submit the notebook ``path``; the body is
                                                 ``{"path", "environment", "experiment",
                                                 "parameters": {name: literal source},
-                                                "gpus", "target"}``; replies ``201`` with
-                                                the run as the panel lists it
+                                                "gpus", "target" | "compute"}``; replies
+                                                ``201`` with the run as the panel lists it
 GET      ``runs/<id>/notebook``                 the executed copy as a Jupyter contents
                                                 model (``type`` notebook, read-only)
 =======  =====================================  ============================================
 
 ``path`` is relative to the server's root folder, as JupyterLab names files, and must stay
 inside it. A submitted notebook's source folder is its own folder. Parameters come as the
-text of a Python literal, as ``-p`` takes them, and the same refusals apply. Errors map as
-in :mod:`mlmagic.server.handlers` (bad input 400, unknown run 404).
+text of a Python literal, as ``-p`` takes them, and the same refusals apply. A run goes to
+one of this machine's targets (``target``) or to a compute of the workspace (``compute``),
+not both; an unknown one is bad input. Errors map as in :mod:`mlmagic.server.handlers`
+(bad input 400, unknown notebook, environment or run 404).
 """
 
 from __future__ import annotations
@@ -37,12 +42,14 @@ from mlmagic.exceptions import NotFoundError, RunError
 from mlmagic.run.notebook import default_parameters, executed_copy, is_notebook
 from mlmagic.run.run import Run
 from mlmagic.run.untrusted import RefusedFile, read_run_file
+from mlmagic.server.computes import check_place, run_places
 from mlmagic.server.handlers import BadRequest, WorkspaceAccess, _Handler, api_errors, run_row
 from mlmagic.workspace import Workspace
 
 __all__ = ["notebook_handlers", "notebook_model", "submit_notebook"]
 
-_FIELDS = {"path", "environment", "experiment", "parameters", "gpus", "target"}
+_TEXT_FIELDS = ("environment", "experiment", "gpus", "target", "compute")
+_FIELDS = {"path", "parameters", *_TEXT_FIELDS}
 
 
 def _notebook_path(root: Path, path: object) -> Path:
@@ -64,7 +71,8 @@ def submit_notebook(ws: Workspace, root: Path, body: dict[str, Any]) -> dict[str
     Raises
     ------
     BadRequest
-        A field is missing or of the wrong kind, or not one this route takes, or
+        A field is missing or of the wrong kind, or not one this route takes; a target
+        and a compute both, or one that is not there (:func:`.computes.check_place`); or
         ``Workspace.submit`` refused the input (a parameter that is not a literal, a
         notebook that is not valid JSON).
     mlmagic.exceptions.NotFoundError
@@ -73,17 +81,23 @@ def submit_notebook(ws: Workspace, root: Path, body: dict[str, Any]) -> dict[str
     unknown = sorted(set(body) - _FIELDS)
     if unknown:
         raise BadRequest(f"Unknown fields {unknown}: this route takes {sorted(_FIELDS)}.")
+    for name in _TEXT_FIELDS:
+        value = body.get(name)
+        if value is not None and not isinstance(value, str):
+            raise BadRequest(f"{name}: give text, not {type(value).__name__}.")
     notebook = _notebook_path(root, body.get("path"))
-    environment = body.get("environment")
-    if not isinstance(environment, str) or not environment:
+    environment = (body.get("environment") or "").strip()
+    if not environment:
         raise BadRequest("Choose the environment the notebook runs in.")
     parameters = body.get("parameters") or {}
     if not isinstance(parameters, dict) or not all(isinstance(v, str) for v in parameters.values()):
         raise BadRequest('parameters: give {"name": "literal text"}, like {"lr": "0.01"}.')
-    options: dict[str, Any] = {"experiment": body.get("experiment") or "default"}
-    for name in ("gpus", "target"):
-        if body.get(name):
-            options[name] = str(body[name])
+    options: dict[str, Any] = {"experiment": (body.get("experiment") or "").strip() or "default"}
+    for name in ("gpus", "target", "compute"):
+        value = (body.get(name) or "").strip()
+        if value:  # an empty field: the workspace's default
+            options[name] = value
+    check_place(ws, options.get("target"), options.get("compute"))
     try:
         run = ws.submit(
             notebook.name,
@@ -149,6 +163,7 @@ class NotebookDefaultsHandler(_Handler):
                 "path": path,
                 "parameters": default_parameters(notebook),
                 "environments": environments,
+                **run_places(ws),
             }
 
         self.reply(await asyncio.to_thread(defaults))

@@ -324,7 +324,7 @@ def test_rerun_a_finished_run_from_its_details(
     # Pre-filled with the run's options; a script takes arguments, not parameters.
     expect(dialog.locator("select[name=environment]")).to_have_value(f"rerun-env:{env.version}")
     expect(dialog.locator("input[name=experiment]")).to_have_value("again")
-    expect(dialog.locator("select[name=target]")).to_have_value("local")
+    expect(dialog.locator("select[name=where]")).to_have_value("target:local")
     expect(dialog.locator("textarea[name=parameters]")).to_have_count(0)
     arguments = dialog.locator("input[name=args]")
     expect(arguments).to_have_value("--seed 1")
