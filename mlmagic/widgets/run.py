@@ -187,7 +187,12 @@ class RunView(View):
             self._take_lines()  # lines keep their order with those of build events
             if self.timeline.started_at is None:
                 self.timeline.touch(event.time)
-            if kind is RunEventKind.LOG:
+            if kind is RunEventKind.LINES:
+                # Many lines in one event (follow(batch=True)): the tail keeps its last
+                # lines and counts the rest, so a 200,000-line run costs a few dozen of these.
+                self._tail.extend_block(event.message)
+                self._log_dirty = True
+            elif kind is RunEventKind.LOG:
                 self._tail.append_line(event.message)
                 self._log_dirty = True
             elif kind is RunEventKind.METRIC:
