@@ -23,6 +23,7 @@ import argparse
 import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -91,6 +92,29 @@ def measure(page: Any, frames: Frames, cell: str) -> dict[str, float]:
     }
 
 
+def _commit() -> str:
+    """The commit measured (runs of different widget code sit side by side in the results)."""
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() or "unknown"
+
+
+def _with_earlier_runs(out: Path, lines: int, text: str) -> str:
+    """The results file with this run first and every earlier run kept below it."""
+    earlier = ""
+    if out.exists():
+        previous = out.read_text().split("\n", 1)[-1].strip()
+        previous = previous.replace("## Earlier runs\n\n", "", 1)
+        previous = re.sub(r"^## .*earlier runs.*\n\n", "", previous, flags=re.M)
+        earlier = f"\n## Earlier runs\n\n{previous}\n"
+    return f"# The run widget with a {lines:,}-line log\n\n{text}\n{earlier}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=200_000)
@@ -144,10 +168,10 @@ def main() -> None:
         f'"IOPub message rate exceeded" seen: {"yes" if iopub else "no"}',
         f"saved notebook: {notebook_kb:.0f} KiB ({args.repeat} widgets of {args.lines:,} lines)",
     ]
-    summary.append(f"Machine: {machine()} (shared).")
+    summary.append(f"Machine: {machine()} (shared). Code: {_commit()}.")
     text = "\n".join(summary)
     print(text)
-    Path(args.out).write_text(f"# The run widget with a {args.lines:,}-line log\n\n{text}\n")
+    Path(args.out).write_text(_with_earlier_runs(Path(args.out), args.lines, text))
     frames = median("widget", "frames")
     update_row(
         "bench_widget.py",

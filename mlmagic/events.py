@@ -141,6 +141,9 @@ class RunEventKind(str, Enum):
     #: how far the Running stage is: ``step`` of ``total`` (a notebook's cells), ``message``
     #: says it in words (``cell 7/23``)
     PROGRESS = "progress"
+    #: several consecutive lines of the log at once, in ``message`` joined by ``\n``
+    #: (``total`` of them); only a consumer that asks ``follow(..., batch=True)`` gets it
+    LINES = "lines"
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,7 @@ class RunEvent:
     stage
         The stage that starts, for ``STAGE``.
     message
-        A log line for ``LOG``; why the run ended for ``END``.
+        A log line for ``LOG``; several for ``LINES``; why the run ended for ``END``.
     build
         The environment's build event, for ``BUILD``.
     name, step, value
@@ -162,7 +165,8 @@ class RunEvent:
     status, exit_code
         How the run ended, for ``END``.
     total
-        How many steps there are, for ``PROGRESS`` (``step`` is the current one).
+        How many steps there are, for ``PROGRESS`` (``step`` is the current one); how
+        many lines ``message`` holds, for ``LINES``.
     time
         Wall-clock time the event was made.
     """

@@ -289,7 +289,7 @@ def show_run(run: Run, *, wait: bool, tail_lines: int = 200) -> None:
     def feed() -> None:
         last = 0.0
         try:
-            for event in run.events():
+            for event in run.events(batch=True):  # the view keeps a tail and a count
                 view.handle(event)
                 if distributed and time.monotonic() - last > 1:
                     view.set_nodes(run.nodes)  # each node's state, at most once a second

@@ -242,9 +242,10 @@ class Run:
 
     # -- control -------------------------------------------------------------------------
 
-    def events(self, *, live: bool = True) -> Iterator[RunEvent]:
-        """The run's events from its beginning; with ``live``, following it to its end."""
-        return follow(self._ws, self.id, live=live)
+    def events(self, *, live: bool = True, batch: bool = False) -> Iterator[RunEvent]:
+        """The run's events from its beginning; with ``live``, following it to its end;
+        with ``batch``, the log as ``LINES`` events of many lines (see :func:`follow`)."""
+        return follow(self._ws, self.id, live=live, batch=batch)
 
     def wait(self, show_output: bool = False, timeout: float | None = None) -> Run:
         """Block until the run ends; with ``show_output`` print its log as it streams.

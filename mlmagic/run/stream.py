@@ -43,18 +43,38 @@ class _Tail:
         self.pending = b""
 
     def lines(self) -> list[str]:
+        """The complete lines read now, oldest first."""
+        text, count = self.block()
+        return text.split("\n") if count else []
+
+    def block(self) -> tuple[str, int]:
+        """The complete lines read now as one text joined by ``\\n``, and how many.
+
+        The same lines as :meth:`lines` (an empty text can be one empty line), decoded
+        once for all of them: a newline never falls inside a UTF-8 sequence, so decoding
+        the block replaces exactly what decoding each line would.
+        """
         try:
             data = read_run_file(self.paths, self.path, self.offset, _CHUNK)
         except RefusedFile:
-            return []
+            return "", 0
         if not data:
-            return []
+            return "", 0
         self.offset += len(data)
-        *complete, self.pending = (self.pending + data).split(b"\n")
+        data = self.pending + data
+        cut = data.rfind(b"\n")
+        head: bytes | None = None
+        count = 0
+        if cut >= 0:
+            head, self.pending = data[:cut], data[cut + 1 :]
+            count = head.count(b"\n") + 1
+        else:
+            self.pending = data
         if len(self.pending) >= _CHUNK:
-            complete.append(self.pending)
+            head = self.pending if head is None else head + b"\n" + self.pending
+            count += 1
             self.pending = b""
-        return [line.decode("utf-8", errors="replace") for line in complete]
+        return ("" if head is None else head.decode("utf-8", errors="replace")), count
 
     def rest(self) -> list[str]:
         """The last line, when the file ended without a newline."""
@@ -82,12 +102,18 @@ def follow(
     live: bool = True,
     poll: float = 0.05,
     until: float | None = None,
+    batch: bool = False,
 ) -> Iterator[RunEvent]:
     """The run's events from the beginning; with ``live``, until the run ends.
 
     The ``END`` event comes last, after every log line and metric written before it.
     With ``until`` (a :func:`time.monotonic` time) the stream also stops then, without
     an ``END``, even when the run writes nothing.
+
+    With ``batch``, the log comes as ``LINES`` events instead of one ``LOG`` per line:
+    each carries the lines read at once (up to 1 MiB), the same lines in the same order,
+    so a consumer that keeps only a tail and a count (the widget) does not pay an event
+    per line; a 200,000-line run is then a few dozen events, not 200,000.
     """
     from mlmagic.run.lifecycle import watch
 
@@ -115,6 +141,13 @@ def follow(
                 yield event
                 busy = True
         while True:
+            if batch:
+                text, count = output.block()
+                if not count:
+                    break
+                busy = True
+                yield RunEvent(RunEventKind.LINES, message=text, total=count)
+                continue
             lines = output.lines()
             if not lines:
                 break
@@ -142,7 +175,10 @@ def follow(
                 )
         if end is not None or not live:
             for line in output.rest():
-                yield RunEvent(RunEventKind.LOG, message=line)
+                if batch:
+                    yield RunEvent(RunEventKind.LINES, message=line, total=1)
+                else:
+                    yield RunEvent(RunEventKind.LOG, message=line)
             if end is not None:
                 yield end
             return

@@ -35,6 +35,8 @@ _ANSI_OPEN = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*\x1b?)?")
 _STRAY = re.compile(r"[\x00-\x07\x0b\x0c\x0e-\x1f\x7f]")
 # Anything that takes a line off the fast path.
 _SPECIAL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# The same within a block of lines, where \n only separates them.
+_SPECIAL_IN_BLOCK = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _MOVES = re.compile(r"(\r|\n|\x08)")
 # Longest unfinished escape sequence kept for the next chunk (OSC titles can be long).
 _MAX_CARRY = 512
@@ -135,6 +137,32 @@ class LogTail:
             return
         for line in lines:
             self.append_line(line, tag)
+
+    def extend_block(self, text: str, tag: str = "") -> None:
+        """Feed lines joined by ``\\n`` (a ``LINES`` event's text): as
+        :meth:`extend_lines` on ``text.split("\\n")``, without splitting the lines that
+        the tail would drop at once, the usual case.
+
+        Parameters
+        ----------
+        text
+            One or more lines, oldest first, joined by ``\\n`` (``""`` is one empty line).
+        tag
+            A class for the lines.
+        """
+        if self._partial or self._carry or _SPECIAL_IN_BLOCK.search(text):
+            self.extend_lines(text.split("\n"), tag)
+            return
+        # Only the last max_lines lines can stay in the tail; the others are only counted.
+        kept = text.rsplit("\n", self.max_lines)
+        count = text.count("\n") + 1
+        if len(kept) > self.max_lines:
+            del kept[0]
+        limit = self.max_line_chars
+        self._lines.extend(
+            (line if len(line) <= limit else line[:limit] + "…", tag) for line in kept
+        )
+        self.total += count
 
     def __len__(self) -> int:
         """How many lines the tail shows, the unended one included."""

@@ -60,9 +60,12 @@ class RunView(View):
     -----
     :meth:`handle` may be called from any thread, thousands of times a second: it updates
     plain models and renders the widgets at most every 0.1 s (and at once on ``END``).
-    A log line costs one append to a list; the lines go into the tail together, in
-    order, when the view next needs them (a flush, another kind of event, :attr:`tail`),
-    so the view costs a run printing 200,000 lines little more than a print would.
+    The notebook feeds it ``follow(..., batch=True)``: a ``LINES`` event brings every
+    line of one read of the log, and the tail keeps its last lines and counts the others
+    without splitting them, so a run printing 200,000 lines is a few dozen events. Fed
+    one ``LOG`` event per line instead, a line costs one append to a list; the lines go
+    into the tail together, in order, when the view next needs them (a flush, another
+    kind of event, :attr:`tail`).
     There is no timer: call :meth:`finish` when the events stop, so the last state shows.
     """
 
@@ -187,7 +190,12 @@ class RunView(View):
             self._take_lines()  # lines keep their order with those of build events
             if self.timeline.started_at is None:
                 self.timeline.touch(event.time)
-            if kind is RunEventKind.LOG:
+            if kind is RunEventKind.LINES:
+                # Many lines in one event (follow(batch=True)): the tail keeps its last
+                # lines and counts the rest, so a 200,000-line run costs a few dozen of these.
+                self._tail.extend_block(event.message)
+                self._log_dirty = True
+            elif kind is RunEventKind.LOG:
                 self._tail.append_line(event.message)
                 self._log_dirty = True
             elif kind is RunEventKind.METRIC:
