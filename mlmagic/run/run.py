@@ -261,8 +261,9 @@ class Run:
         if deadline is not None and math.isinf(deadline):
             deadline = None
         try:
-            for event in follow(self._ws, self.id, until=deadline):
-                if show_output and event.kind is RunEventKind.LOG:
+            # The log in blocks: a wait costs a few events, not one per line it prints.
+            for event in follow(self._ws, self.id, until=deadline, batch=True):
+                if show_output and event.kind is RunEventKind.LINES:
                     print(event.message, flush=True)
                 if event.kind is RunEventKind.END:
                     return self

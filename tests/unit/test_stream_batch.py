@@ -109,3 +109,17 @@ def test_blocks_carry_the_same_lines_in_the_same_order_and_end_last(
     assert len(pieces) >= 3 and all(len(piece) <= 2 * _CHUNK for piece in pieces)
     assert sum(map(len, pieces)) == int(2.5 * _CHUNK)
     assert lines[-1] == "last, no newline"
+
+
+def test_wait_prints_every_line_once_in_order_from_the_blocks(
+    ws: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "count.py").write_text(
+        "import sys\nfor i in range(5000):\n    print('n', i)\nsys.stdout.write('tail')\n"
+    )
+    run = ws.submit("count.py", "six-env", source_dir=project)
+    assert run.wait(show_output=True) is run and run.status is Status.COMPLETED
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [f"n {i}" for i in range(5000)] + ["tail"]
