@@ -9,6 +9,7 @@ that does not answer or refuses a request, with a message that says what to do, 
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 from mlmagic.events import BuildEvent
 
 __all__ = [
+    "POLL_INTERVAL",
     "BuildRequest",
     "ContainerEngine",
     "ContainerSpec",
@@ -26,6 +28,10 @@ __all__ = [
     "Mount",
     "PortBinding",
 ]
+
+
+#: How often a container's state is looked at where the engine cannot say when it stops.
+POLL_INTERVAL = 0.25
 
 
 @dataclass(frozen=True)
@@ -217,6 +223,12 @@ class ContainerEngine(ABC):
         """The container's output so far as lines (without the newline), from the start;
         empty when the container is gone. With ``follow`` the lines go on as the
         container prints them, until it ends."""
+
+    def wait_exit(self, container_id: str, timeout: float) -> None:
+        """Return once the container may have stopped, at the latest after ``timeout``
+        seconds; the caller then asks :meth:`state`. An engine that cannot tell when a
+        container stops returns after a short poll interval instead."""
+        time.sleep(min(timeout, POLL_INTERVAL))
 
     @abstractmethod
     def stop(self, container_id: str, timeout: float = 10) -> None:

@@ -322,6 +322,19 @@ class DockerEngine(ContainerEngine):
             return None
         return _state(attrs)
 
+    def wait_exit(self, container_id: str, timeout: float) -> None:
+        # The engine answers the moment the container stops: a poll of its state saw a
+        # run's end a quarter of a second late on average, a third of a short run's cost.
+        began = time.monotonic()
+        try:
+            self._client.api.wait(container_id, timeout=timeout, condition="not-running")
+        except docker.errors.NotFound:
+            return
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            # The timeout passed (the usual case), or the engine did not answer: the
+            # caller's next look at the state says which. Never return early for it.
+            time.sleep(max(0.0, timeout - (time.monotonic() - began)))
+
     def published_port(self, container_id: str, container_port: int) -> int | None:
         """The host port the engine published ``container_port`` on, if any."""
         try:

@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 
 __all__ = ["cancel", "drive", "enter_stage", "finalize", "owner_alive", "owner_id", "watch"]
 
-_POLL = 0.25
+#: The longest a run's driver waits on its target before it looks at the run again.
+_WAIT = 2.0
 # Runs this process watches, so a run is watched once per process.
 _watching: set[str] = set()
 _watching_lock = threading.Lock()
@@ -250,7 +251,10 @@ def _follow(ws: Workspace, record: RunRecord, target: Target) -> None:
                 message=f"timed out after {timeout:g} s (--timeout)",
             )
             return
-        time.sleep(_POLL)
+        # Up to a few seconds at a time where the target hears of the end (the engine's
+        # wait), never past the run's --timeout; a target that cannot polls.
+        left = started + timeout - time.time() if timeout else _WAIT
+        target.wait_exit(handle, max(0.05, min(_WAIT, left)))
 
 
 def watch(ws: Workspace, run_id: str) -> None:

@@ -14,6 +14,7 @@ that is stored with the record, so any process can look at, stop or finalise it 
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlmagic.config import MLMagic
-from mlmagic.engine.base import ContainerEngine, ContainerState, GpuRequest
+from mlmagic.engine.base import POLL_INTERVAL, ContainerEngine, ContainerState, GpuRequest
 from mlmagic.events import BuildEvent
 from mlmagic.exceptions import RunError
 
@@ -227,6 +228,12 @@ class Target(ABC):
     @abstractmethod
     def state(self, handle: str) -> ContainerState | None:
         """The state of what the handle names (a run or a service); ``None`` once gone."""
+
+    def wait_exit(self, handle: str, timeout: float) -> None:
+        """Return once what ``handle`` names may have ended, at the latest after
+        ``timeout`` seconds; the caller then asks :meth:`state`. The default cannot tell
+        and returns after a short poll interval (:data:`POLL_INTERVAL`)."""
+        time.sleep(min(timeout, POLL_INTERVAL))
 
     @abstractmethod
     def stop(self, handle: str, timeout: float = 10) -> None:

@@ -262,6 +262,12 @@ class DockerTarget(Target):
             return self.gangs.state(handle)
         return self.engine.state(handle)
 
+    def wait_exit(self, handle: str, timeout: float) -> None:
+        if is_gang(handle):
+            super().wait_exit(handle, timeout)
+        else:
+            self.engine.wait_exit(handle, timeout)
+
     def stop(self, handle: str, timeout: float = 10) -> None:
         if is_gang(handle):
             self.gangs.stop(handle, timeout)

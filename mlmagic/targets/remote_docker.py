@@ -33,7 +33,7 @@ from mlmagic.engine.base import ContainerState, GpuRequest, PortBinding
 from mlmagic.exceptions import DeployError, EngineError, RunError
 from mlmagic.run.paths import CONTAINER, RunPaths
 from mlmagic.targets import tunnel
-from mlmagic.targets.base import TargetContext
+from mlmagic.targets.base import Target, TargetContext
 from mlmagic.targets.docker import DockerTarget
 from mlmagic.targets.engine_logs import EngineLogRelay
 from mlmagic.targets.transfer import run_archive, unpack
@@ -60,6 +60,11 @@ class RemoteDockerTarget(DockerTarget):
         self.address = address
         self._relays: dict[str, EngineLogRelay] = {}
         self._unanswered: dict[str, tuple[float, str]] = {}
+
+    def wait_exit(self, handle: str, timeout: float) -> None:
+        # A poll: an engine behind SSH that stops answering must still be looked at
+        # every few seconds, so that a silent engine fails the run (see state).
+        Target.wait_exit(self, handle, timeout)
 
     def gpu_count(self) -> int | None:
         return None  # the engine's machine is not this one: its GPUs are not counted here
