@@ -83,6 +83,24 @@ def workspace(tmp_path: Path, docker_engine, config, monkeypatch: pytest.MonkeyP
 
 
 @pytest.fixture
+def engine_calls(workspace, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """Every request the workspace's engine client sends from now on, as ``(method,
+    path)`` with the API version left out (``("POST", "containers/create")``)."""
+    from urllib.parse import urlsplit
+
+    calls: list[tuple[str, str]] = []
+    api = workspace.engine._client.api
+    send = api.request
+
+    def request(method, url, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append((method, urlsplit(url).path.split("/", 2)[-1]))
+        return send(method, url, *args, **kwargs)
+
+    monkeypatch.setattr(api, "request", request)
+    return calls
+
+
+@pytest.fixture
 def local_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """A workspace on the local target with no engine to fall back on (uv venvs and
     processes only), its venvs under the test's own folder."""

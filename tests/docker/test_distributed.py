@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -160,7 +159,7 @@ TF_TASK = textwrap.dedent(
 )
 
 
-def _tf_lines(run) -> dict[str, str]:
+def tf_lines(run) -> dict[str, str]:
     """Each task's first line by its prefix; every task that is not a parameter server
     also said it reached one."""
     said = run.logs().splitlines()
@@ -179,7 +178,7 @@ def test_tf_config_of_two_workers_and_a_parameter_server(workspace, env, project
         distributed=TensorflowConfiguration(worker_count=2, parameter_server_count=1),
     ).wait(timeout=120)
     assert run.status is Status.COMPLETED, (run.error, run.logs())
-    lines = _tf_lines(run)
+    lines = tf_lines(run)
     expected = {"[worker 0] task worker 0", "[worker 1] task worker 1", "[ps 0] task ps 0"}
     assert set(lines) == expected
     cluster = json.loads(lines["[ps 0] task ps 0"].split(" cluster ")[1])
@@ -199,7 +198,7 @@ def test_tf_config_with_a_chief_makes_task_0_the_chief(workspace, env, project, 
         distributed=TensorflowConfiguration(2, 1, chief=True),
     ).wait(timeout=120)
     assert run.status is Status.COMPLETED, (run.error, run.logs())
-    lines = _tf_lines(run)
+    lines = tf_lines(run)
     assert set(lines) == {"[chief 0] task chief 0", "[worker 0] task worker 0", "[ps 0] task ps 0"}
     cluster = json.loads(lines["[worker 0] task worker 0"].split(" cluster ")[1])
     assert list(cluster) == ["chief", "worker", "ps"]
@@ -263,19 +262,11 @@ def test_a_one_node_gang_needs_no_network_and_still_finds_itself_by_name(
 
 @pytest.mark.parametrize("target", ["docker"], indirect=True)
 def test_a_gang_starts_with_one_create_and_one_start_per_node_and_no_inspect(
-    workspace, env, project, target, monkeypatch
+    workspace, env, project, target, engine_calls
 ):
     # Every request to the engine is work on the way to every rank running: a node is
     # created and started, its network made once, and nothing is read back meanwhile.
-    calls: list[tuple[str, str]] = []
-    api = workspace.engine._client.api
-    send = api.request
-
-    def request(method, url, *args, **kwargs):
-        calls.append((method, urlsplit(url).path.split("/", 2)[-1]))
-        return send(method, url, *args, **kwargs)
-
-    monkeypatch.setattr(api, "request", request)
+    calls = engine_calls
     (project / "up.py").write_text("print('up')\n")
     layout = PyTorchConfiguration(process_count=2, node_count=2)
     run = workspace.submit("up.py", env, source_dir=project, distributed=layout)
@@ -350,15 +341,10 @@ FAILING = textwrap.dedent(
 )
 
 
-def test_a_failing_rank_stops_every_other_and_is_named(workspace, env, project, target):
-    (project / "failing.py").write_text(FAILING)
-    run = workspace.submit(
-        "failing.py",
-        env,
-        source_dir=project,
-        distributed=PyTorchConfiguration(process_count=4, node_count=2),
-    ).wait(timeout=120)
-    assert run.status is Status.FAILED and run.exit_code == 3
+def assert_rank_3_failed_the_gang(run) -> dict[int, dict]:
+    """The run of :data:`FAILING` on 2 nodes x 2 processes failed naming rank 3, which
+    stopped the other ranks; its exit records by rank."""
+    assert run.status is Status.FAILED and run.exit_code == 3, (run.error, run.logs())
     first_line = run.error.splitlines()[0]
     assert first_line == "rank 3 (node 1) exited with code 3; its last lines:", run.error
     assert "[rank 3] rank 3 gives up" in run.error
@@ -367,9 +353,21 @@ def test_a_failing_rank_stops_every_other_and_is_named(workspace, env, project, 
     records = {r["rank"]: r for r in (json.loads(p.read_text()) for p in files)}
     assert sorted(records) == [0, 1, 2, 3]
     assert [records[r]["stopped"] for r in range(3)] == [True, True, True]
+    assert [n["state"] for n in run.nodes] == ["Stopped", "Failed: rank 3 exited 3"]
+    return records
+
+
+def test_a_failing_rank_stops_every_other_and_is_named(workspace, env, project, target):
+    (project / "failing.py").write_text(FAILING)
+    run = workspace.submit(
+        "failing.py",
+        env,
+        source_dir=project,
+        distributed=PyTorchConfiguration(process_count=4, node_count=2),
+    ).wait(timeout=120)
+    records = assert_rank_3_failed_the_gang(run)
     # How long the gang took to stop once rank 3 failed (reported, not asserted: the
     # benchmark keeps the number).
-    assert [n["state"] for n in run.nodes] == ["Stopped", "Failed: rank 3 exited 3"]
     took = max(records[r]["ended"] for r in range(3)) - records[3]["ended"]
     print(f"every other rank stopped {took:.2f} s after rank 3 failed")
     _gone(workspace, run, target)

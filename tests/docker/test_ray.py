@@ -29,7 +29,13 @@ from mlmagic.events import Status
 from mlmagic.exceptions import MlmagicError, NotFoundError, RunError
 from mlmagic.targets.labels import labels
 from mlmagic.workspace import Workspace
-from tests.docker.test_distributed import CONTRACT, FAILING, TF_TASK, _tf_lines
+from tests.docker.test_distributed import (
+    CONTRACT,
+    FAILING,
+    TF_TASK,
+    assert_rank_3_failed_the_gang,
+    tf_lines,
+)
 
 TRAIN = textwrap.dedent(
     """
@@ -172,11 +178,13 @@ def test_a_second_process_reattaches_and_closes_the_run(cluster, ws, tmp_path):
     assert (ws.path("runs", run_id, "outputs", "model.txt")).read_text() == "weights"
 
 
-def test_the_same_cluster_attached_by_address(cluster, ws, monkeypatch):
+def _attach_by_address(cluster, ws, monkeypatch, name: str) -> None:
+    """Attach the fixture's cluster again by its address, as a cluster mlmagic did not
+    make would be (its token in ``LAB_TOKEN``)."""
     _, env, compute, _ = cluster
     monkeypatch.setenv("LAB_TOKEN", Path(compute.token_file).read_text().strip())
     ws.computes.attach(
-        "lab-by-address",
+        name,
         ray_address=compute.address,
         token_env="LAB_TOKEN",
         storage=compute.storage,
@@ -184,6 +192,11 @@ def test_the_same_cluster_attached_by_address(cluster, ws, monkeypatch):
         python=compute.python,
         environment=env,
     )
+
+
+def test_the_same_cluster_attached_by_address(cluster, ws, monkeypatch):
+    _, env, _, _ = cluster
+    _attach_by_address(cluster, ws, monkeypatch, "lab-by-address")
     try:
         stored = ws.store.compute("lab-by-address")
         assert stored is not None and "LAB_TOKEN" in json.dumps(stored["options"])
@@ -336,17 +349,8 @@ def test_a_canceled_notebook_on_ray_keeps_the_cells_that_ran(cluster, ws):
 
 def test_a_notebook_on_the_cluster_attached_by_address(cluster, ws, monkeypatch):
     # An attached cluster whose nodes have nbclient and ipykernel (checked at job start).
-    _, env, compute, project = cluster
-    monkeypatch.setenv("LAB_TOKEN", Path(compute.token_file).read_text().strip())
-    ws.computes.attach(
-        "nb-by-address",
-        ray_address=compute.address,
-        token_env="LAB_TOKEN",
-        storage=compute.storage,
-        cluster_storage=CLUSTER_STORAGE,
-        python=compute.python,
-        environment=env,
-    )
+    _, env, _, project = cluster
+    _attach_by_address(cluster, ws, monkeypatch, "nb-by-address")
     try:
         run = ws.submit(
             "train.ipynb",
@@ -406,7 +410,7 @@ def test_tf_config_on_ray_names_each_tasks_node_and_ends_with_the_workers(cluste
         distributed=TensorflowConfiguration(worker_count=1, parameter_server_count=1),
     ).wait(timeout=300)
     assert run.status is Status.COMPLETED, (run.error, run.logs())
-    lines = _tf_lines(run)
+    lines = tf_lines(run)
     assert set(lines) == {"[worker 0] task worker 0", "[ps 0] task ps 0"}, lines
     cluster_seen = json.loads(lines["[worker 0] task worker 0"].split(" cluster ")[1])
     assert list(cluster_seen) == ["worker", "ps"]
@@ -425,20 +429,13 @@ def test_a_failing_rank_stops_the_gang_on_ray_and_is_named(cluster, ws):
     run = _submit(
         cluster, "failing.py", distributed=PyTorchConfiguration(process_count=4, node_count=2)
     ).wait(timeout=300)
-    assert run.status is Status.FAILED and run.exit_code == 3, (run.error, run.logs())
-    first_line = run.error.splitlines()[0]
-    assert first_line == "rank 3 (node 1) exited with code 3; its last lines:", run.error
-    assert "[rank 3] rank 3 gives up" in run.error
-    assert "never printed" not in run.logs()
-    files = (run.paths.system / "gang").glob("rank-*.json")
-    records = {r["rank"]: r for r in (json.loads(p.read_text()) for p in files)}
-    assert sorted(records) == [0, 1, 2, 3]
-    assert [records[r]["stopped"] for r in range(3)] == [True, True, True]
-    assert [n["state"] for n in run.nodes] == ["Stopped", "Failed: rank 3 exited 3"]
+    assert_rank_3_failed_the_gang(run)
     assert RayJobs(cluster[2]).info(run.id).status == "FAILED"
 
 
-def test_cancel_stops_every_rank_of_a_gang_on_ray(cluster, ws, docker_engine):
+def _slow_gang_running(cluster, ws, docker_engine):
+    """A 2-node gang of ``slow.py``, once both ranks said they started; with the
+    cluster's worker containers."""
     run = _submit(
         cluster, "slow.py", distributed=PyTorchConfiguration(process_count=2, node_count=2)
     )
@@ -448,6 +445,11 @@ def test_cancel_stops_every_rank_of_a_gang_on_ray(cluster, ws, docker_engine):
         time.sleep(0.2)
     assert log.read_text().count("started") == 2, log.read_text()
     workers = docker_engine.find({**labels(ws.root, "compute", "lab"), "mlmagic.role": "worker"})
+    return run, workers
+
+
+def test_cancel_stops_every_rank_of_a_gang_on_ray(cluster, ws, docker_engine):
+    run, workers = _slow_gang_running(cluster, ws, docker_engine)
     assert len(workers) == 2
     assert all("slow.py" in _processes(docker_engine, w.id) for w in workers)  # a rank each
     run.cancel()
@@ -510,15 +512,7 @@ def _processes(docker_engine, container_id):
 
 def test_a_gang_whose_worker_is_killed_fails_and_says_so(cluster, ws, docker_engine):
     # Next to last: it leaves the shared cluster one worker (the head test needs one).
-    run = _submit(
-        cluster, "slow.py", distributed=PyTorchConfiguration(process_count=2, node_count=2)
-    )
-    log = ws.path("runs", run.id, "system", "output.log")
-    deadline = time.monotonic() + 180
-    while log.read_text().count("started") < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert log.read_text().count("started") == 2, log.read_text()
-    workers = docker_engine.find({**labels(ws.root, "compute", "lab"), "mlmagic.role": "worker"})
+    run, workers = _slow_gang_running(cluster, ws, docker_engine)
     # The worker that holds a rank but not the job's driver (its loss fails the job alone).
     victim = next(w for w in workers if "ray_driver" not in _processes(docker_engine, w.id))
     docker_engine.stop(victim.id, timeout=0)

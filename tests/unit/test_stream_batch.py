@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mlmagic import Environment, Workspace
-from mlmagic.config import MLMagic
+from mlmagic import Workspace
 from mlmagic.events import RunEvent, RunEventKind, Status
 from mlmagic.run.stream import _CHUNK, follow
+from tests.unit import test_run_boundary
 
 # Plain lines, empty lines, a byte that is not UTF-8, a line of 2.5 reads without a
 # newline, and a last line without one.
@@ -32,23 +32,8 @@ SCRIPT = textwrap.dedent(
 ).replace("CHUNK", str(_CHUNK))
 
 
-@pytest.fixture(scope="module")
-def venvs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("venvs")
-
-
-@pytest.fixture
-def ws(tmp_path: Path, venvs: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/mlmagic-test.sock")
-    monkeypatch.setenv("MLMAGIC_VENV_DIR", str(venvs))
-    monkeypatch.setenv("MLMAGIC_WORKSPACE", str(tmp_path / ".mlmagic"))
-    config = MLMagic()
-    config.target = "local"
-    workspace = Workspace(tmp_path / ".mlmagic", config=config)
-    Workspace._current[workspace.root] = workspace
-    Environment.from_text("six-env", "six\n").build(workspace, show_output=False)
-    yield workspace
-    Workspace._current.pop(workspace.root, None)
+# A local-target workspace with "six-env" built, as the run-boundary tests use.
+venvs, ws = test_run_boundary.venvs, test_run_boundary.ws
 
 
 def _unbatched(events: list[RunEvent]) -> list[tuple[RunEventKind, str]]:

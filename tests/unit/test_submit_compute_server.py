@@ -10,33 +10,22 @@ cluster started here.
 
 from __future__ import annotations
 
-import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import nbformat
 import pytest
-from tornado.httpclient import HTTPClientError
 
 from mlmagic import Environment, Workspace
 from mlmagic.events import Status
-from mlmagic.widgets.render import JUPYTER_BASE_URL_VARIABLE
+from tests.unit import local_server
+from tests.unit.local_server import call, post, refused
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 
-@pytest.fixture
-def jp_server_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
-    for name in ("MLMAGIC_WORKSPACE", JUPYTER_BASE_URL_VARIABLE):
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
-    # The local target, with no engine to fall back on: nothing here needs Docker.
-    monkeypatch.setenv("MLMAGIC_TARGET", "local")
-    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/mlmagic-test.sock")
-    monkeypatch.setenv("MLMAGIC_VENV_DIR", str(tmp_path / "venvs"))
-    return {"ServerApp": {"jpserver_extensions": {"mlmagic": True}}}
+jp_server_config = local_server.jp_server_config
 
 
 @pytest.fixture
@@ -66,29 +55,10 @@ def notebook(jp_root_dir: Path) -> str:
     return "work/train.ipynb"
 
 
-async def _call(jp_fetch: Any, *path: str, **kwargs: Any) -> Any:
-    reply = await jp_fetch("mlmagic", "api", *path, **kwargs)
-    return reply.code, json.loads(reply.body)
-
-
-async def _refused(jp_fetch: Any, *path: str, **kwargs: Any) -> tuple[int, str]:
-    with pytest.raises(HTTPClientError) as caught:
-        await jp_fetch("mlmagic", "api", *path, **kwargs)
-    response = caught.value.response
-    assert response is not None
-    message = json.loads(response.body)["error"]
-    assert message and "\n" not in message
-    return response.code, message
-
-
-def _post(body: dict[str, Any]) -> dict[str, Any]:
-    return {"method": "POST", "body": json.dumps(body)}
-
-
 async def test_the_dialog_offers_this_machines_targets_and_the_computes(
     jp_fetch, notebook, ws, silent_address
 ):
-    code, reply = await _call(jp_fetch, "notebook-runs", "defaults", params={"path": notebook})
+    code, reply = await call(jp_fetch, "notebook-runs", "defaults", params={"path": notebook})
     assert code == 200
     assert reply["targets"] == ["docker", "local"]
     assert reply["target"] == "local"  # the workspace's setting (MLMAGIC_TARGET)
@@ -96,7 +66,7 @@ async def test_the_dialog_offers_this_machines_targets_and_the_computes(
 
 
 async def test_the_computes_route_says_how_each_compute_is(jp_fetch, ws, silent_address):
-    code, reply = await _call(jp_fetch, "computes")
+    code, reply = await call(jp_fetch, "computes")
     assert code == 200
     [row] = reply["computes"]
     assert (row["name"], row["kind"], row["address"]) == ("far", "ray", silent_address)
@@ -105,29 +75,29 @@ async def test_the_computes_route_says_how_each_compute_is(jp_fetch, ws, silent_
 
 
 async def test_no_workspace_lists_no_computes_and_makes_none(jp_fetch, jp_root_dir):
-    code, reply = await _call(jp_fetch, "computes")
+    code, reply = await call(jp_fetch, "computes")
     assert (code, reply) == (200, {"computes": []})
     assert not (jp_root_dir / ".mlmagic").exists()
 
 
 async def test_a_place_that_is_not_there_is_refused_in_one_line(jp_fetch, notebook, ws):
     base = {"path": notebook, "environment": "nb-env"}
-    assert await _refused(jp_fetch, "notebook-runs", **_post({**base, "compute": "near"})) == (
+    assert await refused(jp_fetch, "notebook-runs", **post({**base, "compute": "near"})) == (
         400,
         "No compute named 'near' in this workspace (computes: far).",
     )
-    assert await _refused(
-        jp_fetch, "notebook-runs", **_post({**base, "target": "local", "compute": "far"})
+    assert await refused(
+        jp_fetch, "notebook-runs", **post({**base, "target": "local", "compute": "far"})
     ) == (
         400,
         "Choose where it runs: the target 'local' (this machine) or the compute 'far', not both.",
     )
-    assert await _refused(jp_fetch, "notebook-runs", **_post({**base, "target": "moon"})) == (
+    assert await refused(jp_fetch, "notebook-runs", **post({**base, "target": "moon"})) == (
         400,
         "Unknown target 'moon': choose docker, local or auto (the workspace's setting), "
         "or a compute.",
     )
-    assert await _refused(jp_fetch, "notebook-runs", **_post({**base, "compute": 3})) == (
+    assert await refused(jp_fetch, "notebook-runs", **post({**base, "compute": 3})) == (
         400,
         "compute: give text, not int.",
     )
@@ -135,10 +105,10 @@ async def test_a_place_that_is_not_there_is_refused_in_one_line(jp_fetch, notebo
 
 
 async def test_the_chosen_compute_reaches_the_run(jp_fetch, notebook, ws):
-    code, row = await _call(
+    code, row = await call(
         jp_fetch,
         "notebook-runs",
-        **_post({"path": notebook, "environment": "nb-env", "target": "", "compute": "far"}),
+        **post({"path": notebook, "environment": "nb-env", "target": "", "compute": "far"}),
     )
     assert code == 201
     assert row["target"] == "ray" and row["script"] == "train.ipynb"
@@ -152,28 +122,28 @@ async def test_the_chosen_compute_reaches_the_run(jp_fetch, notebook, ws):
 async def test_a_rerun_offers_the_places_and_can_leave_the_compute(
     jp_fetch, notebook, ws, silent_address
 ):
-    code, row = await _call(
+    code, row = await call(
         jp_fetch,
         "notebook-runs",
-        **_post({"path": notebook, "environment": "nb-env", "compute": "far"}),
+        **post({"path": notebook, "environment": "nb-env", "compute": "far"}),
     )
     assert code == 201
     first = ws.runs.get(row["id"]).wait()
     assert first.status is Status.FAILED
 
-    code, defaults = await _call(jp_fetch, "runs", first.id, "rerun")
+    code, defaults = await call(jp_fetch, "runs", first.id, "rerun")
     assert code == 200
     assert (defaults["target"], defaults["compute"]) == ("ray", "far")
     assert defaults["targets"] == ["docker", "local"]
     assert defaults["computes"] == [{"name": "far", "kind": "ray", "address": silent_address}]
 
-    assert await _refused(jp_fetch, "runs", first.id, "rerun", **_post({"compute": "near"})) == (
+    assert await refused(jp_fetch, "runs", first.id, "rerun", **post({"compute": "near"})) == (
         400,
         "No compute named 'near' in this workspace (computes: far).",
     )
     # Choosing one of this machine's targets leaves the compute: the re-run runs here.
     Environment.from_text("nb-env", "six\n").build(ws, show_output=False, target="local")
-    code, row = await _call(jp_fetch, "runs", first.id, "rerun", **_post({"target": "local"}))
+    code, row = await call(jp_fetch, "runs", first.id, "rerun", **post({"target": "local"}))
     assert code == 201 and row["target"] == "local"
     again = ws.runs.get(row["id"]).wait()
     assert again.record.config.compute is None
