@@ -61,7 +61,9 @@ def lowest_lab_python(labextension: Path) -> Path:
     venv = cache / f"jlab-{lowest}-py{python_version}"
     python = venv / "bin" / "python"
     stamp = venv / ".mlmagic-pyproject"
-    wanted = hashlib.sha256(pyproject_text().encode()).hexdigest()
+    # The editable install points at one checkout: a venv made for another (an earlier
+    # clone, a worktree) would serve that checkout's server code beside this labextension.
+    wanted = hashlib.sha256(f"{REPO.resolve()}\n{pyproject_text()}".encode()).hexdigest()
     if not (python.exists() and stamp.exists() and stamp.read_text() == wanted):
         shutil.rmtree(venv, ignore_errors=True)
         uv = [sys.executable, "-m", "uv"]
