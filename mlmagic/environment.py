@@ -419,8 +419,15 @@ class Environments:
             )
         else:
             log_path = self._ws.path("environments", name, where.log_name(version))
+            # A target that finds its artefact only under the build's lock (the local
+            # target's venvs) comes here for every run of a ready version: it stays ready
+            # (a cache hit, or its venv made again), never shown as building meanwhile.
+            ready = registered.status == "ready" and not rebuild
             store.update_environment(
-                name, version, status="building", error=None, log_path=str(log_path)
+                name,
+                version,
+                **({} if ready else {"status": "building", "error": None}),
+                log_path=str(log_path),
             )
             try:
                 made = yield from where.build_environment(

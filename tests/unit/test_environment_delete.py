@@ -39,3 +39,23 @@ def test_a_version_a_live_run_uses_is_kept(local_ws, tmp_path):
         run.cancel()
     run.wait(timeout=60)
     assert local_ws.environments.delete("busy") == ("busy:1",)
+
+
+def test_a_ready_version_stays_ready_while_a_run_prepares_it(local_ws, tmp_path, monkeypatch):
+    # The local target finds a venv only under the build's lock, so every run of a ready
+    # version goes through the build (a cache hit): it must not show as building then.
+    env = Environment.from_text("steady", "six\n").build(local_ws, show_output=False)
+    store = local_ws.store
+    update = store.update_environment
+    statuses: list[object] = []
+
+    def recorded(name, version, **values):
+        statuses.append(values.get("status", "unchanged"))
+        update(name, version, **values)
+
+    monkeypatch.setattr(store, "update_environment", recorded)
+    (tmp_path / "hi.py").write_text("print('hi')\n")
+    run = local_ws.submit("hi.py", env, source_dir=tmp_path).wait(timeout=120)
+    assert run.status.value == "Completed", run.error
+    assert statuses and "building" not in statuses, statuses
+    assert local_ws.environments.get("steady", 1).status == "ready"
