@@ -100,8 +100,10 @@ class LineLog:
             self.write(label, rest)
 
     def write(self, label: str | None, line: bytes) -> None:
-        if label and label.startswith("node ") and line.startswith(b"[rank "):
-            label = None  # torchrun's worker lines come labelled already
+        if label and label.startswith(("node ", "mpirun")) and line.startswith(b"[rank "):
+            # torchrun's worker lines come labelled already, and so do MPI ranks' lines
+            # that come through mpirun (where nodes share no log: on Ray)
+            label = None
         text = (f"[{label}] ".encode() if label else b"") + line + b"\n"
         if self.max_bytes and not self.full:
             with contextlib.suppress(OSError):
@@ -361,7 +363,9 @@ def _node(plan_path: str, index: int) -> int:
     plan["path"] = plan_path
     this = plan["nodes"][index]
     if this["role"] == "agent":
-        return _mpi().serve_agent(int(plan["agent_port"]), plan["exits"])
+        # One port for every agent (docker), or each node's own (Ray: picked free there).
+        port = plan["agent_ports"][index] if plan.get("agent_ports") else plan["agent_port"]
+        return _mpi().serve_agent(int(port), plan["exits"])
     if this["role"] == "mpirun":
         return _mpi().run_mpirun(plan, this)
     return _run_node(plan, this)

