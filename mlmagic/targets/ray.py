@@ -142,6 +142,26 @@ class RayTarget(Target):
     ) -> str | None:
         return None  # the cluster's scheduler decides: a job asking for GPUs waits for them
 
+    def has_command(self, env: Environment, command: str) -> bool:
+        """Whether ``command`` is on the PATH of the environment's image: the image a
+        cluster made by ``%compute up`` runs (Ray added), whose packages an attached one
+        gets. Where this machine has no engine or no such image, the cluster decides."""
+        from mlmagic.engine.docker import DockerEngine
+
+        if env.image is None:
+            return True
+        try:
+            engine = DockerEngine(cli=self.context.config.docker_cli)
+            if engine.image_info(env.image) is None:
+                return True
+        except MlmagicError:
+            return True  # no engine here: the node launcher says it in the run's log
+        try:
+            engine.run_once(env.image, ["sh", "-c", f"command -v {shlex.quote(command)}"])
+        except MlmagicError:
+            return False
+        return True
+
     def gpu_count(self) -> int | None:
         return None  # per node, Ray's placement group asks its scheduler, not this machine
 

