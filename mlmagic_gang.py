@@ -19,7 +19,9 @@ one ``write`` on an ``O_APPEND`` descriptor. Linux serialises writes to one regu
 lines of different nodes and ranks never mix within a line, whatever their length, and
 readers (the widget, ``run.logs()``, ``mlmagic run logs --follow``) read the file as they
 read a single-node run's. One file, not a file per node merged on the host, because no
-host process is guaranteed to be there to merge: the run outlives the kernel.
+host process is guaranteed to be there to merge: the run outlives the kernel. On a Ray
+compute the nodes share no folder: the log is ``os.devnull`` and the lines travel on
+stdout (each node's actor streams them to the job's driver, whose log is the run's).
 
 Gang semantics on a node (as torchrun's agent): the first rank that exits non-zero gets an
 exit record; its siblings are stopped (SIGTERM, then SIGKILL after a grace); the node exits

@@ -9,11 +9,15 @@ Stdlib only (Python 3.8+); mounted next to ``mlmagic_gang.py``, which runs these
   (PRRTE) ``--prtemca plm_ssh_agent``.
 - every rank runs under :func:`run_rank`, which labels its lines ``[rank K]`` in the run's
   log and records its exit, so the gang (not ``mpirun``, which waits on when a rank fails
-  after ``MPI_Finalize``) decides when the job failed;
+  after ``MPI_Finalize``) decides when the job failed. Where the nodes share no log (a
+  Ray compute: the plan's log is ``os.devnull``), the labelled lines go to the rank's
+  stdout instead, which ``mpirun`` forwards to node 0, once;
 - the other nodes run :func:`serve_agent`: a TCP server on the run's private network that
   runs what ``mpirun`` asks through :func:`rsh`, only for a client that sends the run's
   random token (``MLMAGIC_GANG_TOKEN``, in the nodes' environment, never written down and
-  taken out of the ranks' environment).
+  taken out of the ranks' environment). Every agent listens on one port
+  (``MLMAGIC_GANG_PORT``), or, where each node picked its own (the plan's
+  ``agent_ports``: on Ray), :func:`rsh` finds each host's in ``MLMAGIC_GANG_PORTS``.
 """
 
 from __future__ import annotations

@@ -19,6 +19,11 @@ the kernel side wrote next to it (``gang.json``: the gang's plan of
    SIGTERM (``ray job stop``: the run was canceled) stops every node; TensorFlow's
    parameter servers are stopped when every worker ended.
 
+An MPI gang runs as on docker, node 0's ``mpirun`` over launch agents on the others:
+every node's plan and launchers are at one path named by the run (mpirun's command lines
+for the other nodes name them by node 0's paths), each agent listens on a port picked free
+on its node, and the agents' token is made here, for the launchers' environment only.
+
 The exit records of every rank (as the node launchers write them) are printed last as
 :data:`MARKER` lines, which the kernel side takes out of the log and files as the
 docker gang's records, so its failure message ("rank K (node N) exited with code C") is
