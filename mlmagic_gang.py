@@ -19,7 +19,9 @@ one ``write`` on an ``O_APPEND`` descriptor. Linux serialises writes to one regu
 lines of different nodes and ranks never mix within a line, whatever their length, and
 readers (the widget, ``run.logs()``, ``mlmagic run logs --follow``) read the file as they
 read a single-node run's. One file, not a file per node merged on the host, because no
-host process is guaranteed to be there to merge: the run outlives the kernel.
+host process is guaranteed to be there to merge: the run outlives the kernel. On a Ray
+compute the nodes share no folder: the log is ``os.devnull`` and the lines travel on
+stdout (each node's actor streams them to the job's driver, whose log is the run's).
 
 Gang semantics on a node (as torchrun's agent): the first rank that exits non-zero gets an
 exit record; its siblings are stopped (SIGTERM, then SIGKILL after a grace); the node exits
@@ -100,8 +102,10 @@ class LineLog:
             self.write(label, rest)
 
     def write(self, label: str | None, line: bytes) -> None:
-        if label and label.startswith("node ") and line.startswith(b"[rank "):
-            label = None  # torchrun's worker lines come labelled already
+        if label and label.startswith(("node ", "mpirun")) and line.startswith(b"[rank "):
+            # torchrun's worker lines come labelled already, and so do MPI ranks' lines
+            # that come through mpirun (where nodes share no log: on Ray)
+            label = None
         text = (f"[{label}] ".encode() if label else b"") + line + b"\n"
         if self.max_bytes and not self.full:
             with contextlib.suppress(OSError):
@@ -361,7 +365,9 @@ def _node(plan_path: str, index: int) -> int:
     plan["path"] = plan_path
     this = plan["nodes"][index]
     if this["role"] == "agent":
-        return _mpi().serve_agent(int(plan["agent_port"]), plan["exits"])
+        # One port for every agent (docker), or each node's own (Ray: picked free there).
+        port = plan["agent_ports"][index] if plan.get("agent_ports") else plan["agent_port"]
+        return _mpi().serve_agent(int(port), plan["exits"])
     if this["role"] == "mpirun":
         return _mpi().run_mpirun(plan, this)
     return _run_node(plan, this)

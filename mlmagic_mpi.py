@@ -9,11 +9,15 @@ Stdlib only (Python 3.8+); mounted next to ``mlmagic_gang.py``, which runs these
   (PRRTE) ``--prtemca plm_ssh_agent``.
 - every rank runs under :func:`run_rank`, which labels its lines ``[rank K]`` in the run's
   log and records its exit, so the gang (not ``mpirun``, which waits on when a rank fails
-  after ``MPI_Finalize``) decides when the job failed;
+  after ``MPI_Finalize``) decides when the job failed. Where the nodes share no log (a
+  Ray compute: the plan's log is ``os.devnull``), the labelled lines go to the rank's
+  stdout instead, which ``mpirun`` forwards to node 0, once;
 - the other nodes run :func:`serve_agent`: a TCP server on the run's private network that
   runs what ``mpirun`` asks through :func:`rsh`, only for a client that sends the run's
   random token (``MLMAGIC_GANG_TOKEN``, in the nodes' environment, never written down and
-  taken out of the ranks' environment).
+  taken out of the ranks' environment). Every agent listens on one port
+  (``MLMAGIC_GANG_PORT``), or, where each node picked its own (the plan's
+  ``agent_ports``: on Ray), :func:`rsh` finds each host's in ``MLMAGIC_GANG_PORTS``.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ __all__ = [
 ]
 
 _PORT = "MLMAGIC_GANG_PORT"
+#: Each agent's port by host (JSON), where the agents' ports differ (on Ray).
+_PORTS = "MLMAGIC_GANG_PORTS"
 _CHUNK = 65536
 _FRAME = struct.Struct("!BI")  # stream (1 stdout, 2 stderr, 0 exit code), length
 #: The node launcher, which mpirun starts each rank and the remote shell through.
@@ -142,6 +148,10 @@ def run_mpirun(plan: dict[str, Any], node: dict[str, Any]) -> int:
         root=os.geteuid() == 0,
         program=[*rank, *plan["command"]],
     )
+    if plan.get("agent_ports"):  # each node's agent listens on a port of its own
+        hosts = [other["host"] for other in plan["nodes"]]
+        ports = {host: str(plan["agent_ports"][k]) for k, host in enumerate(hosts)}
+        env[_PORTS] = json.dumps(ports)
     plan = {**plan, "launcher": "mlmagic"}
     node = {**node, "procs": []}
     # What was run, in the log: the first thing to read when mpirun fails.
@@ -219,7 +229,9 @@ def run_rank(plan_path: str, command: list[str]) -> int:
     label = f"rank {rank}"
     env = {k: v for k, v in os.environ.items() if k != TOKEN}
     env.update({"MLMAGIC_RANK": str(rank), "RANK": str(rank)})
-    log = LineLog(plan["log"], echo=False)
+    # Where the nodes share no log file (Ray: the log is os.devnull), the labelled lines
+    # go to stdout, which mpirun forwards to node 0's launcher: the one way they travel.
+    log = LineLog(plan["log"], echo=plan["log"] == os.devnull)
     child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     def on_signal(signum: int, frame: object) -> None:
@@ -312,7 +324,11 @@ def rsh(words: Sequence[str]) -> int:
         sys.stderr.write("mlmagic_gang rsh: give HOST COMMAND\n")
         return 255
     host, command = rest[0], " ".join(rest[1:])
-    port = int(os.environ.get(_PORT, "0"))
+    try:
+        ports = json.loads(os.environ.get(_PORTS) or "{}")
+    except ValueError:
+        ports = {}
+    port = int(ports.get(host) or os.environ.get(_PORT, "0"))
     for attempt in range(50):  # the agent may still be starting
         try:
             sock = socket.create_connection((host, port), timeout=30)

@@ -19,8 +19,8 @@ What comes back, and how:
   Running, SUCCEEDED / FAILED / STOPPED its end), the driver's exit code and Ray's message.
 
 A distributed run is one Ray job too, whose driver runs the gang: one node launcher per
-worker, placed by a placement group (:mod:`mlmagic.targets.ray_gang`, which also refuses
-MPI here, and :mod:`mlmagic.targets.ray_driver`, the driver itself).
+worker, placed by a placement group (:mod:`mlmagic.targets.ray_gang`, and
+:mod:`mlmagic.targets.ray_driver`, the driver itself).
 
 A cluster that stops answering for :data:`_UNREACHABLE_GRACE` seconds ends the run as
 Failed, saying so: the record is never left Running forever.
@@ -142,21 +142,37 @@ class RayTarget(Target):
     ) -> str | None:
         return None  # the cluster's scheduler decides: a job asking for GPUs waits for them
 
+    def has_command(self, env: Environment, command: str) -> bool:
+        """Whether ``command`` is on the PATH of the environment's image: the image a
+        cluster made by ``%compute up`` runs (Ray added), whose packages an attached one
+        gets. Where this machine has no engine or no such image, the cluster decides."""
+        from mlmagic.engine.docker import DockerEngine
+
+        if env.image is None:
+            return True
+        try:
+            engine = DockerEngine(cli=self.context.config.docker_cli)
+            if engine.image_info(env.image) is None:
+                return True
+        except MlmagicError:
+            return True  # no engine here: the node launcher says it in the run's log
+        try:
+            engine.run_once(env.image, ["sh", "-c", f"command -v {shlex.quote(command)}"])
+        except MlmagicError:
+            return False
+        return True
+
     def gpu_count(self) -> int | None:
         return None  # per node, Ray's placement group asks its scheduler, not this machine
 
     @classmethod
     def check_run(cls, config: RunConfig) -> None:
-        """A run goes to Ray by naming its compute; MPI does not run there
-        (:func:`~mlmagic.targets.ray_gang.refusal`)."""
+        """A run goes to Ray by naming its compute."""
         if config.compute is None:
             raise RunError(
                 "A run goes to Ray by naming its compute: --compute NAME (see %computes), "
                 "without --target."
             )
-        problem = ray_gang.refusal(config.distributed) if config.distributed else None
-        if problem:
-            raise RunError(problem)
 
     def notes(self, config: RunConfig) -> list[str]:
         ignored = [

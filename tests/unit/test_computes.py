@@ -135,15 +135,16 @@ def test_a_run_on_ray_names_its_compute(ws):
         script="t.py", environment="e:1", source_dir=".", target="ray", compute="lab"
     )
     assert RunConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(RunError, match="--distributed mpi does not run on a Ray compute"):
-        RunConfig(
-            script="t.py",
-            environment="e:1",
-            source_dir=".",
-            target="ray",
-            compute="lab",
-            distributed=distribution("mpi", nodes=2),
-        )
+    # Every framework runs on Ray, MPI included.
+    mpi = RunConfig(
+        script="t.py",
+        environment="e:1",
+        source_dir=".",
+        target="ray",
+        compute="lab",
+        distributed=distribution("mpi", nodes=2),
+    )
+    assert mpi.distributed is not None and mpi.distributed.framework == "mpi"
 
 
 def test_a_schema_4_workspace_gains_the_computes_table(tmp_path):

@@ -39,20 +39,39 @@ def test_run_config_asks_its_target_and_names_none(monkeypatch):
     assert _config(target="gone-plugin").target == "gone-plugin"
 
 
-def test_the_ray_target_refuses_mpi_and_takes_the_other_frameworks():
+def test_the_ray_target_takes_every_framework_mpi_included():
     with pytest.raises(RunError, match="--compute NAME"):
         _config(target="ray")
-    for framework, layout in (("pytorch", {"nodes": 2}), ("tensorflow", {"workers": 2})):
+    for framework, layout in (
+        ("pytorch", {"nodes": 2}),
+        ("tensorflow", {"workers": 2}),
+        ("mpi", {"nodes": 2}),
+    ):
         config = _config(target="ray", compute="lab", distributed=distribution(framework, **layout))
         assert config.distributed is not None and config.distributed.framework == framework
-    with pytest.raises(RunError) as refused:
-        RayTarget.check_run(
-            _config(target="docker", compute="lab", distributed=distribution("mpi", nodes=2))
-        )
-    message = str(refused.value)
-    assert "\n" not in message
-    assert "--distributed mpi does not run on a Ray compute" in message
-    assert "--distributed pytorch" in message and "without --compute" in message
+
+
+def test_an_mpi_plan_gives_each_agent_a_port_of_its_own_node(tmp_path):
+    paths = RunPaths(tmp_path / "run")
+    paths.system.mkdir(parents=True)
+    package = tmp_path / "mlmagic_run"
+    package.mkdir()
+    dist = distribution("mpi", nodes=3, procs_per_node=2)
+    config = SimpleNamespace(distributed=dist, cpus=None, argv=("allreduce.py",))
+    compute = SimpleNamespace(made=True, python="/opt/env/bin/python", name="lab")
+    record = SimpleNamespace(id="r1", config=config)
+    ray_gang.entrypoint(compute, record, paths, package, outputs=None, gpus=None, gpu_count=0)
+    text = (package / "gang.json").read_text()
+    hosts, ports = ["10.0.0.1", "10.0.0.2", "10.0.0.3"], [40000, 40001, 40002]
+    plan = json.loads(ray_driver.fill_plan(text, hosts, ports))
+    assert [(n["host"], n["role"]) for n in plan["nodes"]] == [
+        ("10.0.0.1", "mpirun"),
+        ("10.0.0.2", "agent"),
+        ("10.0.0.3", "agent"),
+    ]
+    assert plan["agent_ports"] == ["40000", "40001", "40002"]
+    assert "agent_port" not in plan  # no port is the same on every node of a cluster
+    assert "MLMAGIC_GANG_TOKEN" not in text  # the driver makes it, on the cluster
 
 
 def test_the_driver_fills_every_placeholder_of_a_plan():
