@@ -10,6 +10,7 @@ cluster started here.
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,8 +116,13 @@ async def test_the_chosen_compute_reaches_the_run(jp_fetch, notebook, ws):
     run = ws.runs.get(row["id"]).wait()
     assert run.record.config.compute == "far"
     assert run.status is Status.FAILED
-    assert "the Ray cluster of the compute 'far'" in (run.error or "")
-    assert "does not answer" in (run.error or "")
+    # The Ray target took it: it says the cluster does not answer, or, where this
+    # Python has no Ray client (the fast tier's other Pythons), that it needs one.
+    if importlib.util.find_spec("ray") is not None:
+        assert "the Ray cluster of the compute 'far'" in (run.error or "")
+        assert "does not answer" in (run.error or "")
+    else:
+        assert "Ray computes need Ray's client" in (run.error or ""), run.error
 
 
 async def test_a_rerun_offers_the_places_and_can_leave_the_compute(
