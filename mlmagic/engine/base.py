@@ -9,6 +9,7 @@ that does not answer or refuses a request, with a message that says what to do, 
 
 from __future__ import annotations
 
+import shlex
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlmagic.events import BuildEvent
+from mlmagic.exceptions import MlmagicError
 
 __all__ = [
     "POLL_INTERVAL",
@@ -186,6 +188,15 @@ class ContainerEngine(ABC):
         The container is removed afterwards. Raises :class:`EngineError` with the
         output when the command exits non-zero.
         """
+
+    def has_command(self, image: str, command: str) -> bool:
+        """Whether ``command`` is on the PATH of ``image``'s containers; ``False`` too
+        when a container of it cannot run the check."""
+        try:
+            self.run_once(image, ["sh", "-c", f"command -v {shlex.quote(command)}"])
+        except MlmagicError:
+            return False
+        return True
 
     @abstractmethod
     def start(self, spec: ContainerSpec) -> str:

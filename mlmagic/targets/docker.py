@@ -240,11 +240,7 @@ class DockerTarget(Target):
 
     def has_command(self, env: Environment, command: str) -> bool:
         assert env.image is not None
-        try:
-            self.engine.run_once(env.image, ["sh", "-c", f"command -v {command}"])
-        except MlmagicError:
-            return False
-        return True
+        return self.engine.has_command(env.image, command)
 
     def nodes(self, handle: str) -> list[dict[str, Any]]:
         return self.gangs.nodes(handle) if is_gang(handle) else []

@@ -156,11 +156,7 @@ class RayTarget(Target):
                 return True
         except MlmagicError:
             return True  # no engine here: the node launcher says it in the run's log
-        try:
-            engine.run_once(env.image, ["sh", "-c", f"command -v {shlex.quote(command)}"])
-        except MlmagicError:
-            return False
-        return True
+        return engine.has_command(env.image, command)
 
     def gpu_count(self) -> int | None:
         return None  # per node, Ray's placement group asks its scheduler, not this machine
