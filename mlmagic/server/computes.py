@@ -26,13 +26,10 @@ from tornado import web
 
 from mlmagic.config import get_config
 from mlmagic.server.handlers import BadRequest, WorkspaceAccess, _Handler, api_errors
+from mlmagic.targets import machine_targets
 from mlmagic.workspace import Workspace
 
-__all__ = ["MACHINE_TARGETS", "check_place", "compute_handlers", "compute_states", "run_places"]
-
-#: The targets that run on this machine. Every other one (``ray``) is reached by
-#: choosing a compute, which names its target itself.
-MACHINE_TARGETS = ("docker", "local")
+__all__ = ["check_place", "compute_handlers", "compute_states", "run_places"]
 
 # Each compute is asked over the network; a few at once keep one slow cluster from
 # holding up the others' answers.
@@ -47,15 +44,18 @@ def run_places(ws: Workspace | None) -> dict[str, Any]:
     becomes ``docker`` when an engine answers, else ``local``); ``None`` while there is no
     workspace yet.
     """
+    # The targets that run on this machine; the others are reached by choosing a
+    # compute, which names its target itself.
+    targets = list(machine_targets())
     if ws is None:
         setting = get_config().target
         return {
-            "targets": list(MACHINE_TARGETS),
-            "target": setting if setting in MACHINE_TARGETS else None,
+            "targets": targets,
+            "target": setting if setting in targets else None,
             "computes": [],
         }
     return {
-        "targets": list(MACHINE_TARGETS),
+        "targets": targets,
         "target": ws.resolve_target(),
         "computes": [
             {"name": c.name, "kind": c.kind, "address": c.address} for c in ws.computes.all()
@@ -78,9 +78,10 @@ def check_place(ws: Workspace, target: str | None, compute: str | None) -> None:
             f"Choose where it runs: the target {target!r} (this machine) or the compute "
             f"{compute!r}, not both."
         )
-    if target and target not in (*MACHINE_TARGETS, "auto"):
+    targets = machine_targets()
+    if target and target not in (*targets, "auto"):
         raise BadRequest(
-            f"Unknown target {target!r}: choose {', '.join(MACHINE_TARGETS)} or auto (the "
+            f"Unknown target {target!r}: choose {', '.join(targets)} or auto (the "
             "workspace's setting), or a compute."
         )
     if compute:

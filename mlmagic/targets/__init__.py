@@ -22,6 +22,7 @@ __all__ = [
     "Materialised",
     "Target",
     "TargetContext",
+    "machine_targets",
     "names",
     "target_class",
 ]
@@ -48,6 +49,20 @@ def _registered() -> dict[str, str]:
 def names() -> tuple[str, ...]:
     """The names of every target this installation knows, sorted."""
     return tuple(sorted(_registered()))
+
+
+def machine_targets() -> tuple[str, ...]:
+    """The targets that run on this machine, sorted: every one a run may name with
+    ``--target``, not those reached through a compute (:attr:`Target.needs_compute`).
+    A registered target whose module cannot be imported is left out."""
+    found = []
+    for name in names():
+        try:
+            if not target_class(name).needs_compute:
+                found.append(name)
+        except (MlmagicError, ImportError):
+            continue
+    return tuple(found)
 
 
 def target_class(name: str) -> type[Target]:

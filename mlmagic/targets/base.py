@@ -92,6 +92,9 @@ class Target(ABC):
     name: ClassVar[str]
     #: Whether it needs a container engine (given in ``context.engine``).
     uses_engine: ClassVar[bool] = False
+    #: Whether runs reach it only through a compute (``--compute NAME``): not one of this
+    #: machine's targets, which ``--target`` and the "Submit as run…" dialog offer.
+    needs_compute: ClassVar[bool] = False
 
     def __init__(self, context: TargetContext) -> None:
         self.context = context

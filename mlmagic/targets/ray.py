@@ -74,6 +74,7 @@ class RayTarget(Target):
     """Runs as Ray jobs on the compute their config names."""
 
     name = "ray"
+    needs_compute = True
 
     def __init__(self, context: TargetContext) -> None:
         super().__init__(context)
@@ -163,7 +164,7 @@ class RayTarget(Target):
 
     @classmethod
     def check_run(cls, config: RunConfig) -> None:
-        """A run goes to Ray by naming its compute."""
+        """A run goes to Ray by naming its compute (:attr:`needs_compute`)."""
         if config.compute is None:
             raise RunError(
                 "A run goes to Ray by naming its compute: --compute NAME (see %computes), "
